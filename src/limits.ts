@@ -1,0 +1,40 @@
+// Every bound in physalia lives here, so that the relations between them can be checked once,
+// when this module loads (TigerBeetle's habit: "put a limit on everything").
+// Names carry their unit last.
+
+export const limits = {
+  // The data model.
+  keyBytesMax: 256,
+  valueBytesMax: 4096,
+  /** Integers are arbitrary precision up to this many bits of magnitude. */
+  integerBitsMax: 256,
+  keysPerTransactionMax: 64,
+  /** Sum of key and value bytes named by one transaction. */
+  transactionBytesMax: 16 * 1024,
+  /** Bookkeeping cost charged per stored key, so that many tiny keys still fill a cell. */
+  entryOverheadBytes: 16,
+  cellBytesMax: 1024 * 1024,
+  scanPageKeysMax: 256,
+  scanPageBytesMax: 64 * 1024,
+
+  // The wire.
+  nodeIdBytesMax: 64,
+  /** The largest frame we put into one datagram (UDP payload limit is 65507 bytes). */
+  frameBytesMax: 65_000,
+  /** A message body may be larger than a frame only when the transport chunks it. */
+  messageBytesMax: 4 * 1024 * 1024,
+  keySecretBytesMin: 32,
+  keySecretBytesMax: 128,
+} as const;
+
+function check(condition: boolean, relation: string): void {
+  if (!condition) throw new Error(`Invalid limits: ${relation}`);
+}
+
+check(limits.keyBytesMax + limits.valueBytesMax <= limits.transactionBytesMax, "one put must fit a transaction");
+check(limits.transactionBytesMax < limits.frameBytesMax / 2, "a transaction must fit a frame with room to spare");
+check(limits.keyBytesMax + limits.valueBytesMax + limits.entryOverheadBytes < limits.scanPageBytesMax, "one entry must fit a scan page");
+check(limits.integerBitsMax / 8 + 1 <= limits.valueBytesMax, "the largest integer must be a legal value");
+check(limits.transactionBytesMax <= limits.cellBytesMax, "a transaction must fit an empty cell");
+check(limits.frameBytesMax <= 65_507, "a frame must fit one UDP datagram");
+check(limits.cellBytesMax * 2 <= limits.messageBytesMax, "a snapshot of a full cell must fit one message");
