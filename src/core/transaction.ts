@@ -52,7 +52,8 @@ export type RejectReason =
   | "duplicateWrite"
   | "scanLimitInvalid"
   | "wrongType"
-  | "cellFull";
+  | "cellFull"
+  | "configInvalid";
 
 export interface Rejection {
   readonly status: "rejected";

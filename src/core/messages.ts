@@ -1,0 +1,105 @@
+// Everything a cell replica exchanges, as plain data. The wire layer turns these into
+// authenticated CBOR frames; the core never sees bytes from the network.
+
+import type { TxResult } from "./kv.ts";
+import type { Rejection, Transaction } from "./transaction.ts";
+
+/** Ballots order by round, then by node id; the zero ballot precedes every real one. */
+export interface Ballot {
+  readonly round: number;
+  readonly node: string;
+}
+
+export type ConfigChange =
+  | { readonly kind: "addMember"; readonly node: string }
+  | { readonly kind: "removeMember"; readonly node: string };
+
+export type Operation =
+  | { readonly kind: "tx"; readonly tx: Transaction }
+  | { readonly kind: "config"; readonly change: ConfigChange };
+
+/** One client request inside a log entry. (client, seq) makes retries idempotent. */
+export interface Command {
+  readonly client: string;
+  readonly seq: number;
+  readonly op: Operation;
+}
+
+export type LogValue =
+  | { readonly kind: "noop" }
+  | { readonly kind: "batch"; readonly commands: readonly Command[] };
+
+export interface ConfigResult {
+  readonly status: "configured";
+  readonly members: readonly string[];
+  /** The first slot decided by the new membership. */
+  readonly effectiveSlot: number;
+}
+
+export type CommandResult = TxResult | ConfigResult | Rejection;
+
+export interface AcceptedEntry {
+  readonly slot: number;
+  readonly ballot: Ballot;
+  readonly value: LogValue;
+}
+
+export interface ChosenEntry {
+  readonly slot: number;
+  readonly value: LogValue;
+}
+
+export interface CellSnapshot {
+  /** The last slot applied to the encoded state. */
+  readonly slot: number;
+  /** The canonical encoding of the cell state (see core/cellstate.ts). */
+  readonly state: Uint8Array;
+}
+
+/** Messages between replicas of one cell. */
+export type PeerMessage =
+  | { readonly kind: "prepare"; readonly ballot: Ballot; readonly from: number }
+  | { readonly kind: "promise"; readonly ballot: Ballot; readonly from: number; readonly accepted: readonly AcceptedEntry[]; readonly chosenThrough: number }
+  | { readonly kind: "accept"; readonly ballot: Ballot; readonly slot: number; readonly value: LogValue; readonly chosenThrough: number }
+  | { readonly kind: "accepted"; readonly ballot: Ballot; readonly slot: number }
+  | { readonly kind: "nack"; readonly ballot: Ballot; readonly promised: Ballot }
+  | { readonly kind: "commit"; readonly ballot: Ballot; readonly through: number }
+  | { readonly kind: "learn"; readonly from: number }
+  | { readonly kind: "teach"; readonly entries: readonly ChosenEntry[]; readonly snapshot?: CellSnapshot; readonly chosenThrough: number };
+
+export type Consistency = "consistent" | "eventual";
+
+export interface ClientRequest {
+  readonly kind: "request";
+  readonly client: string;
+  readonly seq: number;
+  readonly op: Operation;
+  readonly consistency: Consistency;
+  /** For eventual reads: the lowest applied slot this session may be answered from. */
+  readonly minApplied: number;
+  /** Set by a client that timed out on the leader: run phase 1 even if it looks alive. */
+  readonly force: boolean;
+}
+
+export type ReplyOutcome =
+  | { readonly kind: "done"; readonly result: CommandResult; readonly slot: number }
+  | { readonly kind: "read"; readonly result: TxResult; readonly applied: number }
+  | { readonly kind: "overloaded" }
+  | { readonly kind: "redirect"; readonly leader: string | null }
+  | { readonly kind: "stale"; readonly applied: number }
+  | { readonly kind: "unavailable"; readonly reason: string };
+
+export interface ClientReply {
+  readonly kind: "reply";
+  readonly client: string;
+  readonly seq: number;
+  readonly outcome: ReplyOutcome;
+}
+
+export type CellMessage = PeerMessage | ClientRequest | ClientReply;
+
+/** A message for one cell, as carried between nodes (several share one frame). */
+export interface Envelope {
+  readonly cell: string;
+  readonly message: CellMessage;
+}

@@ -1,0 +1,5 @@
+export * from "./cbor.ts";
+export * from "./frame.ts";
+export * from "./keyring.ts";
+export * from "./message.ts";
+export * from "./schema.ts";

@@ -1,0 +1,384 @@
+// The schema of a frame body, version by version. A body is a CBOR map
+//   { v: protocol version, m: [ message, ... ] }
+// and every message is a map with its cell `c` and kind `k`, then short field names.
+// Several cells' messages for the same peer share one body. Decoding checks every field's
+// type and bound and never throws; it does not apply the data model's limits (the replica
+// answers those with a typed rejection).
+
+import type { TxResult } from "../core/kv.ts";
+import type {
+  AcceptedEntry,
+  Ballot,
+  CellMessage,
+  ChosenEntry,
+  Command,
+  CommandResult,
+  ConfigChange,
+  Envelope,
+  LogValue,
+  Operation,
+  ReplyOutcome,
+} from "../core/messages.ts";
+import type { Condition, RejectReason, ScanRange, Transaction, Write } from "../core/transaction.ts";
+import { isRecord } from "../core/transaction.ts";
+import type { Value } from "../core/value.ts";
+import { limits } from "../limits.ts";
+import { decodeCbor, encodeCbor } from "./cbor.ts";
+
+export const protocolVersion = 1;
+
+export type BodyRejectReason = "badCbor" | "unsupportedProtocol" | "unknownKind" | "badSchema";
+
+export type BodyResult =
+  | { readonly ok: true; readonly messages: readonly Envelope[] }
+  | { readonly ok: false; readonly reason: BodyRejectReason; readonly detail: string };
+
+class SchemaError extends Error {
+  constructor(
+    readonly reason: BodyRejectReason,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+const listMax = 4096;
+const stringMax = 1024;
+const rejectReasons: ReadonlySet<string> = new Set<RejectReason>([
+  "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
+  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid",
+]);
+
+// ---- encoding -------------------------------------------------------------------------
+
+const testCodes = { exists: "ex", notExists: "nx", equals: "eq", notEquals: "ne", lt: "lt", le: "le", gt: "gt", ge: "ge" } as const;
+const testNames = new Map<string, Condition["test"]>(Object.entries(testCodes).map(([name, code]) => [code, name as Condition["test"]]));
+const opCodes = { put: "p", delete: "d", increment: "i" } as const;
+
+function encodeTransaction(tx: Transaction): unknown {
+  const out: Record<string, unknown> = {
+    r: tx.reads,
+    c: tx.conditions.map((c) => ("value" in c ? [c.key, testCodes[c.test], c.value] : [c.key, testCodes[c.test]])),
+    w: tx.writes.map((w) => (w.op === "put" ? [w.key, "p", w.value] : w.op === "delete" ? [w.key, "d"] : [w.key, "i", w.by])),
+  };
+  if (tx.scan !== undefined) out.s = tx.scan.end === undefined ? [tx.scan.start, tx.scan.limit] : [tx.scan.start, tx.scan.limit, tx.scan.end];
+  return out;
+}
+
+function encodeOperation(op: Operation): unknown {
+  return op.kind === "tx" ? { t: encodeTransaction(op.tx) } : { g: [op.change.kind === "addMember" ? "+" : "-", op.change.node] };
+}
+
+function encodeValue(value: LogValue): unknown {
+  if (value.kind === "noop") return { n: true };
+  return { b: value.commands.map((c: Command) => [c.client, c.seq, encodeOperation(c.op)]) };
+}
+
+const ballot = (b: Ballot): unknown => [b.round, b.node];
+
+function encodeTxResult(result: TxResult): unknown {
+  if (result.status === "rejected") return { s: "r", why: result.reason, d: result.detail };
+  const out: Record<string, unknown> = { s: result.status === "committed" ? "c" : "f", r: result.reads };
+  if (result.scan !== undefined) out.sc = [result.scan.entries, result.scan.next];
+  if (result.status === "committed") out.i = result.increments;
+  else Object.assign(out, { ci: result.condition, ck: result.key, ca: result.actual });
+  return out;
+}
+
+function encodeCommandResult(result: CommandResult): unknown {
+  if (result.status === "configured") return { s: "g", m: result.members, e: result.effectiveSlot };
+  return encodeTxResult(result);
+}
+
+function encodeOutcome(outcome: ReplyOutcome): unknown {
+  switch (outcome.kind) {
+    case "done":
+      return { o: "d", r: encodeCommandResult(outcome.result), n: outcome.slot };
+    case "read":
+      return { o: "e", r: encodeTxResult(outcome.result), n: outcome.applied };
+    case "overloaded":
+      return { o: "o" };
+    case "redirect":
+      return { o: "l", l: outcome.leader };
+    case "stale":
+      return { o: "s", n: outcome.applied };
+    case "unavailable":
+      return { o: "u", why: outcome.reason };
+  }
+}
+
+function encodeMessage(cell: string, m: CellMessage): unknown {
+  switch (m.kind) {
+    case "prepare":
+      return { c: cell, k: "P1a", b: ballot(m.ballot), f: m.from };
+    case "promise":
+      return { c: cell, k: "P1b", b: ballot(m.ballot), f: m.from, a: m.accepted.map((e) => [e.slot, ballot(e.ballot), encodeValue(e.value)]), t: m.chosenThrough };
+    case "accept":
+      return { c: cell, k: "P2a", b: ballot(m.ballot), n: m.slot, x: encodeValue(m.value), t: m.chosenThrough };
+    case "accepted":
+      return { c: cell, k: "P2b", b: ballot(m.ballot), n: m.slot };
+    case "nack":
+      return { c: cell, k: "NAK", b: ballot(m.ballot), p: ballot(m.promised) };
+    case "commit":
+      return { c: cell, k: "CMT", b: ballot(m.ballot), t: m.through };
+    case "learn":
+      return { c: cell, k: "LRN", f: m.from };
+    case "teach": {
+      const out: Record<string, unknown> = { c: cell, k: "TCH", e: m.entries.map((e) => [e.slot, encodeValue(e.value)]), t: m.chosenThrough };
+      if (m.snapshot !== undefined) out.s = [m.snapshot.slot, m.snapshot.state];
+      return out;
+    }
+    case "request":
+      return { c: cell, k: "REQ", cl: m.client, q: m.seq, op: encodeOperation(m.op), y: m.consistency === "consistent" ? 1 : 0, ma: m.minApplied, fo: m.force };
+    case "reply":
+      return { c: cell, k: "REP", cl: m.client, q: m.seq, r: encodeOutcome(m.outcome) };
+  }
+}
+
+export function encodeBody(messages: readonly Envelope[]): Uint8Array {
+  return encodeCbor({ v: protocolVersion, m: messages.map((e) => encodeMessage(e.cell, e.message)) });
+}
+
+// ---- decoding -------------------------------------------------------------------------
+
+function bad(path: string, problem: string): never {
+  throw new SchemaError("badSchema", `${path}: ${problem}`);
+}
+
+function map(input: unknown, path: string): Record<string, unknown> {
+  if (!isRecord(input)) bad(path, "expected a map");
+  return input;
+}
+
+function list(input: unknown, path: string, max = listMax): unknown[] {
+  if (!Array.isArray(input)) bad(path, "expected a list");
+  if (input.length > max) bad(path, `more than ${max} items`);
+  return input;
+}
+
+function str(input: unknown, path: string, max = stringMax): string {
+  if (typeof input !== "string") bad(path, "expected text");
+  if (input.length > max) bad(path, `text longer than ${max}`);
+  return input;
+}
+
+/** A non-negative safe integer; cbor-x hands back 64-bit integers as bigint. */
+function nat(input: unknown, path: string): number {
+  if (typeof input === "bigint" && input >= 0n && input <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(input);
+  if (typeof input === "number" && Number.isSafeInteger(input) && input >= 0) return input;
+  return bad(path, "expected a non-negative integer");
+}
+
+function bool(input: unknown, path: string): boolean {
+  if (typeof input !== "boolean") bad(path, "expected a boolean");
+  return input;
+}
+
+function integer(input: unknown, path: string): bigint {
+  if (typeof input === "bigint") return input;
+  if (typeof input === "number" && Number.isSafeInteger(input)) return BigInt(input);
+  return bad(path, "expected an integer");
+}
+
+function value(input: unknown, path: string): Value {
+  if (typeof input === "boolean") return input;
+  if (input instanceof Uint8Array) {
+    if (input.length > limits.valueBytesMax) bad(path, "value too large");
+    return input;
+  }
+  return integer(input, path);
+}
+
+function nullable<T>(input: unknown, path: string, read: (x: unknown, p: string) => T): T | null {
+  return input === null || input === undefined ? null : read(input, path);
+}
+
+function decodeBallot(input: unknown, path: string): Ballot {
+  const [round, node] = list(input, path, 2);
+  return { round: nat(round, `${path}.round`), node: str(node, `${path}.node`, limits.nodeIdBytesMax) };
+}
+
+function decodeTransaction(input: unknown, path: string): Transaction {
+  const m = map(input, path);
+  const reads = list(m.r, `${path}.r`, limits.keysPerTransactionMax).map((k, i) => str(k, `${path}.r[${i}]`));
+  const conditions = list(m.c, `${path}.c`, limits.keysPerTransactionMax).map((raw, i): Condition => {
+    const p = `${path}.c[${i}]`;
+    const [key, code, operand] = list(raw, p, 3);
+    const k = str(key, `${p}.key`);
+    const test = testNames.get(str(code, `${p}.test`));
+    if (test === undefined) bad(`${p}.test`, "unknown test");
+    if (test === "exists" || test === "notExists") return { key: k, test };
+    if (test === "equals" || test === "notEquals") return { key: k, test, value: value(operand, `${p}.value`) };
+    return { key: k, test, value: integer(operand, `${p}.value`) };
+  });
+  const writes = list(m.w, `${path}.w`, limits.keysPerTransactionMax).map((raw, i): Write => {
+    const p = `${path}.w[${i}]`;
+    const [key, code, operand] = list(raw, p, 3);
+    const k = str(key, `${p}.key`);
+    if (code === opCodes.put) return { key: k, op: "put", value: value(operand, `${p}.value`) };
+    if (code === opCodes.delete) return { key: k, op: "delete" };
+    if (code === opCodes.increment) return { key: k, op: "increment", by: integer(operand, `${p}.by`) };
+    return bad(`${p}.op`, "unknown write");
+  });
+  const tx: Transaction = { reads, conditions, writes };
+  if (m.s === undefined) return tx;
+  const [start, limit, end] = list(m.s, `${path}.s`, 3);
+  const scan: ScanRange = { start: str(start, `${path}.s.start`), limit: nat(limit, `${path}.s.limit`) };
+  return { ...tx, scan: end === undefined ? scan : { ...scan, end: str(end, `${path}.s.end`) } };
+}
+
+function decodeOperation(input: unknown, path: string): Operation {
+  const m = map(input, path);
+  if (m.t !== undefined) return { kind: "tx", tx: decodeTransaction(m.t, `${path}.t`) };
+  const [sign, node] = list(m.g, `${path}.g`, 2);
+  const target = str(node, `${path}.g.node`, limits.nodeIdBytesMax);
+  if (sign !== "+" && sign !== "-") bad(`${path}.g`, "unknown change");
+  const change: ConfigChange = { kind: sign === "+" ? "addMember" : "removeMember", node: target };
+  return { kind: "config", change };
+}
+
+function decodeLogValue(input: unknown, path: string): LogValue {
+  const m = map(input, path);
+  if (m.n === true) return { kind: "noop" };
+  const commands = list(m.b, `${path}.b`).map((raw, i): Command => {
+    const [client, seq, op] = list(raw, `${path}.b[${i}]`, 3);
+    return { client: str(client, `${path}.b[${i}].client`), seq: nat(seq, `${path}.b[${i}].seq`), op: decodeOperation(op, `${path}.b[${i}].op`) };
+  });
+  return { kind: "batch", commands };
+}
+
+function decodeReads(input: unknown, path: string): (Value | null)[] {
+  return list(input, path).map((v, i) => nullable(v, `${path}[${i}]`, value));
+}
+
+function decodeTxResult(input: unknown, path: string): TxResult {
+  const m = map(input, path);
+  if (m.s === "r") {
+    const reason = str(m.why, `${path}.why`);
+    if (!rejectReasons.has(reason)) bad(`${path}.why`, "unknown reason");
+    return { status: "rejected", reason: reason as RejectReason, detail: str(m.d, `${path}.d`) };
+  }
+  const reads = decodeReads(m.r, `${path}.r`);
+  let scan: { entries: [string, Value][]; next: string | null } | undefined;
+  if (m.sc !== undefined) {
+    const [entries, next] = list(m.sc, `${path}.sc`, 2);
+    scan = {
+      entries: list(entries, `${path}.sc.entries`).map((e, i) => {
+        const [k, v] = list(e, `${path}.sc[${i}]`, 2);
+        return [str(k, `${path}.sc[${i}].key`), value(v, `${path}.sc[${i}].value`)];
+      }),
+      next: nullable(next, `${path}.sc.next`, str),
+    };
+  }
+  const withScan = <T extends object>(r: T) => (scan === undefined ? r : { ...r, scan });
+  if (m.s === "c") {
+    const increments = list(m.i, `${path}.i`).map((e, i): [string, bigint] => {
+      const [k, v] = list(e, `${path}.i[${i}]`, 2);
+      return [str(k, `${path}.i[${i}].key`), integer(v, `${path}.i[${i}].value`)];
+    });
+    return withScan({ status: "committed" as const, reads, increments });
+  }
+  if (m.s === "f") {
+    return withScan({
+      status: "conditionFailed" as const, reads, condition: nat(m.ci, `${path}.ci`), key: str(m.ck, `${path}.ck`), actual: nullable(m.ca, `${path}.ca`, value),
+    });
+  }
+  return bad(`${path}.s`, "unknown status");
+}
+
+function decodeCommandResult(input: unknown, path: string): CommandResult {
+  const m = map(input, path);
+  if (m.s === "g") {
+    return { status: "configured", members: list(m.m, `${path}.m`, 16).map((n, i) => str(n, `${path}.m[${i}]`)), effectiveSlot: nat(m.e, `${path}.e`) };
+  }
+  return decodeTxResult(m, path);
+}
+
+function decodeOutcome(input: unknown, path: string): ReplyOutcome {
+  const m = map(input, path);
+  switch (m.o) {
+    case "d":
+      return { kind: "done", result: decodeCommandResult(m.r, `${path}.r`), slot: nat(m.n, `${path}.n`) };
+    case "e":
+      return { kind: "read", result: decodeTxResult(m.r, `${path}.r`), applied: nat(m.n, `${path}.n`) };
+    case "o":
+      return { kind: "overloaded" };
+    case "l":
+      return { kind: "redirect", leader: nullable(m.l, `${path}.l`, str) };
+    case "s":
+      return { kind: "stale", applied: nat(m.n, `${path}.n`) };
+    case "u":
+      return { kind: "unavailable", reason: str(m.why, `${path}.why`) };
+    default:
+      return bad(`${path}.o`, "unknown outcome");
+  }
+}
+
+function decodeMessage(input: unknown, path: string): Envelope {
+  const m = map(input, path);
+  const cell = str(m.c, `${path}.c`, limits.keyBytesMax);
+  const message = ((): CellMessage => {
+    switch (m.k) {
+      case "P1a":
+        return { kind: "prepare", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`) };
+      case "P1b":
+        return {
+          kind: "promise", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`), chosenThrough: nat(m.t, `${path}.t`),
+          accepted: list(m.a, `${path}.a`).map((raw, i): AcceptedEntry => {
+            const [slot, b, v] = list(raw, `${path}.a[${i}]`, 3);
+            return { slot: nat(slot, `${path}.a[${i}].slot`), ballot: decodeBallot(b, `${path}.a[${i}].ballot`), value: decodeLogValue(v, `${path}.a[${i}].value`) };
+          }),
+        };
+      case "P2a":
+        return { kind: "accept", ballot: decodeBallot(m.b, `${path}.b`), slot: nat(m.n, `${path}.n`), value: decodeLogValue(m.x, `${path}.x`), chosenThrough: nat(m.t, `${path}.t`) };
+      case "P2b":
+        return { kind: "accepted", ballot: decodeBallot(m.b, `${path}.b`), slot: nat(m.n, `${path}.n`) };
+      case "NAK":
+        return { kind: "nack", ballot: decodeBallot(m.b, `${path}.b`), promised: decodeBallot(m.p, `${path}.p`) };
+      case "CMT":
+        return { kind: "commit", ballot: decodeBallot(m.b, `${path}.b`), through: nat(m.t, `${path}.t`) };
+      case "LRN":
+        return { kind: "learn", from: nat(m.f, `${path}.f`) };
+      case "TCH": {
+        const entries = list(m.e, `${path}.e`).map((raw, i): ChosenEntry => {
+          const [slot, v] = list(raw, `${path}.e[${i}]`, 2);
+          return { slot: nat(slot, `${path}.e[${i}].slot`), value: decodeLogValue(v, `${path}.e[${i}].value`) };
+        });
+        const teach = { kind: "teach" as const, entries, chosenThrough: nat(m.t, `${path}.t`) };
+        if (m.s === undefined) return teach;
+        const [slot, state] = list(m.s, `${path}.s`, 2);
+        if (!(state instanceof Uint8Array)) bad(`${path}.s.state`, "expected bytes");
+        return { ...teach, snapshot: { slot: nat(slot, `${path}.s.slot`), state } };
+      }
+      case "REQ": {
+        const consistency = m.y === 1 ? "consistent" : m.y === 0 ? "eventual" : bad(`${path}.y`, "unknown consistency");
+        return {
+          kind: "request", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), op: decodeOperation(m.op, `${path}.op`),
+          consistency, minApplied: nat(m.ma, `${path}.ma`), force: bool(m.fo, `${path}.fo`),
+        };
+      }
+      case "REP":
+        return { kind: "reply", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), outcome: decodeOutcome(m.r, `${path}.r`) };
+      default:
+        throw new SchemaError("unknownKind", `${path}.k: unknown message kind ${JSON.stringify(String(m.k)).slice(0, 40)}`);
+    }
+  })();
+  return { cell, message };
+}
+
+export function decodeBody(bytes: Uint8Array): BodyResult {
+  const decoded = decodeCbor(bytes);
+  if (!decoded.ok) return { ok: false, reason: "badCbor", detail: decoded.detail };
+  try {
+    const body = map(decoded.value, "body");
+    if (body.v !== protocolVersion) {
+      return { ok: false, reason: "unsupportedProtocol", detail: `protocol version ${String(body.v).slice(0, 20)}` };
+    }
+    const messages = list(body.m, "body.m").map((m, i) => decodeMessage(m, `m[${i}]`));
+    return { ok: true, messages };
+  } catch (error) {
+    if (error instanceof SchemaError) return { ok: false, reason: error.reason, detail: error.message };
+    // Anything else is a bug in this decoder, but a frame must never take the node down.
+    return { ok: false, reason: "badSchema", detail: `decoder error: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}

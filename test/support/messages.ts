@@ -1,0 +1,67 @@
+// fast-check generators for every message kind on the wire.
+import fc from "fast-check";
+import type { Ballot, CellMessage, Command, CommandResult, Envelope, LogValue, Operation, ReplyOutcome } from "../../src/core/messages.ts";
+import type { TxResult } from "../../src/core/kv.ts";
+import { smallKey, transaction, value } from "./arbitraries.ts";
+
+const nodeId = fc.constantFrom("n1", "n2", "node-7", "a.b_c");
+const slot = fc.oneof(fc.nat(100), fc.constantFrom(2 ** 32 + 5, Number.MAX_SAFE_INTEGER));
+const ballot: fc.Arbitrary<Ballot> = fc.record({ round: slot, node: nodeId });
+const operation: fc.Arbitrary<Operation> = fc.oneof(
+  transaction.map((tx) => ({ kind: "tx" as const, tx })),
+  fc.record({ kind: fc.constant("config" as const), change: fc.record({ kind: fc.constantFrom("addMember" as const, "removeMember" as const), node: nodeId }) }),
+);
+const command: fc.Arbitrary<Command> = fc.record({ client: nodeId, seq: slot, op: operation });
+const logValue: fc.Arbitrary<LogValue> = fc.oneof(
+  fc.constant({ kind: "noop" as const }),
+  fc.array(command, { maxLength: 3 }).map((commands) => ({ kind: "batch" as const, commands })),
+);
+const reads = fc.array(fc.option(value, { nil: null }), { maxLength: 3 });
+const scan = fc.option(fc.record({ entries: fc.array(fc.tuple(smallKey, value), { maxLength: 3 }), next: fc.option(smallKey, { nil: null }) }), { nil: undefined });
+const txResult: fc.Arbitrary<TxResult> = fc.oneof(
+  fc.record({ status: fc.constant("committed" as const), reads, increments: fc.array(fc.tuple(smallKey, fc.bigInt({ min: -(1n << 70n), max: 1n << 70n })), { maxLength: 2 }), scan })
+    .map(({ scan: s, ...r }) => (s === undefined ? r : { ...r, scan: s })),
+  fc.record({ status: fc.constant("conditionFailed" as const), reads, condition: fc.nat(5), key: smallKey, actual: fc.option(value, { nil: null }), scan })
+    .map(({ scan: s, ...r }) => (s === undefined ? r : { ...r, scan: s })),
+  fc.record({ status: fc.constant("rejected" as const), reason: fc.constantFrom("malformed" as const, "cellFull" as const, "wrongType" as const), detail: fc.string({ maxLength: 20 }) }),
+);
+const commandResult: fc.Arbitrary<CommandResult> = fc.oneof(
+  txResult,
+  fc.record({ status: fc.constant("configured" as const), members: fc.array(nodeId, { maxLength: 7 }), effectiveSlot: slot }),
+);
+const outcome: fc.Arbitrary<ReplyOutcome> = fc.oneof(
+  fc.record({ kind: fc.constant("done" as const), result: commandResult, slot }),
+  fc.record({ kind: fc.constant("read" as const), result: txResult, applied: slot }),
+  fc.constant({ kind: "overloaded" as const }),
+  fc.record({ kind: fc.constant("redirect" as const), leader: fc.option(nodeId, { nil: null }) }),
+  fc.record({ kind: fc.constant("stale" as const), applied: slot }),
+  fc.record({ kind: fc.constant("unavailable" as const), reason: fc.string({ maxLength: 20 }) }),
+);
+
+export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
+  fc.record({ kind: fc.constant("prepare" as const), ballot, from: slot }),
+  fc.record({ kind: fc.constant("promise" as const), ballot, from: slot, chosenThrough: slot, accepted: fc.array(fc.record({ slot, ballot, value: logValue }), { maxLength: 3 }) }),
+  fc.record({ kind: fc.constant("accept" as const), ballot, slot, value: logValue, chosenThrough: slot }),
+  fc.record({ kind: fc.constant("accepted" as const), ballot, slot }),
+  fc.record({ kind: fc.constant("nack" as const), ballot, promised: ballot }),
+  fc.record({ kind: fc.constant("commit" as const), ballot, through: slot }),
+  fc.record({ kind: fc.constant("learn" as const), from: slot }),
+  fc.record({ kind: fc.constant("teach" as const), entries: fc.array(fc.record({ slot, value: logValue }), { maxLength: 3 }), chosenThrough: slot }),
+  fc.record({ kind: fc.constant("teach" as const), entries: fc.constant([]), chosenThrough: slot, snapshot: fc.record({ slot, state: fc.uint8Array({ maxLength: 40 }) }) }),
+  fc.record({ kind: fc.constant("request" as const), client: nodeId, seq: slot, op: operation, consistency: fc.constantFrom("consistent" as const, "eventual" as const), minApplied: slot, force: fc.boolean() }),
+  fc.record({ kind: fc.constant("reply" as const), client: nodeId, seq: slot, outcome }),
+);
+
+export const envelopes: fc.Arbitrary<Envelope[]> = fc.array(fc.record({ cell: fc.constantFrom("vol-1", "vol-2", "é"), message: cellMessage }), { minLength: 1, maxLength: 4 });
+
+/** A printable form in which bytes of any Uint8Array subclass compare equal by content. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v) => {
+    if (typeof v === "bigint") return `${v}n`;
+    if (v instanceof Uint8Array) return `bytes:${Array.from(v).join(",")}`;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
+    }
+    return v;
+  });
+}
