@@ -172,7 +172,7 @@ export class Placer {
     const level = this.selectOne(members, fixed, [...members, ...down], row, rows, request.salt ?? this.nextSalt(), levelAll);
     if (level < 0) return new PlacementError(`${what}: ${this.shortage(color, members.length)}`);
     const added = this.scratch[0]!;
-    this.loads.decrement(failed);
+    this.unload(failed);
     this.loads.increment(added);
     const nodes = [...members];
     nodes[slot] = added;
@@ -209,12 +209,21 @@ export class Placer {
       const fixed = members.filter((node) => node !== victim);
       if (this.selectOne(members, fixed, members, row, rows, salt + round, levelMax) < 0) break;
       const added = this.scratch[0]!;
-      this.loads.decrement(victim);
+      this.unload(victim);
       this.loads.increment(added);
       members[members.indexOf(victim)] = added;
       steps.push({ remove: this.cluster.nodeIds[victim]!, add: this.cluster.nodeIds[added]! });
     }
     return { ...this.describe(members, color, row, members.length), steps };
+  }
+
+  /**
+   * One replica fewer on a node. The load model is the placer's view, not the truth: a cell
+   * placed before this placer existed may not be counted on its nodes, so an empty node
+   * stays at zero instead of going negative.
+   */
+  private unload(node: number): void {
+    if (this.loads.load[node]! > 0) this.loads.decrement(node);
   }
 
   /** A member in a rack or power domain holding more than `cap` of the cell, if any. */

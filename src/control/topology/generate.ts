@@ -1,6 +1,7 @@
 // A synthetic datacenter: rows x racks x nodes. Power domains are striped across racks (a
-// rack hangs off one domain, neighbours off the next), colors rotate within each rack so
-// every rack and every row holds every color evenly, and clients land on random racks.
+// rack hangs off one domain, neighbours off the next), colors are dealt round-robin over
+// the nodes in order, so every rack holds every color (when it has as many nodes as there
+// are colors) and the datacenter holds each color equally; clients land on random racks.
 // The seed only moves the clients; the same options and seed give the same file.
 
 import { controlLimits } from "../limits.ts";
@@ -81,7 +82,7 @@ export function generateTopology(options: GenerateOptions): Topology | TopologyE
       for (let n = 0; n < nodesPerRack; n++) {
         const index = nodes.length;
         const address = options.addressing === "loopback" ? `127.0.0.1:${port + index}` : `10.${r + 1}.${k + 1}.${n + 1}:${port}`;
-        const color = colors[(n + rackIndex) % colors.length]!;
+        const color = colors[index % colors.length]!;
         nodes.push({ id: `n${index + 1}`, address, row: `r${r + 1}`, rack, power, color, capacity });
       }
     }
