@@ -17,6 +17,31 @@ export const limits = {
   scanPageKeysMax: 256,
   scanPageBytesMax: 64 * 1024,
 
+  // The cell.
+  /** Replicas in one cell: 7 by default, a few more while a member is being replaced. */
+  cellMembersMax: 9,
+  /** α: slots in flight at once, and the distance at which a membership change takes effect. */
+  pipelineDepthDefault: 3,
+  pipelineDepthMax: 8,
+  /** Client commands a replica holds while its pipeline is full; more are refused as overloaded. */
+  queueCommandsMax: 64,
+  batchCommandsMax: 32,
+  batchBytesMax: 40 * 1024,
+  /** Clients whose last result a cell remembers, to answer a retry without applying it twice. */
+  sessionsPerCellMax: 128,
+  /** Applied log entries kept in memory for teaching by log segment; older ones need a snapshot. */
+  logTailEntriesMax: 64,
+  teachEntriesMax: 32,
+
+  // Cell timing, in milliseconds of the node's own clock. Jitter is added by the replica.
+  retransmitMs: 30,
+  retransmitBackoffMaxMs: 480,
+  learnRetryMs: 60,
+  /** How long a learner waits on a hole in its log before it proposes a no-op into it. */
+  holeWaitMs: 150,
+  /** Attempts at phase 1 while requests wait; after that the replica drops them and goes quiet. */
+  candidateAttemptsMax: 10,
+
   // The wire.
   nodeIdBytesMax: 64,
   /** The largest frame we put into one datagram (UDP payload limit is 65507 bytes). */
@@ -37,4 +62,8 @@ check(limits.keyBytesMax + limits.valueBytesMax + limits.entryOverheadBytes < li
 check(limits.integerBitsMax / 8 + 1 <= limits.valueBytesMax, "the largest integer must be a legal value");
 check(limits.transactionBytesMax <= limits.cellBytesMax, "a transaction must fit an empty cell");
 check(limits.frameBytesMax <= 65_507, "a frame must fit one UDP datagram");
+check(limits.batchBytesMax >= limits.transactionBytesMax, "one transaction must fit a batch");
+check(limits.batchBytesMax + 4096 <= limits.frameBytesMax, "an accept carrying a full batch must fit a frame");
+check(limits.pipelineDepthDefault >= 1 && limits.pipelineDepthDefault <= limits.pipelineDepthMax, "the default pipeline depth must be legal");
+check(limits.teachEntriesMax <= limits.logTailEntriesMax, "a teach message cannot carry more than the tail holds");
 check(limits.cellBytesMax * 2 <= limits.messageBytesMax, "a snapshot of a full cell must fit one message");

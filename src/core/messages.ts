@@ -59,7 +59,8 @@ export interface CellSnapshot {
 /** Messages between replicas of one cell. */
 export type PeerMessage =
   | { readonly kind: "prepare"; readonly ballot: Ballot; readonly from: number }
-  | { readonly kind: "promise"; readonly ballot: Ballot; readonly from: number; readonly accepted: readonly AcceptedEntry[]; readonly chosenThrough: number }
+  /** `compactedThrough`: slots up to here are applied and forgotten as votes; a candidate behind it must learn first. */
+  | { readonly kind: "promise"; readonly ballot: Ballot; readonly from: number; readonly accepted: readonly AcceptedEntry[]; readonly compactedThrough: number }
   | { readonly kind: "accept"; readonly ballot: Ballot; readonly slot: number; readonly value: LogValue; readonly chosenThrough: number }
   | { readonly kind: "accepted"; readonly ballot: Ballot; readonly slot: number }
   | { readonly kind: "nack"; readonly ballot: Ballot; readonly promised: Ballot }

@@ -53,7 +53,8 @@ export type RejectReason =
   | "scanLimitInvalid"
   | "wrongType"
   | "cellFull"
-  | "configInvalid";
+  | "configInvalid"
+  | "staleRequest";
 
 export interface Rejection {
   readonly status: "rejected";

@@ -46,7 +46,7 @@ const listMax = 4096;
 const stringMax = 1024;
 const rejectReasons: ReadonlySet<string> = new Set<RejectReason>([
   "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
-  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid",
+  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid", "staleRequest",
 ]);
 
 // ---- encoding -------------------------------------------------------------------------
@@ -112,7 +112,7 @@ function encodeMessage(cell: string, m: CellMessage): unknown {
     case "prepare":
       return { c: cell, k: "P1a", b: ballot(m.ballot), f: m.from };
     case "promise":
-      return { c: cell, k: "P1b", b: ballot(m.ballot), f: m.from, a: m.accepted.map((e) => [e.slot, ballot(e.ballot), encodeValue(e.value)]), t: m.chosenThrough };
+      return { c: cell, k: "P1b", b: ballot(m.ballot), f: m.from, a: m.accepted.map((e) => [e.slot, ballot(e.ballot), encodeValue(e.value)]), t: m.compactedThrough };
     case "accept":
       return { c: cell, k: "P2a", b: ballot(m.ballot), n: m.slot, x: encodeValue(m.value), t: m.chosenThrough };
     case "accepted":
@@ -323,7 +323,7 @@ function decodeMessage(input: unknown, path: string): Envelope {
         return { kind: "prepare", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`) };
       case "P1b":
         return {
-          kind: "promise", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`), chosenThrough: nat(m.t, `${path}.t`),
+          kind: "promise", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`), compactedThrough: nat(m.t, `${path}.t`),
           accepted: list(m.a, `${path}.a`).map((raw, i): AcceptedEntry => {
             const [slot, b, v] = list(raw, `${path}.a[${i}]`, 3);
             return { slot: nat(slot, `${path}.a[${i}].slot`), ballot: decodeBallot(b, `${path}.a[${i}].ballot`), value: decodeLogValue(v, `${path}.a[${i}].value`) };

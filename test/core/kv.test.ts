@@ -252,7 +252,7 @@ describe("every operation has a written answer", () => {
     ];
     for (const [tx, reason] of cases) {
       const result = store.apply(tx);
-      expect(result.status === "rejected" ? result.reason : result.status).toBe(reason);
+      expect(result.status === "rejected" ? (result.reason as string) : result.status).toBe(reason);
     }
     expect(store.size).toBe(0);
   });

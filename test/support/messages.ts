@@ -40,7 +40,7 @@ const outcome: fc.Arbitrary<ReplyOutcome> = fc.oneof(
 
 export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
   fc.record({ kind: fc.constant("prepare" as const), ballot, from: slot }),
-  fc.record({ kind: fc.constant("promise" as const), ballot, from: slot, chosenThrough: slot, accepted: fc.array(fc.record({ slot, ballot, value: logValue }), { maxLength: 3 }) }),
+  fc.record({ kind: fc.constant("promise" as const), ballot, from: slot, compactedThrough: slot, accepted: fc.array(fc.record({ slot, ballot, value: logValue }), { maxLength: 3 }) }),
   fc.record({ kind: fc.constant("accept" as const), ballot, slot, value: logValue, chosenThrough: slot }),
   fc.record({ kind: fc.constant("accepted" as const), ballot, slot }),
   fc.record({ kind: fc.constant("nack" as const), ballot, promised: ballot }),

@@ -1,0 +1,46 @@
+// What a replica asks its driver to do. The driver's contract, as in etcd-raft:
+// 1. make every record in `records` durable, in order;
+// 2. only then send `messages` (a reply may depend on any record, of this or any cell);
+// 3. `applied` is for observers (the simworld's invariant checks, metrics): nothing to do.
+// One Effects value is shared by many cells between two flushes, so one fsync covers them all.
+
+import type { Ballot, CellMessage, LogValue } from "./messages.ts";
+
+export type DurableRecord =
+  | { readonly kind: "promise"; readonly ballot: Ballot }
+  | { readonly kind: "accept"; readonly slot: number; readonly ballot: Ballot; readonly value: LogValue }
+  | { readonly kind: "chosen"; readonly slot: number; readonly value: LogValue }
+  | { readonly kind: "snapshot"; readonly slot: number; readonly state: Uint8Array };
+
+export interface CellRecord {
+  readonly cell: string;
+  readonly record: DurableRecord;
+}
+
+export interface Outgoing {
+  readonly to: string;
+  readonly cell: string;
+  readonly message: CellMessage;
+}
+
+export interface AppliedEntry {
+  readonly cell: string;
+  readonly slot: number;
+  readonly value: LogValue;
+}
+
+export interface Effects {
+  readonly records: CellRecord[];
+  readonly messages: Outgoing[];
+  readonly applied: AppliedEntry[];
+}
+
+export function createEffects(): Effects {
+  return { records: [], messages: [], applied: [] };
+}
+
+export function clearEffects(effects: Effects): void {
+  effects.records.length = 0;
+  effects.messages.length = 0;
+  effects.applied.length = 0;
+}

@@ -1,0 +1,798 @@
+// One replica of one cell: a Multi-Paxos acceptor, learner and (when it must) proposer,
+// written as a pure state machine. It is driven by `step` (a message arrived) and `tick`
+// (time passed) and answers with effects (see effects.ts); it never touches a clock, a
+// socket, a file or a random source. Liveness of peers and jitter come in through `env`.
+//
+// The protocol, in short:
+// - Phase 1 runs once per leadership, for every slot after the candidate's applied slot.
+//   Acceptors answer with what they accepted; the candidate re-proposes the value of the
+//   highest ballot for each such slot, or a no-op into a gap.
+// - Phase 2 runs per slot, at most alpha slots past the applied slot. Membership changes
+//   applied at slot i decide slots from i + alpha on, so every slot in the window has a
+//   known membership when it is proposed.
+// - A slot is chosen when a majority of its membership accepted it at the leader's ballot.
+//   The leader applies chosen slots in order, replies to clients and tells the others with
+//   `commit`; the others learn from a commit what they accepted at that ballot, and ask to
+//   be taught (log segment or snapshot) whatever else they miss.
+// - An idle cell sends nothing and asks for no tick.
+
+import { limits } from "../limits.ts";
+import { assert } from "./assert.ts";
+import { ballotsEqual, compareBallots, zeroBallot } from "./ballot.ts";
+import { CellState, type Membership } from "./cellstate.ts";
+import type { DurableRecord, Effects } from "./effects.ts";
+import type {
+  AcceptedEntry,
+  Ballot,
+  CellMessage,
+  ChosenEntry,
+  ClientRequest,
+  Command,
+  LogValue,
+  PeerMessage,
+  ReplyOutcome,
+} from "./messages.ts";
+import { checkTransaction, isRejection } from "./transaction.ts";
+import { utf8Bytes, valueBytes } from "./value.ts";
+
+export interface ReplicaEnv {
+  /** The node shell's per-node-pair failure detector. */
+  isAlive(node: string): boolean;
+  /** A number in [0, 1), from the driver's random source. */
+  jitter(): number;
+}
+
+export interface Genesis {
+  readonly members: readonly string[];
+  readonly alpha?: number;
+}
+
+export interface ReplicaOptions {
+  readonly cell: string;
+  readonly self: string;
+  readonly env: ReplicaEnv;
+  /** The cell's first membership; absent for a replica joining an existing cell. */
+  readonly genesis?: Genesis;
+}
+
+export type Role = "follower" | "candidate" | "leader";
+
+interface Proposal {
+  readonly value: LogValue;
+  readonly acks: Set<string>;
+  sentAt: number;
+  backoff: number;
+}
+
+interface PromiseInfo {
+  readonly accepted: readonly AcceptedEntry[];
+  readonly compactedThrough: number;
+}
+
+interface Waiting {
+  readonly command: Command;
+  replyTo: string;
+}
+
+const noop: LogValue = { kind: "noop" };
+const commandKey = (client: string, seq: number): string => `${client}#${seq}`;
+
+export class Replica {
+  readonly cell: string;
+  readonly self: string;
+  private readonly env: ReplicaEnv;
+
+  // Durable state: every change is in a record before any message that depends on it.
+  private state: CellState | null;
+  private promised: Ballot = zeroBallot;
+  private readonly accepted = new Map<number, { ballot: Ballot; value: LogValue }>();
+  /** Chosen values: unapplied ones, plus a tail of applied ones kept for teaching. */
+  private readonly chosen = new Map<number, LogValue>();
+  private tailStart = 1;
+
+  // Volatile state.
+  private roleNow: Role = "follower";
+  private ballot: Ballot = zeroBallot;
+  private maxRoundSeen = 0;
+  private leaderHint: string | null = null;
+  private lastLeaderActivity = 0;
+  private readonly promises = new Map<string, PromiseInfo>();
+  private prepareSentAt = 0;
+  private prepareBackoff: number = limits.retransmitMs;
+  private prepareAttempts = 0;
+  private recovered = new Map<number, { ballot: Ballot; value: LogValue }>();
+  private recoveredThrough = 0;
+  private readonly inflight = new Map<number, Proposal>();
+  private nextSlot = 0;
+  private readonly queue = new Map<string, Waiting>();
+  private readonly waiting = new Map<string, Waiting>();
+  private commitDue = false;
+  private learnGoal = 0;
+  private learnSentAt = -Infinity;
+  private learnTarget: string | null = null;
+  private learnRotation = 0;
+  private holeDeadline: number | null = null;
+
+  constructor(options: ReplicaOptions) {
+    this.cell = options.cell;
+    this.self = options.self;
+    this.env = options.env;
+    this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, options.genesis.alpha);
+  }
+
+  /** Rebuilds a replica from its durable records, in the order they were written. */
+  static recover(options: ReplicaOptions, records: Iterable<DurableRecord>): Replica {
+    const replica = new Replica(options);
+    for (const record of records) replica.replay(record);
+    replica.applyReady(0, null);
+    for (const slot of replica.accepted.keys()) if (slot <= replica.applied) replica.accepted.delete(slot);
+    replica.maxRoundSeen = replica.promised.round;
+    return replica;
+  }
+
+  private replay(record: DurableRecord): void {
+    switch (record.kind) {
+      case "promise":
+        if (compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
+        return;
+      case "accept":
+        this.accepted.set(record.slot, { ballot: record.ballot, value: record.value });
+        return;
+      case "chosen":
+        this.chosen.set(record.slot, record.value);
+        return;
+      case "snapshot": {
+        const state = CellState.decode(record.state);
+        assert(typeof state !== "string", `recover: unreadable snapshot record: ${String(state)}`);
+        this.installState(state);
+        return;
+      }
+    }
+  }
+
+  // ---- observers ----------------------------------------------------------------------
+
+  get role(): Role {
+    return this.roleNow;
+  }
+
+  /** The last applied slot; -1 while a joining replica has no state yet. */
+  get applied(): number {
+    return this.state === null ? -1 : this.state.applied;
+  }
+
+  get cellState(): CellState | null {
+    return this.state;
+  }
+
+  get promisedBallot(): Ballot {
+    return this.promised;
+  }
+
+  get leader(): string | null {
+    return this.roleNow === "leader" ? this.self : this.leaderHint;
+  }
+
+  /** The chosen value of a slot, while this replica still holds it. */
+  chosenValue(slot: number): LogValue | undefined {
+    return this.chosen.get(slot);
+  }
+
+  /** True when nothing is in flight, queued or awaited: no tick is needed. */
+  get quiescent(): boolean {
+    return this.nextDeadline() === null;
+  }
+
+  /** The earliest time at which `tick` has work to do, or null for none. */
+  nextDeadline(): number | null {
+    let deadline: number | null = null;
+    const at = (time: number) => {
+      if (deadline === null || time < deadline) deadline = time;
+    };
+    if (this.roleNow === "leader") {
+      for (const proposal of this.inflight.values()) at(proposal.sentAt + proposal.backoff);
+      if (this.blockedOnPromises()) at(this.prepareSentAt + this.prepareBackoff);
+    } else if (this.roleNow === "candidate") {
+      at(this.prepareSentAt + this.prepareBackoff);
+    }
+    if (this.learnGoal > this.applied) at(this.learnSentAt + limits.learnRetryMs);
+    if (this.holeDeadline !== null) at(this.holeDeadline);
+    return deadline;
+  }
+
+  /**
+   * The records that, replayed alone, rebuild this replica's durable state: the promise, a
+   * snapshot of the applied state, and every vote and chosen value past it. A driver that
+   * compacts its log writes these and may then forget this cell's older records.
+   */
+  compactedRecords(): DurableRecord[] {
+    const records: DurableRecord[] = [];
+    if (compareBallots(this.promised, zeroBallot) > 0) records.push({ kind: "promise", ballot: this.promised });
+    if (this.state !== null) records.push({ kind: "snapshot", slot: this.state.applied, state: this.state.encode() });
+    const applied = this.applied;
+    for (const [slot, { ballot, value }] of this.accepted) if (slot > applied) records.push({ kind: "accept", slot, ballot, value });
+    for (const [slot, value] of this.chosen) if (slot > applied) records.push({ kind: "chosen", slot, value });
+    return records;
+  }
+
+  // ---- inputs -------------------------------------------------------------------------
+
+  step(from: string, message: CellMessage, now: number, out: Effects): void {
+    switch (message.kind) {
+      case "request":
+        this.onRequest(from, message, now, out);
+        break;
+      case "reply":
+        break; // Replicas never ask, so a reply is stray: ignore it.
+      default:
+        this.onPeer(from, message, now, out);
+    }
+    this.flushCommit(out);
+    this.updateHoleDeadline(now);
+  }
+
+  tick(now: number, out: Effects): void {
+    if (this.roleNow === "leader") {
+      for (const [slot, proposal] of this.inflight) {
+        if (now < proposal.sentAt + proposal.backoff) continue;
+        const members = this.membersFor(slot);
+        for (const member of members) {
+          if (!proposal.acks.has(member)) this.send(out, member, { kind: "accept", ballot: this.ballot, slot, value: proposal.value, chosenThrough: this.applied });
+        }
+        proposal.sentAt = now;
+        proposal.backoff = this.nextBackoff(proposal.backoff);
+      }
+      if (this.blockedOnPromises() && now >= this.prepareSentAt + this.prepareBackoff) this.sendPrepares(now, out);
+    } else if (this.roleNow === "candidate" && now >= this.prepareSentAt + this.prepareBackoff) {
+      if (this.prepareAttempts >= limits.candidateAttemptsMax) {
+        this.stepDown(out, "unavailable");
+      } else {
+        this.prepareAttempts++;
+        this.sendPrepares(now, out);
+      }
+    }
+    if (this.learnGoal > this.applied && now >= this.learnSentAt + limits.learnRetryMs) {
+      this.learnRotation++;
+      this.requestLearn(this.pickTeacher(), now, out, true);
+    }
+    if (this.holeDeadline !== null && now >= this.holeDeadline) {
+      this.holeDeadline = null;
+      this.onHole(now, out);
+    }
+    this.flushCommit(out);
+    this.updateHoleDeadline(now);
+  }
+
+  // ---- clients ------------------------------------------------------------------------
+
+  private onRequest(client: string, request: ClientRequest, now: number, out: Effects): void {
+    const reply = (outcome: ReplyOutcome) => this.send(out, client, { kind: "reply", client: request.client, seq: request.seq, outcome });
+    const state = this.state;
+    if (state === null) {
+      reply({ kind: "redirect", leader: this.leaderHint });
+      return;
+    }
+    if (!this.isMember()) {
+      reply({ kind: "unavailable", reason: `${this.self} is not a member of cell ${this.cell}` });
+      return;
+    }
+    const op = request.op;
+    if (op.kind === "tx") {
+      const tx = checkTransaction(op.tx);
+      if (isRejection(tx)) {
+        // A stateless rejection depends on no state, so it needs no slot.
+        reply({ kind: "done", result: tx, slot: state.applied });
+        return;
+      }
+      if (request.consistency === "eventual" && tx.writes.length === 0) {
+        if (state.applied >= request.minApplied) {
+          const result = state.kv.apply(tx);
+          assert(result.status !== "committed" || result.increments.length === 0, "a read changed the state");
+          reply({ kind: "read", result, applied: state.applied });
+        } else {
+          reply({ kind: "stale", applied: state.applied });
+          if (this.leaderHint !== null && this.leaderHint !== this.self) this.requestLearn(this.leaderHint, now, out, false);
+        }
+        return;
+      }
+    }
+    const session = state.sessionFor(request.client);
+    if (session !== undefined && request.seq <= session.seq) {
+      const result = request.seq === session.seq ? session.result : { status: "rejected" as const, reason: "staleRequest" as const, detail: `request ${request.seq} precedes ${session.seq}` };
+      reply({ kind: "done", result, slot: session.slot });
+      return;
+    }
+    const key = commandKey(request.client, request.seq);
+    const known = this.waiting.get(key) ?? this.queue.get(key);
+    if (known !== undefined) {
+      known.replyTo = client;
+      return;
+    }
+    if (this.roleNow === "follower") {
+      const leader = this.leaderHint;
+      if (leader !== null && leader !== this.self && this.env.isAlive(leader) && !request.force) {
+        reply({ kind: "redirect", leader });
+        return;
+      }
+    }
+    if (this.queue.size >= limits.queueCommandsMax) {
+      reply({ kind: "overloaded" });
+      return;
+    }
+    this.queue.set(key, { command: { client: request.client, seq: request.seq, op: request.op }, replyTo: client });
+    if (this.roleNow === "follower") this.startCandidacy(now, out);
+    else if (this.roleNow === "leader") this.propose(now, out);
+  }
+
+  private replyAll(out: Effects, outcome: ReplyOutcome): void {
+    for (const map of [this.waiting, this.queue]) {
+      for (const { command, replyTo } of map.values()) this.send(out, replyTo, { kind: "reply", client: command.client, seq: command.seq, outcome });
+      map.clear();
+    }
+  }
+
+  // ---- peers --------------------------------------------------------------------------
+
+  private onPeer(from: string, message: PeerMessage, now: number, out: Effects): void {
+    if ("ballot" in message) this.maxRoundSeen = Math.max(this.maxRoundSeen, message.ballot.round);
+    switch (message.kind) {
+      case "prepare":
+        return this.onPrepare(from, message.ballot, message.from, now, out);
+      case "promise":
+        return this.onPromise(from, message, now, out);
+      case "accept":
+        return this.onAccept(from, message, now, out);
+      case "accepted":
+        return this.onAccepted(from, message.ballot, message.slot, now, out);
+      case "nack":
+        return this.onNack(message.ballot, message.promised, now, out);
+      case "commit":
+        return this.onCommit(from, message.ballot, message.through, now, out);
+      case "learn":
+        return this.onLearn(from, message.from, out);
+      case "teach":
+        return this.onTeach(from, message, now, out);
+    }
+  }
+
+  /** Raises the promise (durably) and gives up any lower ballot of our own. */
+  private promise(ballot: Ballot, out: Effects): void {
+    if (compareBallots(ballot, this.promised) <= 0) return;
+    this.promised = ballot;
+    this.persist(out, { kind: "promise", ballot });
+    if (this.roleNow !== "follower" && compareBallots(ballot, this.ballot) > 0) {
+      this.leaderHint = ballot.node;
+      this.stepDown(out, "redirect");
+    }
+  }
+
+  private onPrepare(from: string, ballot: Ballot, fromSlot: number, now: number, out: Effects): void {
+    if (compareBallots(ballot, this.promised) < 0) {
+      this.send(out, from, { kind: "nack", ballot, promised: this.promised });
+      return;
+    }
+    this.promise(ballot, out);
+    this.leaderHint = ballot.node;
+    this.lastLeaderActivity = now;
+    this.send(out, from, { kind: "promise", ballot, from: fromSlot, accepted: this.acceptedFrom(fromSlot), compactedThrough: Math.max(0, this.applied) });
+  }
+
+  private acceptedFrom(slot: number): AcceptedEntry[] {
+    const entries: AcceptedEntry[] = [];
+    for (const [s, { ballot, value }] of this.accepted) if (s >= slot) entries.push({ slot: s, ballot, value });
+    return entries;
+  }
+
+  private onAccept(from: string, message: Extract<PeerMessage, { kind: "accept" }>, now: number, out: Effects): void {
+    const { ballot, slot, value } = message;
+    if (compareBallots(ballot, this.promised) < 0) {
+      this.send(out, from, { kind: "nack", ballot, promised: this.promised });
+      return;
+    }
+    this.promise(ballot, out);
+    this.leaderHint = ballot.node;
+    this.lastLeaderActivity = now;
+    if (slot > this.applied && !this.chosen.has(slot)) {
+      const previous = this.accepted.get(slot);
+      if (previous === undefined || !ballotsEqual(previous.ballot, ballot)) {
+        this.accepted.set(slot, { ballot, value });
+        this.persist(out, { kind: "accept", slot, ballot, value });
+      }
+    }
+    this.send(out, from, { kind: "accepted", ballot, slot });
+    this.learnChosen(from, ballot, message.chosenThrough, now, out);
+  }
+
+  private onCommit(from: string, ballot: Ballot, through: number, now: number, out: Effects): void {
+    this.leaderHint = ballot.node;
+    this.lastLeaderActivity = now;
+    this.learnChosen(from, ballot, through, now, out);
+  }
+
+  /** Everything the leader of `ballot` chose is what it proposed at `ballot`. */
+  private learnChosen(from: string, ballot: Ballot, through: number, now: number, out: Effects): void {
+    if (through <= this.applied) return;
+    for (const [slot, entry] of this.accepted) {
+      if (slot <= through && ballotsEqual(entry.ballot, ballot)) this.choose(slot, entry.value, out);
+    }
+    this.applyReady(now, out);
+    if (this.applied < through) this.requestLearn(from, now, out, false, through);
+  }
+
+  private onPromise(from: string, message: Extract<PeerMessage, { kind: "promise" }>, now: number, out: Effects): void {
+    if (this.roleNow === "follower" || !ballotsEqual(message.ballot, this.ballot)) return;
+    this.promises.set(from, { accepted: message.accepted, compactedThrough: message.compactedThrough });
+    for (const entry of message.accepted) this.recover(entry);
+    if (message.compactedThrough > this.applied) this.requestLearn(from, now, out, false, message.compactedThrough);
+    if (this.roleNow === "candidate") this.tryLead(now, out);
+    else this.propose(now, out);
+  }
+
+  private recover(entry: AcceptedEntry): void {
+    if (entry.slot <= this.applied) return;
+    const known = this.recovered.get(entry.slot);
+    if (known === undefined || compareBallots(entry.ballot, known.ballot) > 0) this.recovered.set(entry.slot, { ballot: entry.ballot, value: entry.value });
+    this.recoveredThrough = Math.max(this.recoveredThrough, entry.slot);
+  }
+
+  private onNack(ballot: Ballot, promised: Ballot, now: number, out: Effects): void {
+    this.maxRoundSeen = Math.max(this.maxRoundSeen, promised.round);
+    if (this.roleNow === "follower" || !ballotsEqual(ballot, this.ballot) || compareBallots(promised, this.ballot) <= 0) return;
+    this.leaderHint = promised.node;
+    if (promised.node !== this.self && this.env.isAlive(promised.node)) {
+      this.stepDown(out, "redirect");
+    } else if (this.isMember()) {
+      // The higher ballot's owner looks dead: campaign again, higher.
+      this.stepDown(out, null);
+      this.startCandidacy(now, out);
+    } else {
+      this.stepDown(out, "unavailable");
+    }
+  }
+
+  private onLearn(from: string, fromSlot: number, out: Effects): void {
+    const state = this.state;
+    if (state === null || fromSlot > state.applied) return;
+    if (fromSlot < this.tailStart) {
+      this.send(out, from, { kind: "teach", entries: [], snapshot: { slot: state.applied, state: state.encode() }, chosenThrough: state.applied });
+      return;
+    }
+    const entries: ChosenEntry[] = [];
+    const last = Math.min(state.applied, fromSlot + limits.teachEntriesMax - 1);
+    for (let slot = fromSlot; slot <= last; slot++) {
+      const value = this.chosen.get(slot);
+      assert(value !== undefined, `teach: slot ${slot} missing from the tail`);
+      entries.push({ slot, value });
+    }
+    this.send(out, from, { kind: "teach", entries, chosenThrough: state.applied });
+  }
+
+  private onTeach(from: string, message: Extract<PeerMessage, { kind: "teach" }>, now: number, out: Effects): void {
+    const snapshot = message.snapshot;
+    if (snapshot !== undefined && snapshot.slot > this.applied) {
+      const state = CellState.decode(snapshot.state);
+      if (typeof state === "string" || state.applied !== snapshot.slot) return; // A bad snapshot: ask someone else later.
+      this.installState(state);
+      this.persist(out, { kind: "snapshot", slot: snapshot.slot, state: snapshot.state });
+    }
+    for (const entry of message.entries) if (entry.slot > this.applied) this.choose(entry.slot, entry.value, out);
+    this.applyReady(now, out);
+    this.learnGoal = Math.max(this.learnGoal, message.chosenThrough);
+    if (this.applied < this.learnGoal) this.requestLearn(from, now, out, true);
+    if (this.roleNow === "candidate") this.tryLead(now, out);
+    else if (this.roleNow === "leader") this.propose(now, out);
+  }
+
+  private installState(state: CellState): void {
+    this.state = state;
+    for (const slot of this.chosen.keys()) if (slot <= state.applied) this.chosen.delete(slot);
+    for (const slot of this.accepted.keys()) if (slot <= state.applied) this.accepted.delete(slot);
+    for (const slot of this.recovered.keys()) if (slot <= state.applied) this.recovered.delete(slot);
+    this.tailStart = state.applied + 1;
+    this.settleProposals();
+  }
+
+  private onHole(now: number, out: Effects): void {
+    if (!this.hasHole()) return;
+    const leader = this.leaderHint;
+    if (leader !== null && leader !== this.self && this.env.isAlive(leader) && now - this.lastLeaderActivity < 4 * limits.holeWaitMs) {
+      this.requestLearn(leader, now, out, true, this.applied + 1);
+      return;
+    }
+    // Whack-a-mole: nobody teaches this slot, so propose into it; phase 1 recovers any value.
+    if (this.roleNow === "follower" && this.isMember()) this.startCandidacy(now, out);
+  }
+
+  // ---- learning -----------------------------------------------------------------------
+
+  private requestLearn(teacher: string | null, now: number, out: Effects, force: boolean, goal = 0): void {
+    this.learnGoal = Math.max(this.learnGoal, goal, this.state === null ? 1 : 0);
+    if (teacher === null || teacher === this.self) return;
+    if (!force && now < this.learnSentAt + limits.learnRetryMs) return;
+    this.learnSentAt = now;
+    this.learnTarget = teacher;
+    this.send(out, teacher, { kind: "learn", from: this.applied + 1 });
+  }
+
+  private pickTeacher(): string | null {
+    const candidates = this.knownMembers().filter((m) => m !== this.self);
+    if (this.learnTarget !== null && this.env.isAlive(this.learnTarget) && this.learnRotation % 2 === 1) return this.learnTarget;
+    if (candidates.length === 0) return this.leaderHint;
+    const alive = candidates.filter((m) => this.env.isAlive(m));
+    const pool = alive.length > 0 ? alive : candidates;
+    return pool[this.learnRotation % pool.length] ?? null;
+  }
+
+  // ---- proposing ----------------------------------------------------------------------
+
+  private startCandidacy(now: number, out: Effects): void {
+    assert(this.state !== null, "a replica without state cannot lead");
+    this.roleNow = "candidate";
+    // Commands proposed under an earlier ballot may be lost: propose them again. If they were
+    // chosen after all, the session table answers the second copy without applying it.
+    const requeued = new Map([...this.waiting, ...this.queue]);
+    this.waiting.clear();
+    this.queue.clear();
+    for (const [key, waiting] of requeued) this.queue.set(key, waiting);
+    this.ballot = { round: Math.max(this.maxRoundSeen, this.promised.round) + 1, node: this.self };
+    this.maxRoundSeen = this.ballot.round;
+    this.promise(this.ballot, out);
+    this.promises.clear();
+    this.recovered = new Map();
+    this.recoveredThrough = this.applied;
+    this.prepareAttempts = 1;
+    this.prepareBackoff = limits.retransmitMs;
+    this.sendPrepares(now, out);
+    this.tryLead(now, out);
+  }
+
+  private sendPrepares(now: number, out: Effects): void {
+    const from = this.applied + 1;
+    if (this.isMember() && !this.promises.has(this.self)) {
+      this.promises.set(this.self, { accepted: this.acceptedFrom(from), compactedThrough: this.applied });
+      for (const entry of this.acceptedFrom(from)) this.recover(entry);
+    }
+    for (const member of this.knownMembers()) {
+      if (!this.promises.has(member)) this.send(out, member, { kind: "prepare", ballot: this.ballot, from });
+    }
+    this.prepareSentAt = now;
+    this.prepareBackoff = this.nextBackoff(this.prepareBackoff);
+  }
+
+  private hasQuorum(members: readonly string[], votes: { has(node: string): boolean }): boolean {
+    let count = 0;
+    for (const member of members) if (votes.has(member)) count++;
+    return 2 * count > members.length;
+  }
+
+  private tryLead(now: number, out: Effects): void {
+    if (this.roleNow !== "candidate" || this.state === null) return;
+    for (const info of this.promises.values()) if (info.compactedThrough > this.applied) return; // Learn first.
+    for (const membership of this.state.windowMemberships()) if (!this.hasQuorum(membership.members, this.promises)) return;
+    this.roleNow = "leader";
+    this.leaderHint = this.self;
+    this.nextSlot = this.applied + 1;
+    this.inflight.clear();
+    this.propose(now, out);
+  }
+
+  private blockedOnPromises(): boolean {
+    if (this.roleNow !== "leader" || this.state === null) return false;
+    const members = this.state.membersFor(this.nextSlot);
+    return members !== null && !this.hasQuorum(members, this.promises);
+  }
+
+  private propose(now: number, out: Effects): void {
+    const state = this.state;
+    if (this.roleNow !== "leader" || state === null) return;
+    while (this.nextSlot <= state.applied + state.alpha) {
+      const slot = this.nextSlot;
+      const members = state.membersFor(slot);
+      assert(members !== null, `propose: no membership for slot ${slot}`);
+      if (!members.includes(this.self) && !this.isMember()) {
+        this.stepDown(out, "redirect");
+        return;
+      }
+      if (!this.hasQuorum(members, this.promises)) {
+        // A new member has not promised yet: phase 1 with it before deciding its slots.
+        if (now >= this.prepareSentAt + this.prepareBackoff || this.prepareSentAt === 0) this.sendPrepares(now, out);
+        return;
+      }
+      let value: LogValue;
+      if (slot <= this.recoveredThrough) value = this.recovered.get(slot)?.value ?? noop;
+      else if (this.queue.size > 0) value = this.takeBatch();
+      else return;
+      this.nextSlot++;
+      const proposal: Proposal = { value, acks: new Set(), sentAt: now, backoff: limits.retransmitMs };
+      this.inflight.set(slot, proposal);
+      for (const member of members) {
+        if (member === this.self) {
+          this.accepted.set(slot, { ballot: this.ballot, value });
+          this.persist(out, { kind: "accept", slot, ballot: this.ballot, value });
+          proposal.acks.add(this.self);
+        } else {
+          this.send(out, member, { kind: "accept", ballot: this.ballot, slot, value, chosenThrough: state.applied });
+        }
+      }
+      this.checkChosen(slot, now, out);
+    }
+  }
+
+  /**
+   * Called whenever the applied slot advances. Proposals for slots that are now applied were
+   * settled by someone else (we learned them from a teacher): drop them, and propose again
+   * any of their commands that did not make it into the chosen values.
+   */
+  private settleProposals(): void {
+    const applied = this.applied;
+    for (const [slot, proposal] of this.inflight) {
+      if (slot > applied) continue;
+      this.inflight.delete(slot);
+      if (proposal.value.kind === "batch") for (const command of proposal.value.commands) this.requeue(command);
+    }
+    if (this.roleNow === "leader" && this.nextSlot <= applied) this.nextSlot = applied + 1;
+  }
+
+  private requeue(command: Command): void {
+    const key = commandKey(command.client, command.seq);
+    const waiting = this.waiting.get(key);
+    if (waiting === undefined) return;
+    this.waiting.delete(key);
+    this.queue.set(key, waiting);
+  }
+
+  private takeBatch(): LogValue {
+    const commands: Command[] = [];
+    let bytes = 0;
+    for (const [key, waiting] of this.queue) {
+      const size = commandBytes(waiting.command);
+      if (commands.length > 0 && (commands.length >= limits.batchCommandsMax || bytes + size > limits.batchBytesMax)) break;
+      commands.push(waiting.command);
+      bytes += size;
+      this.queue.delete(key);
+      this.waiting.set(key, waiting);
+    }
+    return { kind: "batch", commands };
+  }
+
+  private onAccepted(from: string, ballot: Ballot, slot: number, now: number, out: Effects): void {
+    if (this.roleNow !== "leader" || !ballotsEqual(ballot, this.ballot)) return;
+    const proposal = this.inflight.get(slot);
+    if (proposal === undefined) return;
+    proposal.acks.add(from);
+    this.checkChosen(slot, now, out);
+  }
+
+  private checkChosen(slot: number, now: number, out: Effects): void {
+    const proposal = this.inflight.get(slot);
+    if (proposal === undefined) return;
+    if (!this.hasQuorum(this.membersFor(slot), proposal.acks)) return;
+    this.inflight.delete(slot);
+    this.choose(slot, proposal.value, out);
+    this.applyReady(now, out);
+  }
+
+  private choose(slot: number, value: LogValue, out: Effects): void {
+    if (slot <= this.applied || this.chosen.has(slot)) return;
+    this.chosen.set(slot, value);
+    this.persist(out, { kind: "chosen", slot, value });
+  }
+
+  /** Applies chosen slots in order, answers waiting clients, and keeps the pipeline full. */
+  private applyReady(now: number, out: Effects | null): void {
+    const state = this.state;
+    if (state === null) return;
+    let progressed = false;
+    for (;;) {
+      const slot = state.applied + 1;
+      const value = this.chosen.get(slot);
+      if (value === undefined) break;
+      const results = state.apply(slot, value);
+      progressed = true;
+      this.accepted.delete(slot);
+      this.recovered.delete(slot);
+      if (out === null) continue;
+      out.applied.push({ cell: this.cell, slot, value });
+      for (const { client, seq, result } of results) {
+        const key = commandKey(client, seq);
+        const waiting = this.waiting.get(key) ?? this.queue.get(key);
+        if (waiting === undefined) continue;
+        this.waiting.delete(key);
+        this.queue.delete(key);
+        this.send(out, waiting.replyTo, { kind: "reply", client, seq, outcome: { kind: "done", result, slot } });
+      }
+    }
+    while (state.applied - this.tailStart >= limits.logTailEntriesMax) this.chosen.delete(this.tailStart++);
+    if (!progressed) return;
+    this.settleProposals();
+    if (out === null) return;
+    if (this.roleNow === "leader") {
+      this.commitDue = true;
+      if (!this.isMember()) this.stepDown(out, "redirect");
+      else this.propose(now, out);
+    } else if (this.roleNow === "candidate") {
+      this.tryLead(now, out);
+    }
+  }
+
+  private flushCommit(out: Effects): void {
+    if (!this.commitDue || this.roleNow !== "leader" || this.state === null) return;
+    this.commitDue = false;
+    for (const member of this.knownMembers()) {
+      if (member !== this.self) this.send(out, member, { kind: "commit", ballot: this.ballot, through: this.state.applied });
+    }
+  }
+
+  private stepDown(out: Effects, tell: "redirect" | "unavailable" | null): void {
+    this.roleNow = "follower";
+    this.inflight.clear();
+    this.promises.clear();
+    this.recovered = new Map();
+    this.commitDue = false;
+    if (tell === "redirect") this.replyAll(out, { kind: "redirect", leader: this.leaderHint === this.self ? null : this.leaderHint });
+    else if (tell === "unavailable") this.replyAll(out, { kind: "unavailable", reason: "no quorum answered" });
+  }
+
+  // ---- helpers ------------------------------------------------------------------------
+
+  private membersFor(slot: number): readonly string[] {
+    const members = this.state?.membersFor(slot) ?? null;
+    assert(members !== null, `no membership known for slot ${slot}`);
+    return members;
+  }
+
+  /** Members of every membership in the window, and of the latest one. */
+  private knownMembers(): string[] {
+    const state = this.state;
+    if (state === null) return this.leaderHint === null ? [] : [this.leaderHint];
+    const all = new Set<string>();
+    for (const membership of state.windowMemberships() as Membership[]) for (const member of membership.members) all.add(member);
+    for (const member of state.latestMembers()) all.add(member);
+    return [...all];
+  }
+
+  private isMember(): boolean {
+    const state = this.state;
+    if (state === null) return false;
+    if (state.latestMembers().includes(this.self)) return true;
+    return state.windowMemberships().some((m) => m.members.includes(this.self));
+  }
+
+  private hasHole(): boolean {
+    const applied = this.applied;
+    for (const slot of this.accepted.keys()) if (slot > applied) return true;
+    for (const slot of this.chosen.keys()) if (slot > applied) return true;
+    return false;
+  }
+
+  private updateHoleDeadline(now: number): void {
+    if (this.roleNow === "leader" || !this.hasHole()) {
+      this.holeDeadline = null;
+    } else if (this.holeDeadline === null) {
+      this.holeDeadline = now + limits.holeWaitMs * (1 + this.env.jitter());
+    }
+  }
+
+  private nextBackoff(current: number): number {
+    return Math.min(limits.retransmitBackoffMaxMs, current * 2) * (0.75 + 0.5 * this.env.jitter());
+  }
+
+  private persist(out: Effects, record: DurableRecord): void {
+    out.records.push({ cell: this.cell, record });
+  }
+
+  private send(out: Effects, to: string, message: CellMessage): void {
+    if (to === this.self) return;
+    out.messages.push({ to, cell: this.cell, message });
+  }
+}
+
+function commandBytes(command: Command): number {
+  let bytes = 16 + utf8Bytes(command.client);
+  if (command.op.kind === "config") return bytes + 64;
+  const tx = command.op.tx;
+  for (const key of tx.reads) bytes += utf8Bytes(key) + 2;
+  for (const c of tx.conditions) bytes += utf8Bytes(c.key) + 4 + ("value" in c ? valueBytes(c.value) : 0);
+  for (const w of tx.writes) bytes += utf8Bytes(w.key) + 4 + (w.op === "put" ? valueBytes(w.value) : w.op === "increment" ? valueBytes(w.by) : 0);
+  return bytes;
+}

@@ -1,0 +1,272 @@
+// Simulated clients: each runs one operation at a time against its cell, retries with
+// exponential backoff and jitter on timeouts, follows redirects, and records what it saw.
+
+import type { HistoryRecorder } from "../check/recorder.ts";
+import type { OpId } from "../check/operation.ts";
+import type { TxResult } from "../core/kv.ts";
+import type { CellMessage, ClientReply, ConfigChange, Consistency, Operation } from "../core/messages.ts";
+import type { Transaction } from "../core/transaction.ts";
+import { utf8 } from "../core/value.ts";
+import type { Rng } from "./rng.ts";
+
+export interface ClientHost {
+  now(): number;
+  send(from: string, to: string, cell: string, message: CellMessage): void;
+  wake(at: number, client: SimClient, token: number): void;
+  members(cell: string): readonly string[];
+  inFaultPhase(): boolean;
+  /** A membership change the admin is about to submit: the new node must host the cell first. */
+  prepareChange(cell: string, change: ConfigChange): void;
+  configured(cell: string, members: readonly string[]): void;
+  fail(problem: string): void;
+  readonly recorder: HistoryRecorder;
+}
+
+interface Current {
+  readonly op: Operation;
+  readonly consistency: Consistency;
+  readonly historyId: OpId | null;
+  readonly startedAt: number;
+}
+
+const plainKeys = ["a", "b", "c", "d"];
+const counterKeys = ["n", "m"];
+const giveUpAttempts = 6;
+
+export class SimClient {
+  private seq = 0;
+  private current: Current | null = null;
+  private target: string | null = null;
+  private leaderGuess: string | null = null;
+  private attempt = 0;
+  private redirects = 0;
+  private token = 0;
+  private minApplied = 0;
+  private done = 0;
+  private readonly gaveUp = new Map<number, OpId>();
+  finished = false;
+  timeouts = 0;
+
+  constructor(
+    readonly id: string,
+    readonly cell: string,
+    private readonly host: ClientHost,
+    private readonly rng: Rng,
+    private readonly ops: number,
+    private readonly admin: boolean,
+  ) {}
+
+  get busy(): boolean {
+    return this.current !== null;
+  }
+
+  /** Starts the next operation; an admin keeps going only while faults are on. */
+  next(): void {
+    const host = this.host;
+    if (this.admin ? !host.inFaultPhase() : this.done >= this.ops) {
+      this.finished = true;
+      this.current = null;
+      return;
+    }
+    this.seq++;
+    this.attempt = 0;
+    this.redirects = 0;
+    this.pendingSend = false;
+    const now = host.now();
+    if (this.admin) {
+      const change = this.pickChange();
+      host.prepareChange(this.cell, change);
+      this.current = { op: { kind: "config", change }, consistency: "consistent", historyId: null, startedAt: now };
+    } else if (this.rng.chance(0.1)) {
+      const tx: Transaction = { reads: this.rng.shuffle(plainKeys).slice(0, 2), conditions: [], writes: [] };
+      this.current = { op: { kind: "tx", tx }, consistency: "eventual", historyId: null, startedAt: now };
+    } else {
+      const tx = this.pickTransaction();
+      this.current = { op: { kind: "tx", tx }, consistency: "consistent", historyId: host.recorder.invoke(this.cell, this.id, tx, now), startedAt: now };
+    }
+    this.target = this.leaderGuess ?? this.rng.pick(host.members(this.cell));
+    this.sendAttempt();
+  }
+
+  /** The final audit: one consistent read of every key, after everything has healed. */
+  audit(): void {
+    this.seq++;
+    this.attempt = 0;
+    const tx: Transaction = { reads: [...plainKeys, ...counterKeys], conditions: [], writes: [], scan: { start: "", limit: 10 } };
+    const now = this.host.now();
+    this.finished = false;
+    this.current = { op: { kind: "tx", tx }, consistency: "consistent", historyId: this.host.recorder.invoke(this.cell, this.id, tx, now), startedAt: now };
+    this.target = this.rng.pick(this.host.members(this.cell));
+    this.sendAttempt();
+  }
+
+  private pickChange(): ConfigChange {
+    const members = this.host.members(this.cell);
+    const all = this.host.members("*");
+    if (members.length > 3 && (members.length >= 5 || this.rng.chance(0.3))) return { kind: "removeMember", node: this.rng.pick(members) };
+    const spare = all.filter((n) => !members.includes(n));
+    if (spare.length === 0) return { kind: "removeMember", node: this.rng.pick(members) };
+    return { kind: "addMember", node: this.rng.pick(spare) };
+  }
+
+  private pickTransaction(): Transaction {
+    const rng = this.rng;
+    const key = rng.pick(plainKeys);
+    const counter = rng.pick(counterKeys);
+    const value = utf8(`${this.id}:${this.seq}`);
+    const roll = rng.int(100);
+    if (roll < 20) return { reads: [key], conditions: [], writes: [] };
+    if (roll < 25) return { reads: rng.shuffle([...plainKeys, ...counterKeys]).slice(0, 3), conditions: [], writes: [] };
+    if (roll < 40) return { reads: [], conditions: [], writes: [{ key, op: "put", value }] };
+    if (roll < 50) return { reads: [key], conditions: [{ key, test: "notExists" }], writes: [{ key, op: "put", value }] };
+    if (roll < 60) return { reads: [], conditions: [], writes: [{ key: counter, op: "increment", by: BigInt(rng.between(1, 3)) }] };
+    if (roll < 65) return { reads: [], conditions: [], writes: [{ key, op: "delete" }] };
+    if (roll < 75) {
+      const [k1, k2] = rng.shuffle(plainKeys) as [string, string];
+      return { reads: [], conditions: [], writes: [{ key: k1, op: "put", value }, { key: k2, op: "put", value }] };
+    }
+    if (roll < 80) return { reads: [], conditions: [], writes: [], scan: { start: rng.pick(["", "b"]), limit: rng.between(1, 3) } };
+    if (roll < 90) {
+      // The compound read-and-conditional-write: read a counter, write only if it is small.
+      return { reads: [counter, key], conditions: [{ key: counter, test: "le", value: BigInt(rng.between(0, 8)) }], writes: [{ key, op: "put", value }] };
+    }
+    return { reads: [key], conditions: [{ key, test: "exists" }], writes: [{ key, op: "delete" }] };
+  }
+
+  private sendAttempt(): void {
+    const current = this.current;
+    if (current === null || this.target === null) return;
+    this.token++;
+    const force = this.attempt >= 2;
+    this.host.send(this.id, this.target, this.cell, {
+      kind: "request", client: this.id, seq: this.seq, op: current.op, consistency: current.consistency, minApplied: this.minApplied, force,
+    });
+    const timeout = Math.min(1600, 80 * 2 ** Math.min(this.attempt, 5)) * (0.75 + 0.5 * this.rng.next());
+    this.host.wake(this.host.now() + timeout, this, this.token);
+  }
+
+  private retryElsewhere(delayMs: number): void {
+    const members = this.host.members(this.cell);
+    const others = members.filter((m) => m !== this.target);
+    this.target = this.rng.pick(others.length > 0 ? others : members);
+    this.attempt++;
+    if (delayMs <= 0) this.sendAttempt();
+    else {
+      this.token++;
+      this.pendingSend = true;
+      this.host.wake(this.host.now() + delayMs * (0.5 + this.rng.next()), this, this.token);
+    }
+  }
+
+  private pendingSend = false;
+
+  /** A timer: either a backoff ended (send again) or an attempt timed out. */
+  wake(token: number): void {
+    if (token !== this.token) return;
+    if (this.current === null) {
+      this.pendingSend = false;
+      if (!this.finished) this.next();
+      return;
+    }
+    if (this.pendingSend) {
+      this.pendingSend = false;
+      this.sendAttempt();
+      return;
+    }
+    this.timeouts++;
+    const current = this.current;
+    if (this.host.inFaultPhase() && this.attempt >= giveUpAttempts && this.rng.chance(0.5)) {
+      // Give up: the outcome is unknown, and the next operation uses a new sequence number.
+      if (current.historyId !== null) {
+        this.host.recorder.timeout(current.historyId, this.host.now());
+        this.gaveUp.set(this.seq, current.historyId);
+      }
+      this.done++;
+      this.current = null;
+      this.next();
+      return;
+    }
+    this.retryElsewhere(0);
+  }
+
+  onReply(from: string, reply: ClientReply): void {
+    const current = this.current;
+    if (reply.seq !== this.seq || current === null) {
+      this.lateReply(reply);
+      return;
+    }
+    const outcome = reply.outcome;
+    const now = this.host.now();
+    switch (outcome.kind) {
+      case "done": {
+        const result = outcome.result;
+        if (current.op.kind === "config") {
+          if (result.status === "configured") this.host.configured(this.cell, result.members);
+        } else if (result.status === "configured") {
+          this.host.fail(`client ${this.id}: a transaction was answered with a membership result`);
+        } else if (current.historyId !== null) {
+          this.host.recorder.complete(current.historyId, result, now);
+        }
+        this.leaderGuess = from;
+        this.minApplied = Math.max(this.minApplied, outcome.slot);
+        this.finishOp();
+        return;
+      }
+      case "read":
+        if (outcome.applied < this.minApplied) {
+          this.host.fail(`client ${this.id}: eventual read at applied ${outcome.applied} went back before ${this.minApplied}`);
+        }
+        this.minApplied = Math.max(this.minApplied, outcome.applied);
+        this.finishOp();
+        return;
+      case "redirect":
+        this.redirects++;
+        if (outcome.leader !== null && outcome.leader !== from) {
+          this.leaderGuess = outcome.leader;
+          this.target = outcome.leader;
+          this.attempt++;
+          if (this.redirects > 4) this.retryLater(20);
+          else this.sendAttempt();
+        } else {
+          this.leaderGuess = null;
+          this.retryElsewhere(20);
+        }
+        return;
+      case "overloaded":
+        this.attempt++;
+        this.retryLater(10 * 2 ** Math.min(this.attempt, 6));
+        return;
+      case "stale":
+        this.retryElsewhere(0);
+        return;
+      case "unavailable":
+        this.retryElsewhere(40);
+        return;
+    }
+  }
+
+  private retryLater(delayMs: number): void {
+    this.token++;
+    this.pendingSend = true;
+    this.host.wake(this.host.now() + delayMs * (0.5 + this.rng.next()), this, this.token);
+  }
+
+  private lateReply(reply: ClientReply): void {
+    // A reply to an operation we gave up on still tells us its outcome.
+    const historyId = this.gaveUp.get(reply.seq);
+    if (historyId === undefined || reply.outcome.kind !== "done") return;
+    const result = reply.outcome.result;
+    if (result.status === "configured" || (result.status === "rejected" && result.reason === "staleRequest")) return;
+    this.host.recorder.complete(historyId, result as TxResult, this.host.now());
+    this.gaveUp.delete(reply.seq);
+  }
+
+  private finishOp(): void {
+    this.done++;
+    this.current = null;
+    this.token++;
+    this.pendingSend = true;
+    // Think time before the next operation.
+    this.host.wake(this.host.now() + this.rng.next() * 20, this, this.token);
+  }
+}

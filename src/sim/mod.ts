@@ -1,0 +1,3 @@
+export * from "./options.ts";
+export * from "./rng.ts";
+export * from "./world.ts";

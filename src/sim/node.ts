@@ -1,0 +1,85 @@
+// A simulated node: a clock that may be offset and drift, a disk on which a crash loses
+// whatever was not yet synced, and the replicas it hosts.
+
+import type { CellRecord, DurableRecord } from "../core/effects.ts";
+import type { Outgoing } from "../core/effects.ts";
+import { type Genesis, Replica, type ReplicaEnv } from "../core/replica.ts";
+
+export interface HeldMessage {
+  readonly message: Outgoing;
+  /** The number of disk records that must be durable before this message may leave. */
+  readonly requires: number;
+}
+
+export class SimDisk {
+  readonly records: CellRecord[] = [];
+  synced = 0;
+  syncing = false;
+
+  append(record: CellRecord): void {
+    this.records.push(record);
+  }
+
+  /** A crash: unsynced records are gone (a torn last record is detected and dropped the same way). */
+  crash(): number {
+    const lost = this.records.length - this.synced;
+    this.records.length = this.synced;
+    this.syncing = false;
+    return lost;
+  }
+
+  recordsOf(cell: string): DurableRecord[] {
+    const out: DurableRecord[] = [];
+    for (const r of this.records) if (r.cell === cell) out.push(r.record);
+    return out;
+  }
+}
+
+export class SimNode {
+  up = true;
+  /** Bumped by every crash, so events scheduled before it are recognised as stale. */
+  epoch = 0;
+  readonly disk = new SimDisk();
+  readonly replicas = new Map<string, Replica>();
+  /** Cells this node hosts: their genesis, or null for a replica that joined later. */
+  readonly hosted = new Map<string, Genesis | null>();
+  readonly outbox: HeldMessage[] = [];
+  /** When each replica's next tick is scheduled (global time), to avoid duplicates. */
+  readonly tickAt = new Map<string, number>();
+
+  constructor(
+    readonly id: string,
+    readonly clockOffsetMs: number,
+    readonly clockDrift: number,
+  ) {}
+
+  localTime(globalMs: number): number {
+    return this.clockOffsetMs + globalMs * (1 + this.clockDrift);
+  }
+
+  globalTime(localMs: number): number {
+    return (localMs - this.clockOffsetMs) / (1 + this.clockDrift);
+  }
+
+  host(cell: string, genesis: Genesis | null, env: ReplicaEnv): Replica {
+    this.hosted.set(cell, genesis);
+    const options = genesis === null ? { cell, self: this.id, env } : { cell, self: this.id, env, genesis };
+    const replica = Replica.recover(options, this.disk.recordsOf(cell));
+    this.replicas.set(cell, replica);
+    return replica;
+  }
+
+  crash(): number {
+    this.up = false;
+    this.epoch++;
+    this.replicas.clear();
+    this.outbox.length = 0;
+    this.tickAt.clear();
+    return this.disk.crash();
+  }
+
+  restart(env: ReplicaEnv): void {
+    this.up = true;
+    for (const [cell, genesis] of this.hosted) this.host(cell, genesis, env);
+  }
+}

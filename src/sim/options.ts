@@ -1,0 +1,58 @@
+// What one simulated run does. Everything is derived from the seed and these options.
+
+export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership"] as const;
+export type FaultKind = (typeof faultKinds)[number];
+
+/**
+ * Deliberate bugs in the driver, to show the simworld catches them:
+ * - forgetPromises: promise records are never written (a replica that skips persisting its promise);
+ * - forgetAccepts: accepted values are never written;
+ * - sendBeforeSync: messages leave before the records they depend on are durable.
+ */
+export const bugKinds = ["forgetPromises", "forgetAccepts", "sendBeforeSync"] as const;
+export type BugKind = (typeof bugKinds)[number];
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly cells: number;
+  readonly members: number;
+  readonly clientsPerCell: number;
+  readonly opsPerClient: number;
+  readonly faults: ReadonlySet<FaultKind>;
+  readonly bug?: BugKind;
+  /** Simulated milliseconds of faults before everything heals. */
+  readonly faultMs: number;
+  /** Simulated milliseconds after healing within which every operation must finish. */
+  readonly livenessMs: number;
+}
+
+export const defaultSimOptions: Omit<SimOptions, "seed"> = {
+  nodes: 7,
+  cells: 2,
+  members: 5,
+  clientsPerCell: 3,
+  opsPerClient: 25,
+  faults: new Set(faultKinds),
+  faultMs: 4_000,
+  livenessMs: 30_000,
+};
+
+export class SimOptionsError extends Error {
+  override name = "SimOptionsError";
+}
+
+export function checkSimOptions(options: SimOptions): SimOptions {
+  const bad = (problem: string) => new SimOptionsError(`Cannot simulate: ${problem}`);
+  const integer = (value: number, name: string, min: number, max: number) => {
+    if (!Number.isInteger(value) || value < min || value > max) throw bad(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  };
+  integer(options.seed, "seed", 0, 0xffff_ffff);
+  integer(options.nodes, "nodes", 1, 64);
+  integer(options.cells, "cells", 1, 1000);
+  integer(options.members, "members", 1, 9);
+  integer(options.clientsPerCell, "clients per cell", 1, 50);
+  integer(options.opsPerClient, "ops per client", 0, 10_000);
+  if (options.members > options.nodes) throw bad(`members (${options.members}) cannot exceed nodes (${options.nodes})`);
+  return options;
+}

@@ -1,0 +1,502 @@
+// The simworld: simulated nodes, disks, network and clients driving the real cell core,
+// with faults injected from one seed. Frames go through the real wire encoding, signed and
+// checked, so corruption exercises the same decoder a node uses.
+
+import { checkHistory } from "../check/linearizable.ts";
+import { HistoryRecorder } from "../check/recorder.ts";
+import { toHex } from "../core/bytes.ts";
+import { type Effects, clearEffects, createEffects } from "../core/effects.ts";
+import type { CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
+import type { Replica, ReplicaEnv } from "../core/replica.ts";
+import { limits } from "../limits.ts";
+import { KeyRing } from "../wire/keyring.ts";
+import { decodeMessages, encodeMessages } from "../wire/message.ts";
+import { type ClientHost, SimClient } from "./client.ts";
+import { SimNode } from "./node.ts";
+import { type SimOptions, checkSimOptions } from "./options.ts";
+import { EventQueue } from "./queue.ts";
+import { Rng } from "./rng.ts";
+
+type Event =
+  | { readonly kind: "deliver"; readonly from: string; readonly to: string; readonly bytes: Uint8Array; readonly corrupted: boolean }
+  | { readonly kind: "tick"; readonly node: SimNode; readonly cell: string; readonly epoch: number }
+  | { readonly kind: "fsync"; readonly node: SimNode; readonly epoch: number; readonly upto: number }
+  | { readonly kind: "client"; readonly client: SimClient; readonly token: number }
+  | { readonly kind: "fault"; readonly action: () => void }
+  | { readonly kind: "monitor" };
+
+export interface SimStats {
+  events: number;
+  framesSent: number;
+  framesDropped: number;
+  framesDuplicated: number;
+  framesCorrupted: number;
+  framesRejected: Record<string, number>;
+  crashes: number;
+  recordsLostInCrashes: number;
+  partitions: number;
+  membershipChanges: number;
+  operations: number;
+  unknownOutcomes: number;
+  clientTimeouts: number;
+  slotsApplied: number;
+  checkStatesExplored: number;
+  inconclusiveChecks: number;
+  endedAtMs: number;
+}
+
+export interface SimReport {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly failures: readonly string[];
+  readonly stats: SimStats;
+}
+
+const eventsMax = 3_000_000;
+
+export class World implements ClientHost {
+  private readonly rng: Rng;
+  private readonly netRng: Rng;
+  private readonly faultRng: Rng;
+  private readonly jitterRng: Rng;
+  private readonly ring: KeyRing;
+  private readonly queue = new EventQueue<Event>();
+  private readonly nodes = new Map<string, SimNode>();
+  private readonly clients = new Map<string, SimClient>();
+  private readonly admins: SimClient[] = [];
+  private readonly auditors = new Map<string, SimClient>();
+  private readonly cellMembers = new Map<string, readonly string[]>();
+  private readonly blocked = new Set<string>();
+  private readonly agreement = new Map<string, Map<number, string>>();
+  private readonly effects: Effects = createEffects();
+  private readonly failures: string[] = [];
+  readonly recorder = new HistoryRecorder();
+  private time = 0;
+  private faulty = true;
+  private auditing = false;
+  private endAt = Infinity;
+  private readonly lossRate: number;
+  private readonly duplicateRate: number;
+  private readonly corruptRate: number;
+  private readonly reorderMs: number;
+  readonly stats: SimStats = {
+    events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
+    crashes: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
+    clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
+  };
+
+  constructor(private readonly options: SimOptions) {
+    checkSimOptions(options);
+    this.rng = new Rng(options.seed);
+    this.netRng = this.rng.fork();
+    this.faultRng = this.rng.fork();
+    this.jitterRng = this.rng.fork();
+    const secret = new Uint8Array(32);
+    for (let i = 0; i < secret.length; i++) secret[i] = this.rng.int(256);
+    this.ring = new KeyRing({ id: 1, secret });
+    const faults = options.faults;
+    this.lossRate = faults.has("loss") ? 0.01 + this.netRng.next() * 0.1 : 0;
+    this.duplicateRate = faults.has("duplicate") ? 0.01 + this.netRng.next() * 0.08 : 0;
+    this.corruptRate = faults.has("corrupt") ? 0.002 + this.netRng.next() * 0.02 : 0;
+    this.reorderMs = faults.has("reorder") ? 1 + this.netRng.next() * 15 : 0;
+
+    for (let i = 1; i <= options.nodes; i++) {
+      const drift = faults.has("drift");
+      const offset = drift ? (this.rng.next() - 0.5) * 1000 : 0;
+      const rate = drift ? (this.rng.next() - 0.5) * 0.1 : 0;
+      const id = `n${i}`;
+      this.nodes.set(id, new SimNode(id, offset, rate));
+    }
+    const nodeIds = [...this.nodes.keys()];
+    for (let c = 1; c <= options.cells; c++) {
+      const cell = `cell-${c}`;
+      const members = this.rng.shuffle(nodeIds).slice(0, options.members);
+      this.cellMembers.set(cell, members);
+      for (const member of members) {
+        const node = this.nodes.get(member) as SimNode;
+        node.host(cell, { members }, this.envFor(node));
+      }
+      for (let i = 1; i <= options.clientsPerCell; i++) {
+        const id = `c${c}-${i}`;
+        this.clients.set(id, new SimClient(id, cell, this, this.rng.fork(), options.opsPerClient, false));
+      }
+      if (faults.has("membership")) {
+        const admin = new SimClient(`admin${c}`, cell, this, this.rng.fork(), 0, true);
+        this.clients.set(admin.id, admin);
+        this.admins.push(admin);
+      }
+      const auditor = new SimClient(`audit${c}`, cell, this, this.rng.fork(), 0, false);
+      this.clients.set(auditor.id, auditor);
+      this.auditors.set(cell, auditor);
+    }
+  }
+
+  // ---- ClientHost ---------------------------------------------------------------------
+
+  now(): number {
+    return this.time;
+  }
+
+  inFaultPhase(): boolean {
+    return this.faulty;
+  }
+
+  members(cell: string): readonly string[] {
+    if (cell === "*") return [...this.nodes.keys()];
+    return this.cellMembers.get(cell) ?? [];
+  }
+
+  prepareChange(cell: string, change: ConfigChange): void {
+    if (change.kind !== "addMember") return;
+    const node = this.nodes.get(change.node);
+    if (node === undefined || node.hosted.has(cell)) return;
+    node.hosted.set(cell, null);
+    if (node.up) {
+      node.host(cell, null, this.envFor(node));
+    }
+  }
+
+  configured(cell: string, members: readonly string[]): void {
+    this.cellMembers.set(cell, members);
+    this.stats.membershipChanges++;
+  }
+
+  fail(problem: string): void {
+    this.failures.push(`at ${this.time.toFixed(1)}ms: ${problem}`);
+  }
+
+  wake(at: number, client: SimClient, token: number): void {
+    this.queue.push(at, { kind: "client", client, token });
+  }
+
+  send(from: string, to: string, cell: string, message: CellMessage): void {
+    this.transmit(from, to, [{ cell, message }]);
+  }
+
+  // ---- the run ------------------------------------------------------------------------
+
+  run(): SimReport {
+    for (const client of this.clients.values()) {
+      if (!client.id.startsWith("audit")) this.queue.push(this.rng.next() * 20, { kind: "client", client, token: 0 });
+    }
+    this.scheduleFaults();
+    this.queue.push(this.options.faultMs, { kind: "fault", action: () => this.heal() });
+    const deadline = this.options.faultMs + this.options.livenessMs;
+    for (;;) {
+      const next = this.queue.peekTime();
+      if (next === undefined || next > deadline || next > this.endAt) break;
+      const item = this.queue.pop();
+      if (item === undefined) break;
+      this.time = Math.max(this.time, item.at);
+      if (++this.stats.events > eventsMax) {
+        this.fail(`runaway: more than ${eventsMax} events`);
+        break;
+      }
+      this.handle(item.event);
+    }
+    this.stats.endedAtMs = Math.round(this.time);
+    this.finalChecks();
+    return { seed: this.options.seed, ok: this.failures.length === 0, failures: this.failures, stats: this.stats };
+  }
+
+  private handle(event: Event): void {
+    switch (event.kind) {
+      case "deliver":
+        return this.deliver(event.from, event.to, event.bytes, event.corrupted);
+      case "tick": {
+        const { node, cell } = event;
+        if (!node.up || event.epoch !== node.epoch) return;
+        const replica = node.replicas.get(cell);
+        if (replica === undefined) return;
+        node.tickAt.delete(cell);
+        replica.tick(node.localTime(this.time), this.effects);
+        this.afterStep(node, [replica]);
+        return;
+      }
+      case "fsync":
+        return this.fsyncDone(event.node, event.epoch, event.upto);
+      case "client":
+        return event.client.wake(event.token);
+      case "fault":
+        return event.action();
+      case "monitor":
+        return this.monitor();
+    }
+  }
+
+  // ---- nodes --------------------------------------------------------------------------
+
+  private envFor(node: SimNode): ReplicaEnv {
+    return {
+      isAlive: (peer: string) => {
+        const other = this.nodes.get(peer);
+        return other !== undefined && other.up && !this.blocked.has(`${node.id}>${peer}`) && !this.blocked.has(`${peer}>${node.id}`);
+      },
+      jitter: () => this.jitterRng.next(),
+    };
+  }
+
+  private afterStep(node: SimNode, touched: Iterable<Replica>): void {
+    const effects = this.effects;
+    const bug = this.options.bug;
+    for (const { cell, record } of effects.records) {
+      if (bug === "forgetPromises" && record.kind === "promise") continue;
+      if (bug === "forgetAccepts" && record.kind === "accept") continue;
+      node.disk.append({ cell, record });
+    }
+    const requires = node.disk.records.length;
+    for (const message of effects.messages) node.outbox.push({ message, requires });
+    for (const entry of effects.applied) this.checkAgreement(node, entry.cell, entry.slot, entry.value);
+    clearEffects(effects);
+    if (node.disk.records.length > node.disk.synced && !node.disk.syncing) this.startSync(node);
+    this.release(node);
+    for (const replica of touched) this.scheduleTick(node, replica);
+  }
+
+  private startSync(node: SimNode): void {
+    node.disk.syncing = true;
+    const latency = 0.2 + this.netRng.next() * 4;
+    this.queue.push(this.time + latency, { kind: "fsync", node, epoch: node.epoch, upto: node.disk.records.length });
+  }
+
+  private fsyncDone(node: SimNode, epoch: number, upto: number): void {
+    if (epoch !== node.epoch || !node.up) return;
+    node.disk.synced = Math.max(node.disk.synced, upto);
+    node.disk.syncing = false;
+    if (node.disk.records.length > node.disk.synced) this.startSync(node);
+    this.release(node);
+  }
+
+  /** Sends every held message whose records are durable, one frame per destination. */
+  private release(node: SimNode): void {
+    const outbox = node.outbox;
+    const ready = this.options.bug === "sendBeforeSync" ? outbox.length : countReady(outbox, node.disk.synced);
+    if (ready === 0) return;
+    const byDestination = new Map<string, Envelope[]>();
+    for (const { message } of outbox.splice(0, ready)) {
+      let list = byDestination.get(message.to);
+      if (list === undefined) byDestination.set(message.to, (list = []));
+      list.push({ cell: message.cell, message: message.message });
+    }
+    for (const [to, envelopes] of byDestination) this.transmit(node.id, to, envelopes);
+  }
+
+  private scheduleTick(node: SimNode, replica: Replica): void {
+    const deadline = replica.nextDeadline();
+    if (deadline === null) {
+      node.tickAt.delete(replica.cell);
+      return;
+    }
+    const at = Math.max(node.globalTime(deadline), this.time + 0.05);
+    const scheduled = node.tickAt.get(replica.cell);
+    if (scheduled !== undefined && scheduled <= at && scheduled >= this.time) return;
+    node.tickAt.set(replica.cell, at);
+    this.queue.push(at, { kind: "tick", node, cell: replica.cell, epoch: node.epoch });
+  }
+
+  private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue): void {
+    this.stats.slotsApplied++;
+    let slots = this.agreement.get(cell);
+    if (slots === undefined) this.agreement.set(cell, (slots = new Map()));
+    const printed = printValue(value);
+    const known = slots.get(slot);
+    if (known === undefined) slots.set(slot, printed);
+    else if (known !== printed) this.fail(`agreement: ${node.id} applied a different value at ${cell} slot ${slot}: ${printed.slice(0, 200)} vs ${known.slice(0, 200)}`);
+  }
+
+  // ---- network ------------------------------------------------------------------------
+
+  private transmit(from: string, to: string, envelopes: Envelope[]): void {
+    const bytes = encodeMessages(this.ring, { sender: from, receiver: to, messages: envelopes, bytesMax: limits.messageBytesMax });
+    this.stats.framesSent++;
+    const rng = this.netRng;
+    if (this.blocked.has(`${from}>${to}`) || (this.faulty && rng.chance(this.lossRate))) {
+      this.stats.framesDropped++;
+      return;
+    }
+    const copies = this.faulty && rng.chance(this.duplicateRate) ? 2 : 1;
+    if (copies === 2) this.stats.framesDuplicated++;
+    for (let i = 0; i < copies; i++) {
+      let delay = 0.1 + rng.next() * 0.9 + rng.next() * this.reorderMs;
+      if (this.faulty && this.options.faults.has("delay") && rng.chance(0.02)) delay += 50 + rng.next() * 250;
+      let frame = bytes;
+      let corrupted = false;
+      if (this.faulty && rng.chance(this.corruptRate)) {
+        frame = bytes.slice();
+        const at = rng.int(frame.length);
+        frame[at] = (frame[at] as number) ^ (1 << rng.int(8));
+        corrupted = true;
+        this.stats.framesCorrupted++;
+      }
+      this.queue.push(this.time + delay, { kind: "deliver", from, to, bytes: frame, corrupted });
+    }
+  }
+
+  private deliver(from: string, to: string, bytes: Uint8Array, corrupted: boolean): void {
+    const decoded = decodeMessages(bytes, this.ring, { receiver: to, bytesMax: limits.messageBytesMax });
+    if (!decoded.ok) {
+      this.stats.framesRejected[decoded.reason] = (this.stats.framesRejected[decoded.reason] ?? 0) + 1;
+      if (!corrupted) this.fail(`an intact frame from ${from} to ${to} was rejected: ${decoded.reason}: ${decoded.detail}`);
+      return;
+    }
+    if (corrupted) {
+      this.fail(`a corrupted frame from ${from} to ${to} was accepted`);
+      return;
+    }
+    const client = this.clients.get(to);
+    if (client !== undefined) {
+      for (const { message } of decoded.messages) if (message.kind === "reply") client.onReply(decoded.sender, message);
+      return;
+    }
+    const node = this.nodes.get(to);
+    if (node === undefined || !node.up) return;
+    const now = node.localTime(this.time);
+    const touched = new Set<Replica>();
+    for (const { cell, message } of decoded.messages) {
+      const replica = node.replicas.get(cell);
+      if (replica === undefined) continue;
+      replica.step(decoded.sender, message, now, this.effects);
+      touched.add(replica);
+    }
+    this.afterStep(node, touched);
+  }
+
+  // ---- faults -------------------------------------------------------------------------
+
+  private scheduleFaults(): void {
+    const faults = this.options.faults;
+    const rng = this.faultRng;
+    const end = this.options.faultMs;
+    if (faults.has("crash")) {
+      for (let t = rng.next() * 300; t < end; t += 150 + rng.next() * 550) {
+        this.queue.push(t, { kind: "fault", action: () => this.crashSomeone() });
+      }
+    }
+    if (faults.has("partition")) {
+      for (let t = 200 + rng.next() * 600; t < end; t += 400 + rng.next() * 1100) {
+        this.queue.push(t, { kind: "fault", action: () => this.partition() });
+      }
+    }
+  }
+
+  private crashSomeone(): void {
+    if (!this.faulty) return;
+    const rng = this.faultRng;
+    const up = [...this.nodes.values()].filter((n) => n.up);
+    if (this.nodes.size - up.length >= 3 || up.length === 0) return;
+    // The adversary prefers a node with writes in flight: that is where durability bugs hide.
+    const unsynced = up.filter((n) => n.disk.records.length > n.disk.synced);
+    const node = unsynced.length > 0 && rng.chance(0.7) ? rng.pick(unsynced) : rng.pick(up);
+    this.stats.crashes++;
+    this.stats.recordsLostInCrashes += node.crash();
+    this.queue.push(this.time + 30 + rng.next() * 800, { kind: "fault", action: () => this.restart(node) });
+  }
+
+  private restart(node: SimNode): void {
+    if (node.up) return;
+    node.restart(this.envFor(node));
+    for (const replica of node.replicas.values()) this.scheduleTick(node, replica);
+  }
+
+  private partition(): void {
+    if (!this.faulty || this.blocked.size > 0) return;
+    const rng = this.faultRng;
+    const ids = rng.shuffle([...this.nodes.keys()]);
+    const cut = (a: readonly string[], b: readonly string[], oneWay = false) => {
+      for (const x of a) {
+        for (const y of b) {
+          this.blocked.add(`${x}>${y}`);
+          if (!oneWay) this.blocked.add(`${y}>${x}`);
+        }
+      }
+    };
+    const shape = rng.pick(["halves", "minority", "bridge", "isolate", "asymmetric"] as const);
+    if (shape === "halves") cut(ids.slice(0, ids.length >> 1), ids.slice(ids.length >> 1));
+    else if (shape === "minority") {
+      const size = rng.between(1, Math.max(1, (ids.length - 1) >> 1));
+      cut(ids.slice(0, size), ids.slice(size));
+    } else if (shape === "bridge" && ids.length >= 3) {
+      // One node talks to both sides; the sides cannot talk to each other.
+      const rest = ids.slice(1);
+      cut(rest.slice(0, rest.length >> 1), rest.slice(rest.length >> 1));
+    } else if (shape === "isolate") {
+      const clients = [...this.clients.keys()].filter(() => rng.chance(0.5));
+      cut([ids[0] as string], [...ids.slice(1), ...clients]);
+    } else {
+      cut(ids.slice(0, 1 + rng.int(ids.length - 1)), ids, true);
+      for (const id of ids) this.blocked.delete(`${id}>${id}`);
+    }
+    this.stats.partitions++;
+    this.queue.push(this.time + 200 + rng.next() * 1300, { kind: "fault", action: () => this.blocked.clear() });
+  }
+
+  /** The end of faults: links heal, crashed nodes come back, the network stops losing. */
+  private heal(): void {
+    this.faulty = false;
+    this.blocked.clear();
+    for (const node of this.nodes.values()) if (!node.up) this.restart(node);
+    this.queue.push(this.time + 50, { kind: "monitor" });
+  }
+
+  private monitor(): void {
+    const regular = [...this.clients.values()].filter((c) => !c.id.startsWith("audit"));
+    if (!this.auditing) {
+      if (regular.every((c) => c.finished && !c.busy)) {
+        this.auditing = true;
+        for (const auditor of this.auditors.values()) auditor.audit();
+      }
+    } else if ([...this.auditors.values()].every((a) => !a.busy)) {
+      // Give lagging replicas a moment to learn, then stop.
+      this.endAt = this.time + 1_000;
+      return;
+    }
+    this.queue.push(this.time + 50, { kind: "monitor" });
+  }
+
+  // ---- checks -------------------------------------------------------------------------
+
+  private finalChecks(): void {
+    const unfinished = [...this.clients.values()].filter((c) => c.busy || (!c.finished && !c.id.startsWith("audit")));
+    if (unfinished.length > 0 || !this.auditing) {
+      this.fail(`liveness: ${unfinished.length} clients still had work ${this.options.livenessMs}ms after healing (${unfinished.map((c) => c.id).join(", ")})`);
+    }
+    for (const client of this.clients.values()) this.stats.clientTimeouts += client.timeouts;
+    for (const cell of this.cellMembers.keys()) {
+      const digests = new Map<number, { node: string; digest: string }>();
+      for (const node of this.nodes.values()) {
+        const state = node.replicas.get(cell)?.cellState;
+        if (state === null || state === undefined) continue;
+        const digest = toHex(state.digest());
+        const seen = digests.get(state.applied);
+        if (seen === undefined) digests.set(state.applied, { node: node.id, digest });
+        else if (seen.digest !== digest) this.fail(`divergence: ${node.id} and ${seen.node} differ in ${cell} at applied slot ${state.applied}`);
+      }
+    }
+    const verdicts = checkHistory(this.recorder);
+    for (const verdict of verdicts) {
+      this.stats.checkStatesExplored += verdict.statesExplored;
+      if (verdict.ok === false) this.fail(`linearizability: ${verdict.explanation}`);
+      else if (verdict.ok !== true) this.stats.inconclusiveChecks++;
+    }
+    for (const cell of this.recorder.cells()) {
+      for (const op of this.recorder.history(cell)) {
+        this.stats.operations++;
+        if (op.outcome === "unknown") this.stats.unknownOutcomes++;
+      }
+    }
+  }
+}
+
+function countReady(outbox: readonly { requires: number }[], synced: number): number {
+  let ready = 0;
+  while (ready < outbox.length && (outbox[ready] as { requires: number }).requires <= synced) ready++;
+  return ready;
+}
+
+function printValue(value: LogValue): string {
+  return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? toHex(v) : v));
+}
+
+export function runSimulation(options: SimOptions): SimReport {
+  return new World(options).run();
+}
