@@ -75,3 +75,18 @@ export class Rng {
     return new Rng(this.nextUint32());
   }
 }
+
+/** Murmur3's 32-bit finalizer: spreads nearby integers far apart. */
+function mix32(value: number): number {
+  let h = value | 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** A seed for one sub-stream (say, one trial of one experiment), far from its neighbours'. */
+export function deriveSeed(seed: number, ...parts: number[]): number {
+  let h = mix32(seed);
+  for (const part of parts) h = mix32(h ^ mix32(part + 0x9e3779b9));
+  return h;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { Rng } from "../../src/control/random.ts";
+import { deriveSeed, Rng } from "../../src/control/random.ts";
 
 describe("the seeded PRNG", () => {
   test("the same seed replays the same stream, and different seeds differ", () => {
@@ -41,5 +41,21 @@ describe("the seeded PRNG", () => {
   test("a seed outside 32 bits is a bug in the caller", () => {
     expect(() => new Rng(-1)).toThrow();
     expect(() => new Rng(2 ** 32)).toThrow();
+  });
+});
+
+describe("derived seeds", () => {
+  test("neighbouring sub-streams get seeds that differ in about half their bits", () => {
+    let bits = 0;
+    let pairs = 0;
+    for (let trial = 0; trial < 200; trial++) {
+      const a = deriveSeed(7, 1, 3, trial);
+      const b = deriveSeed(7, 1, 3, trial + 1);
+      bits += ((a ^ b) >>> 0).toString(2).replace(/0/g, "").length;
+      pairs++;
+      expect(deriveSeed(7, 1, 3, trial)).toBe(a);
+    }
+    expect(bits / pairs).toBeGreaterThan(14);
+    expect(bits / pairs).toBeLessThan(18);
   });
 });
