@@ -409,9 +409,13 @@ export class Replica {
     this.learnChosen(from, ballot, through, now, out);
   }
 
-  /** Everything the leader of `ballot` chose is what it proposed at `ballot`. */
+  /**
+   * Everything the leader of `ballot` chose is what it proposed at `ballot`. That holds only
+   * because a leader never advances past a slot it did not choose itself: see `yieldTo`.
+   */
   private learnChosen(from: string, ballot: Ballot, through: number, now: number, out: Effects): void {
     if (through <= this.applied) return;
+    this.yieldTo(from, out);
     for (const [slot, entry] of this.accepted) {
       if (slot <= through && ballotsEqual(entry.ballot, ballot)) this.choose(slot, entry.value, out);
     }
@@ -468,6 +472,7 @@ export class Replica {
   }
 
   private onTeach(from: string, message: Extract<PeerMessage, { kind: "teach" }>, now: number, out: Effects): void {
+    if (message.chosenThrough > this.applied) this.yieldTo(from, out);
     const snapshot = message.snapshot;
     if (snapshot !== undefined && snapshot.slot > this.applied) {
       const state = CellState.decode(snapshot.state);
@@ -481,6 +486,20 @@ export class Replica {
     if (this.applied < this.learnGoal) this.requestLearn(from, now, out, true);
     if (this.roleNow === "candidate") this.tryLead(now, out);
     else if (this.roleNow === "leader") this.propose(now, out);
+  }
+
+  /**
+   * A leader's `commit(ballot, through)` tells followers that every slot up to `through` they
+   * accepted at `ballot` is chosen. That is true only if every slot the leader applied while
+   * leading was chosen by its own quorum at its ballot. So a leader about to learn a chosen
+   * value from anyone else (which means another ballot made progress) stops leading first.
+   * (The simworld found this: a stale leader taught past its proposals committed a value
+   * that a newer leader had overwritten.)
+   */
+  private yieldTo(teacher: string, out: Effects): void {
+    if (this.roleNow !== "leader") return;
+    this.leaderHint = teacher;
+    this.stepDown(out, "redirect");
   }
 
   private installState(state: CellState): void {

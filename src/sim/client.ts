@@ -18,6 +18,8 @@ export interface ClientHost {
   /** A membership change the admin is about to submit: the new node must host the cell first. */
   prepareChange(cell: string, change: ConfigChange): void;
   configured(cell: string, members: readonly string[]): void;
+  /** The cell size the run was set up with. */
+  plannedMembers(): number;
   fail(problem: string): void;
   readonly recorder: HistoryRecorder;
 }
@@ -31,7 +33,7 @@ interface Current {
 
 const plainKeys = ["a", "b", "c", "d"];
 const counterKeys = ["n", "m"];
-const giveUpAttempts = 6;
+const giveUpAttempts = 3;
 
 export class SimClient {
   private seq = 0;
@@ -103,10 +105,12 @@ export class SimClient {
   private pickChange(): ConfigChange {
     const members = this.host.members(this.cell);
     const all = this.host.members("*");
-    if (members.length > 3 && (members.length >= 5 || this.rng.chance(0.3))) return { kind: "removeMember", node: this.rng.pick(members) };
     const spare = all.filter((n) => !members.includes(n));
-    if (spare.length === 0) return { kind: "removeMember", node: this.rng.pick(members) };
-    return { kind: "addMember", node: this.rng.pick(spare) };
+    // Wander one member either side of the cell's planned size, one change at a time.
+    const target = this.host.plannedMembers();
+    const grow = spare.length > 0 && (members.length < target || (members.length === target && this.rng.chance(0.5)));
+    if (grow || members.length <= 1) return { kind: "addMember", node: this.rng.pick(spare.length > 0 ? spare : all) };
+    return { kind: "removeMember", node: this.rng.pick(members) };
   }
 
   private pickTransaction(): Transaction {
@@ -266,7 +270,8 @@ export class SimClient {
     this.current = null;
     this.token++;
     this.pendingSend = true;
-    // Think time before the next operation.
-    this.host.wake(this.host.now() + this.rng.next() * 20, this, this.token);
+    // Think time before the next operation; an operator changes membership only now and then.
+    const pause = this.admin ? 100 + this.rng.next() * 400 : this.rng.next() * 20;
+    this.host.wake(this.host.now() + pause, this, this.token);
   }
 }

@@ -16,7 +16,8 @@ export interface SimOptions {
   readonly seed: number;
   readonly nodes: number;
   readonly cells: number;
-  readonly members: number;
+  /** Replicas per cell; when absent each seed picks 3, 5 or 7 (tight quorums find more bugs). */
+  readonly members?: number;
   readonly clientsPerCell: number;
   readonly opsPerClient: number;
   readonly faults: ReadonlySet<FaultKind>;
@@ -25,18 +26,32 @@ export interface SimOptions {
   readonly faultMs: number;
   /** Simulated milliseconds after healing within which every operation must finish. */
   readonly livenessMs: number;
+  /** Prints every message, tick, crash and applied slot of this cell, for debugging a seed. */
+  readonly trace?: { readonly cell: string; readonly print: (line: string) => void };
 }
 
 export const defaultSimOptions: Omit<SimOptions, "seed"> = {
   nodes: 7,
   cells: 2,
-  members: 5,
   clientsPerCell: 3,
   opsPerClient: 25,
   faults: new Set(faultKinds),
   faultMs: 4_000,
   livenessMs: 30_000,
 };
+
+export function parseFaults(text: string): Set<FaultKind> {
+  if (text === "all") return new Set(faultKinds);
+  if (text === "none") return new Set();
+  const out = new Set<FaultKind>();
+  for (const name of text.split(",")) {
+    if (!(faultKinds as readonly string[]).includes(name)) {
+      throw new SimOptionsError(`Cannot simulate: unknown fault ${JSON.stringify(name)}; choose from all, none, ${faultKinds.join(", ")}`);
+    }
+    out.add(name as FaultKind);
+  }
+  return out;
+}
 
 export class SimOptionsError extends Error {
   override name = "SimOptionsError";
@@ -50,9 +65,11 @@ export function checkSimOptions(options: SimOptions): SimOptions {
   integer(options.seed, "seed", 0, 0xffff_ffff);
   integer(options.nodes, "nodes", 1, 64);
   integer(options.cells, "cells", 1, 1000);
-  integer(options.members, "members", 1, 9);
+  if (options.members !== undefined) integer(options.members, "members", 1, 9);
   integer(options.clientsPerCell, "clients per cell", 1, 50);
   integer(options.opsPerClient, "ops per client", 0, 10_000);
-  if (options.members > options.nodes) throw bad(`members (${options.members}) cannot exceed nodes (${options.nodes})`);
+  if (options.members !== undefined && options.members > options.nodes) {
+    throw bad(`members (${options.members}) cannot exceed nodes (${options.nodes})`);
+  }
   return options;
 }

@@ -26,6 +26,7 @@ type Event =
   | { readonly kind: "monitor" };
 
 export interface SimStats {
+  members: number;
   events: number;
   framesSent: number;
   framesDropped: number;
@@ -75,12 +76,13 @@ export class World implements ClientHost {
   private faulty = true;
   private auditing = false;
   private endAt = Infinity;
+  private readonly memberCount: number;
   private readonly lossRate: number;
   private readonly duplicateRate: number;
   private readonly corruptRate: number;
   private readonly reorderMs: number;
   readonly stats: SimStats = {
-    events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
+    members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
     crashes: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
@@ -108,9 +110,12 @@ export class World implements ClientHost {
       this.nodes.set(id, new SimNode(id, offset, rate));
     }
     const nodeIds = [...this.nodes.keys()];
+    const sizes = [3, 5, 7].filter((m) => m <= options.nodes);
+    const memberCount = options.members ?? (sizes.length > 0 ? this.rng.pick(sizes) : options.nodes);
+    this.memberCount = memberCount;
     for (let c = 1; c <= options.cells; c++) {
       const cell = `cell-${c}`;
-      const members = this.rng.shuffle(nodeIds).slice(0, options.members);
+      const members = this.rng.shuffle(nodeIds).slice(0, memberCount);
       this.cellMembers.set(cell, members);
       for (const member of members) {
         const node = this.nodes.get(member) as SimNode;
@@ -161,6 +166,10 @@ export class World implements ClientHost {
     this.stats.membershipChanges++;
   }
 
+  plannedMembers(): number {
+    return this.memberCount;
+  }
+
   fail(problem: string): void {
     this.failures.push(`at ${this.time.toFixed(1)}ms: ${problem}`);
   }
@@ -195,6 +204,7 @@ export class World implements ClientHost {
       this.handle(item.event);
     }
     this.stats.endedAtMs = Math.round(this.time);
+    this.stats.members = this.memberCount;
     this.finalChecks();
     return { seed: this.options.seed, ok: this.failures.length === 0, failures: this.failures, stats: this.stats };
   }
@@ -209,6 +219,7 @@ export class World implements ClientHost {
         const replica = node.replicas.get(cell);
         if (replica === undefined) return;
         node.tickAt.delete(cell);
+        if (this.options.trace?.cell === cell) this.trace(`${node.id} tick (${replica.role})`);
         replica.tick(node.localTime(this.time), this.effects);
         this.afterStep(node, [replica]);
         return;
@@ -294,8 +305,13 @@ export class World implements ClientHost {
     this.queue.push(at, { kind: "tick", node, cell: replica.cell, epoch: node.epoch });
   }
 
+  private trace(line: string): void {
+    this.options.trace?.print(`${this.time.toFixed(2).padStart(9)} ${line}`);
+  }
+
   private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue): void {
     this.stats.slotsApplied++;
+    if (this.options.trace?.cell === cell) this.trace(`${node.id} applied ${slot}: ${printValue(value).slice(0, 120)}`);
     let slots = this.agreement.get(cell);
     if (slots === undefined) this.agreement.set(cell, (slots = new Map()));
     const printed = printValue(value);
@@ -355,6 +371,7 @@ export class World implements ClientHost {
     for (const { cell, message } of decoded.messages) {
       const replica = node.replicas.get(cell);
       if (replica === undefined) continue;
+      if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describe(message)}`);
       replica.step(decoded.sender, message, now, this.effects);
       touched.add(replica);
     }
@@ -388,12 +405,14 @@ export class World implements ClientHost {
     const unsynced = up.filter((n) => n.disk.records.length > n.disk.synced);
     const node = unsynced.length > 0 && rng.chance(0.7) ? rng.pick(unsynced) : rng.pick(up);
     this.stats.crashes++;
+    this.trace(`${node.id} CRASH`);
     this.stats.recordsLostInCrashes += node.crash();
     this.queue.push(this.time + 30 + rng.next() * 800, { kind: "fault", action: () => this.restart(node) });
   }
 
   private restart(node: SimNode): void {
     if (node.up) return;
+    this.trace(`${node.id} RESTART`);
     node.restart(this.envFor(node));
     for (const replica of node.replicas.values()) this.scheduleTick(node, replica);
   }
@@ -427,6 +446,7 @@ export class World implements ClientHost {
       for (const id of ids) this.blocked.delete(`${id}>${id}`);
     }
     this.stats.partitions++;
+    this.trace(`PARTITION ${shape}: ${[...this.blocked].join(" ")}`);
     this.queue.push(this.time + 200 + rng.next() * 1300, { kind: "fault", action: () => this.blocked.clear() });
   }
 
@@ -491,6 +511,32 @@ function countReady(outbox: readonly { requires: number }[], synced: number): nu
   let ready = 0;
   while (ready < outbox.length && (outbox[ready] as { requires: number }).requires <= synced) ready++;
   return ready;
+}
+
+function describe(message: CellMessage): string {
+  const b = "ballot" in message ? ` b=${message.ballot.round}.${message.ballot.node}` : "";
+  switch (message.kind) {
+    case "prepare":
+      return `prepare${b} from=${message.from}`;
+    case "promise":
+      return `promise${b} from=${message.from} compacted=${message.compactedThrough} accepted=[${message.accepted.map((e) => `${e.slot}@${e.ballot.round}.${e.ballot.node}:${printValue(e.value).slice(0, 60)}`).join(" ")}]`;
+    case "accept":
+      return `accept${b} slot=${message.slot} chosenThrough=${message.chosenThrough} ${printValue(message.value).slice(0, 80)}`;
+    case "accepted":
+      return `accepted${b} slot=${message.slot}`;
+    case "nack":
+      return `nack${b} promised=${message.promised.round}.${message.promised.node}`;
+    case "commit":
+      return `commit${b} through=${message.through}`;
+    case "learn":
+      return `learn from=${message.from}`;
+    case "teach":
+      return `teach through=${message.chosenThrough} entries=${message.entries.map((e) => e.slot).join(",")}${message.snapshot ? ` snapshot@${message.snapshot.slot}` : ""}`;
+    case "request":
+      return `request ${message.client}#${message.seq} ${message.consistency}${message.force ? " force" : ""}`;
+    case "reply":
+      return `reply ${message.client}#${message.seq} ${message.outcome.kind}`;
+  }
 }
 
 function printValue(value: LogValue): string {
