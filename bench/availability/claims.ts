@@ -48,8 +48,8 @@ export function checkClaims(independent: readonly IndependentResult[], scenarios
       const random = find(scenarios, `random ${size}`, (r) => r.scenario === scenario);
       if (aware === undefined || random === undefined) continue;
       const text = `${scenario} (${share(aware.lostMeanFraction)} vs ${share(random.lostMeanFraction)})`;
-      if (aware.lostMean < random.lostMean * 0.95) better.push(text);
-      else if (aware.lostMean <= random.lostMean * 1.05) same.push(text);
+      if (aware.lostMean < random.lostMean * 0.99) better.push(text);
+      else if (aware.lostMean <= random.lostMean * 1.01) same.push(text);
       else worse.push(text);
     }
     claims.push({
@@ -57,8 +57,8 @@ export function checkClaims(independent: readonly IndependentResult[], scenarios
       holds: worse.length === 0 && better.length > 0,
       evidence: [
         `Share of clients losing their cell per event, aware vs random. Better: ${better.join("; ") || "none"}`,
-        `about the same (within 5%): ${same.join("; ") || "none"}`,
-        `worse: ${worse.join("; ") || "none"}`,
+        `About the same (within 1%): ${same.join("; ") || "none"}`,
+        `Worse: ${worse.join("; ") || "none"}`,
       ].join(". "),
     });
   }

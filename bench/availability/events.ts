@@ -6,6 +6,12 @@
 import type { Cluster } from "../../src/control/placement/cluster.ts";
 
 export interface FailureEvent {
+  /**
+   * "loss": touchedNodes are exactly the down nodes, and nothing is cut. "cut": nothing is
+   * down, and the touched racks (side 1) are cut off from the rest (side 0). "general":
+   * anything else. The kind only selects a faster counting path; the rule is the same.
+   */
+  readonly kind: "loss" | "cut" | "general";
   readonly scenario: string;
   readonly label: string;
   /** 1 for a node that is down, or null when no node is down. */
@@ -47,6 +53,7 @@ function flags(length: number, indexes: Int32Array): Uint8Array {
 /** Everything in the chosen racks loses power or network: nodes and clients are down. */
 function lossOf(cluster: Cluster, scenario: string, label: string, racks: Int32Array, nodes: Int32Array): FailureEvent {
   return {
+    kind: "loss",
     scenario,
     label,
     nodeDown: flags(cluster.nodeCount, nodes),
@@ -63,6 +70,7 @@ function cutOf(cluster: Cluster, scenario: string, label: string, racks: Int32Ar
   for (const r of racks) rackSide[r] = 1;
   const inCut = flags(cluster.rackCount, racks);
   return {
+    kind: "cut",
     scenario,
     label,
     nodeDown: null,
@@ -139,6 +147,7 @@ export const correlatedScenarios: readonly Scenario[] = [
     description: "the spine fails: every row is cut off from every other row; each still works inside",
     events: (c) => [
       {
+        kind: "general",
         scenario: "rows apart",
         label: "all rows",
         nodeDown: null,
@@ -156,6 +165,7 @@ export function independentFailure(cluster: Cluster, fraction: number, random: (
   const nodeDown = new Uint8Array(cluster.nodeCount);
   for (let n = 0; n < cluster.nodeCount; n++) nodeDown[n] = random() < fraction ? 1 : 0;
   return {
+    kind: "general",
     scenario: "independent",
     label: `${fraction}`,
     nodeDown,

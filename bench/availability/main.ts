@@ -4,7 +4,7 @@
 // bench/results/availability.json, availability.md and the SVG figures.
 //
 // Flags: --cells N (default 1,000,000), --trials N (independent-failure draws per point,
-// default 10), --seed N, --topology PATH, --out DIR.
+// default 20), --seed N, --topology PATH, --out DIR.
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { assert } from "../../src/core/assert.ts";
@@ -38,7 +38,7 @@ function textFlag(name: string, fallback: string): string {
 }
 
 const cells = flag("cells", 1_000_000);
-const trials = flag("trials", 10);
+const trials = flag("trials", 20);
 const monolithTrials = flag("monolith-trials", 200_000);
 const seed = flag("seed", 20_200_225);
 const topologyPath = textFlag("topology", "topology/large.json");

@@ -88,7 +88,15 @@ export function runIndependent(
 ): IndependentResult[] {
   return options.fractions.map((fraction, fi) => {
     const outcomes: Outcome[] = [];
-    for (let t = 0; t < options.trials; t++) outcomes.push(evaluator.evaluate(independentEvent(cluster, options.seed, fi, t, fraction)));
+    for (let t = 0; t < options.trials; t++) {
+      const event = independentEvent(cluster, options.seed, fi, t, fraction);
+      const outcome = evaluator.evaluate(event);
+      if (t === 0 && fraction === 0.5 && evaluator instanceof CellEvaluator) {
+        const general = evaluator.evaluateGeneral(event);
+        assert(general.lost === outcome.lost && general.alive === outcome.alive, "the fast path for node failures agrees with the general rule");
+      }
+      outcomes.push(outcome);
+    }
     return {
       ...aggregate(deployment, "independent", outcomes, options.clients),
       fraction,
@@ -146,7 +154,7 @@ export function runCorrelated(
     // The incremental path (only cells touching the event) must agree with a full scan.
     if (evaluator instanceof CellEvaluator) {
       const first = scenario.events[0]!;
-      const full = evaluator.evaluateAll(first);
+      const full = evaluator.evaluateGeneral(first);
       assert(full.lost === outcomes[0]!.lost && full.alive === outcomes[0]!.alive, `incremental evaluation agrees with a full scan (${scenario.name})`);
     }
     return aggregate(deployment, scenario.name, outcomes, clients);

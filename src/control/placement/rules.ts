@@ -31,28 +31,46 @@ export interface CellShape {
   readonly powerMax: number;
 }
 
-function countDistinct(values: readonly number[]): { distinct: number; max: number } {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+/** Distinct values and the largest multiplicity among `keys[i]` for i < length; cells are small. */
+function countDistinct(keys: ArrayLike<number>, length: number): { distinct: number; max: number } {
+  let distinct = 0;
   let max = 0;
-  for (const count of counts.values()) max = Math.max(max, count);
-  return { distinct: counts.size, max };
+  for (let i = 0; i < length; i++) {
+    let earlier = false;
+    for (let j = 0; j < i && !earlier; j++) earlier = keys[j] === keys[i];
+    if (earlier) continue;
+    distinct++;
+    let count = 0;
+    for (let j = i; j < length; j++) if (keys[j] === keys[i]) count++;
+    max = Math.max(max, count);
+  }
+  return { distinct, max };
 }
 
 export function cellShape(cluster: Cluster, nodes: ArrayLike<number>, row: number): CellShape {
-  const list = Array.from(nodes);
-  const racks = countDistinct(list.map((n) => cluster.nodeRack[n]!));
-  const powers = countDistinct(list.map((n) => cluster.nodePower[n]!));
-  const colors = new Set(list.map((n) => cluster.nodeColor[n]!));
+  const size = nodes.length;
+  const racks = new Int32Array(size);
+  const powers = new Int32Array(size);
+  let inRow = 0;
+  let oneColor = true;
+  for (let i = 0; i < size; i++) {
+    const node = nodes[i]!;
+    racks[i] = cluster.nodeRack[node]!;
+    powers[i] = cluster.nodePower[node]!;
+    if (cluster.nodeRow[node] === row) inRow++;
+    if (cluster.nodeColor[node] !== cluster.nodeColor[nodes[0]!]) oneColor = false;
+  }
+  const rackCounts = countDistinct(racks, size);
+  const powerCounts = countDistinct(powers, size);
   return {
-    size: list.length,
-    distinct: new Set(list).size === list.length,
-    oneColor: colors.size <= 1,
-    inRow: list.filter((n) => cluster.nodeRow[n] === row).length,
-    racks: racks.distinct,
-    rackMax: racks.max,
-    powers: powers.distinct,
-    powerMax: powers.max,
+    size,
+    distinct: countDistinct(nodes, size).distinct === size,
+    oneColor,
+    inRow,
+    racks: rackCounts.distinct,
+    rackMax: rackCounts.max,
+    powers: powerCounts.distinct,
+    powerMax: powerCounts.max,
   };
 }
 
