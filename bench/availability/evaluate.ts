@@ -37,8 +37,18 @@ function invert(keys: Int32Array, keyCount: number, stride: number): { start: In
   return { start, cells };
 }
 
-/** Many cells: one per client, `size` replicas each, in members[cell * size ..]. */
+export interface Cells {
+  readonly workload: Workload;
+  /** One cell per client, `size` replicas each, in members[cell * size ..]. */
+  readonly members: Int32Array;
+  readonly size: number;
+}
+
+/** Many cells: one per client. */
 export class CellEvaluator implements Evaluator {
+  private readonly workload: Workload;
+  private readonly members: Int32Array;
+  private readonly size: number;
   private readonly byNode: { start: Int32Array; cells: Int32Array };
   private readonly byRack: { start: Int32Array; cells: Int32Array };
   private readonly seen: Int32Array;
@@ -49,10 +59,12 @@ export class CellEvaluator implements Evaluator {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly workload: Workload,
-    private readonly members: Int32Array,
-    private readonly size: number,
+    cells: Cells,
   ) {
+    const { workload, members, size } = cells;
+    this.workload = workload;
+    this.members = members;
+    this.size = size;
     this.byNode = invert(members, cluster.nodeCount, size);
     this.byRack = invert(workload.instanceRack, cluster.rackCount, 1);
     this.seen = new Int32Array(workload.cells);
@@ -225,11 +237,16 @@ export class CellEvaluator implements Evaluator {
 
 /** One consensus group of `members` serving every client. */
 export class MonolithEvaluator implements Evaluator {
+  private readonly workload: Workload;
+  private readonly members: Int32Array;
+
   constructor(
     private readonly cluster: Cluster,
-    private readonly workload: Workload,
-    private readonly members: Int32Array,
-  ) {}
+    group: { readonly workload: Workload; readonly members: Int32Array },
+  ) {
+    this.workload = group.workload;
+    this.members = group.members;
+  }
 
   evaluate(event: FailureEvent): Outcome {
     const alive = this.workload.cells - clientsDown(this.workload, event);

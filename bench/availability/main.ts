@@ -65,7 +65,7 @@ const deployments: (Deployment & { placeSeconds?: number; cellsBreaking?: Record
 const runOptions = { seed, fractions, trials, clients: cells };
 
 function evaluateCells(deployment: Deployment, members: Int32Array): void {
-  const evaluator = new CellEvaluator(cluster, workload, members, deployment.size);
+  const evaluator = new CellEvaluator(cluster, { workload, members, size: deployment.size });
   independent.push(...runIndependent(cluster, evaluator, deployment, runOptions));
   scenarios.push(...runCorrelated(evaluator, deployment, scenarioEvents, cells));
 }
@@ -101,7 +101,7 @@ for (const size of sizes) {
   // Random: the same cells and colors, on uniformly random distinct nodes of the color.
   const random: Deployment = { placement: "random", size, label: `random ${size}` };
   const rng = new Rng(deriveSeed(seed, 3, size));
-  for (let i = 0; i < cells; i++) placeRandom(cluster, rng, { size, color: colors[i]! }, members, i * size);
+  for (let i = 0; i < cells; i++) placeRandom(cluster, { rng, size, color: colors[i]!, out: members, offset: i * size });
   deployments.push(random);
   evaluateCells(random, members);
   log(`evaluated ${random.label}`);
@@ -113,7 +113,7 @@ for (const [placement, members] of [
 ] as const) {
   const deployment: Deployment = { placement, size: monolithSize, label: placement };
   deployments.push(deployment);
-  const evaluator = new MonolithEvaluator(cluster, workload, members);
+  const evaluator = new MonolithEvaluator(cluster, { workload, members });
   independent.push(...runMonolithIndependent(deployment, { ...runOptions, trials: monolithTrials }));
   scenarios.push(...runCorrelated(evaluator, deployment, scenarioEvents, cells));
   log(`evaluated ${placement}: ${[...members].map((n) => `${cluster.nodeIds[n]}@${cluster.rackNames[cluster.nodeRack[n]!]}`).join(" ")}`);

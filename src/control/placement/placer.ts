@@ -48,6 +48,15 @@ export function targetRow(instanceRow: number, primaryRow: number, replicaRow: n
 }
 
 const levelAll = levels.length - 1;
+
+interface OneNodeChoice {
+  readonly fixed: readonly number[];
+  readonly exclude: readonly number[];
+  readonly row: number;
+  readonly rows: readonly [number, number, number];
+  readonly salt: number;
+  readonly levelMax: number;
+}
 const noNodes = new Int32Array(0);
 
 export class Placer {
@@ -169,7 +178,7 @@ export class Placer {
     }
     const row = targetRow(...rows);
     const fixed = members.filter((node) => node !== failed);
-    const level = this.selectOne(members, fixed, [...members, ...down], row, rows, request.salt ?? this.nextSalt(), levelAll);
+    const level = this.selectOne(members, { fixed, exclude: [...members, ...down], row, rows, salt: request.salt ?? this.nextSalt(), levelMax: levelAll });
     if (level < 0) return new PlacementError(`${what}: ${this.shortage(color, members.length)}`);
     const added = this.scratch[0]!;
     this.unload(failed);
@@ -207,7 +216,7 @@ export class Placer {
       }
       if (victim === undefined) break;
       const fixed = members.filter((node) => node !== victim);
-      if (this.selectOne(members, fixed, members, row, rows, salt + round, levelMax) < 0) break;
+      if (this.selectOne(members, { fixed, exclude: members, row, rows, salt: salt + round, levelMax }) < 0) break;
       const added = this.scratch[0]!;
       this.unload(victim);
       this.loads.increment(added);
@@ -237,26 +246,20 @@ export class Placer {
     return over((node) => c.nodeRack[node]!) ?? over((node) => c.nodePower[node]!);
   }
 
-  private selectOne(
-    members: readonly number[],
-    fixed: readonly number[],
-    exclude: readonly number[],
-    row: number,
-    rows: readonly [number, number, number],
-    salt: number,
-    levelMax: number,
-  ): number {
+  /** Chooses one node for a cell of `members` (into scratch[0]); returns the level or -1. */
+  private selectOne(members: readonly number[], choice: OneNodeChoice): number {
+    const { row, rows } = choice;
     return this.selector.select(
       {
         size: members.length,
         color: this.cluster.nodeColor[members[0]!]!,
         targetRow: row,
         nearRows: rows.filter((r) => r !== row),
-        fixed,
-        exclude,
+        fixed: choice.fixed,
+        exclude: choice.exclude,
         need: 1,
-        salt,
-        levelMax,
+        salt: choice.salt,
+        levelMax: choice.levelMax,
       },
       this.scratch,
       0,

@@ -5,7 +5,17 @@ import { assert } from "../../core/assert.ts";
 import type { Rng } from "../random.ts";
 import { type Cluster, colorRange } from "./cluster.ts";
 
-export function placeRandom(cluster: Cluster, rng: Rng, request: { readonly size: number; readonly color: number }, out: Int32Array, offset: number): void {
+export interface RandomCellRequest {
+  readonly rng: Rng;
+  readonly size: number;
+  readonly color: number;
+  /** The cell's nodes are written to out[offset .. offset + size). */
+  readonly out: Int32Array;
+  readonly offset: number;
+}
+
+export function placeRandom(cluster: Cluster, request: RandomCellRequest): void {
+  const { rng, out, offset } = request;
   const [startGroup, endGroup] = colorRange(cluster, request.color);
   const start = cluster.groupStart[startGroup]!;
   const count = cluster.groupStart[endGroup]! - start;

@@ -77,9 +77,10 @@ export function cellShape(cluster: Cluster, nodes: ArrayLike<number>, row: numbe
 /** The rules a cell of this shape breaks, in relaxation order. Color and distinctness are never relaxed. */
 export function brokenRules(shape: CellShape): Constraint[] {
   const cap = spreadCap(shape.size);
-  const broken: Constraint[] = [];
-  if (shape.powerMax > cap) broken.push("power");
-  if (shape.rackMax > cap) broken.push("racks");
-  if (shape.inRow < shape.size) broken.push("row");
-  return broken;
+  const broken: Record<Constraint, boolean> = {
+    power: shape.powerMax > cap,
+    racks: shape.rackMax > cap,
+    row: shape.inRow < shape.size,
+  };
+  return relaxationOrder.filter((rule) => broken[rule]);
 }

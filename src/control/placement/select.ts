@@ -70,6 +70,10 @@ function mix(value: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * The private methods take positional arguments rather than an options object: they run
+ * several times per replica placed, millions of times per run, and must not allocate.
+ */
 export class Selector {
   private readonly cluster: Cluster;
   private readonly loads: LoadState;
