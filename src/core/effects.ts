@@ -7,6 +7,8 @@
 import type { Ballot, CellMessage, LogValue } from "./messages.ts";
 
 export type DurableRecord =
+  /** The cell's first membership: written once by the node that creates the replica. */
+  | { readonly kind: "genesis"; readonly members: readonly string[]; readonly alpha: number }
   | { readonly kind: "promise"; readonly ballot: Ballot }
   | { readonly kind: "accept"; readonly slot: number; readonly ballot: Ballot; readonly value: LogValue }
   | { readonly kind: "chosen"; readonly slot: number; readonly value: LogValue }

@@ -99,8 +99,23 @@ export interface ClientReply {
 
 export type CellMessage = PeerMessage | ClientRequest | ClientReply;
 
+/**
+ * Asks a node to host a replica of a cell: with its first membership (a new cell), or with
+ * `members: null` to join an existing cell that is adding it. Handled by the node, not by
+ * a replica; answered with a reply whose result is `configured`.
+ */
+export interface CreateRequest {
+  readonly kind: "create";
+  readonly client: string;
+  readonly seq: number;
+  readonly members: readonly string[] | null;
+  readonly alpha: number;
+}
+
+export type NodeMessage = CreateRequest;
+
 /** A message for one cell, as carried between nodes (several share one frame). */
 export interface Envelope {
   readonly cell: string;
-  readonly message: CellMessage;
+  readonly message: CellMessage | NodeMessage;
 }

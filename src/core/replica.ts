@@ -132,6 +132,9 @@ export class Replica {
 
   private replay(record: DurableRecord): void {
     switch (record.kind) {
+      case "genesis":
+        if (this.state === null) this.state = CellState.genesis(record.members, record.alpha);
+        return;
       case "promise":
         if (compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
         return;
@@ -198,6 +201,13 @@ export class Replica {
     if (this.learnGoal > this.applied) at(this.learnSentAt + limits.learnRetryMs);
     if (this.holeDeadline !== null) at(this.holeDeadline);
     return deadline;
+  }
+
+  /** The record a driver writes when it creates a replica with a genesis, so that recovery knows it. */
+  genesisRecord(): DurableRecord | null {
+    const state = this.state;
+    if (state === null || state.applied !== 0) return null;
+    return { kind: "genesis", members: state.latestMembers(), alpha: state.alpha };
   }
 
   /**

@@ -370,7 +370,7 @@ export class World implements ClientHost {
     const touched = new Set<Replica>();
     for (const { cell, message } of decoded.messages) {
       const replica = node.replicas.get(cell);
-      if (replica === undefined) continue;
+      if (replica === undefined || message.kind === "create") continue; // The sim creates replicas itself.
       if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describe(message)}`);
       replica.step(decoded.sender, message, now, this.effects);
       touched.add(replica);

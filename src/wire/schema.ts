@@ -16,6 +16,7 @@ import type {
   ConfigChange,
   Envelope,
   LogValue,
+  NodeMessage,
   Operation,
   ReplyOutcome,
 } from "../core/messages.ts";
@@ -33,7 +34,7 @@ export type BodyResult =
   | { readonly ok: true; readonly messages: readonly Envelope[] }
   | { readonly ok: false; readonly reason: BodyRejectReason; readonly detail: string };
 
-class SchemaError extends Error {
+export class SchemaError extends Error {
   constructor(
     readonly reason: BodyRejectReason,
     detail: string,
@@ -69,12 +70,13 @@ function encodeOperation(op: Operation): unknown {
   return op.kind === "tx" ? { t: encodeTransaction(op.tx) } : { g: [op.change.kind === "addMember" ? "+" : "-", op.change.node] };
 }
 
-function encodeValue(value: LogValue): unknown {
+export function encodeLogValue(value: LogValue): unknown {
   if (value.kind === "noop") return { n: true };
   return { b: value.commands.map((c: Command) => [c.client, c.seq, encodeOperation(c.op)]) };
 }
 
-const ballot = (b: Ballot): unknown => [b.round, b.node];
+export const encodeBallot = (b: Ballot): unknown => [b.round, b.node];
+const ballot = encodeBallot;
 
 function encodeTxResult(result: TxResult): unknown {
   if (result.status === "rejected") return { s: "r", why: result.reason, d: result.detail };
@@ -107,14 +109,16 @@ function encodeOutcome(outcome: ReplyOutcome): unknown {
   }
 }
 
-function encodeMessage(cell: string, m: CellMessage): unknown {
+function encodeMessage(cell: string, m: CellMessage | NodeMessage): unknown {
   switch (m.kind) {
+    case "create":
+      return { c: cell, k: "NEW", cl: m.client, q: m.seq, ms: m.members, a: m.alpha };
     case "prepare":
       return { c: cell, k: "P1a", b: ballot(m.ballot), f: m.from };
     case "promise":
-      return { c: cell, k: "P1b", b: ballot(m.ballot), f: m.from, a: m.accepted.map((e) => [e.slot, ballot(e.ballot), encodeValue(e.value)]), t: m.compactedThrough };
+      return { c: cell, k: "P1b", b: ballot(m.ballot), f: m.from, a: m.accepted.map((e) => [e.slot, ballot(e.ballot), encodeLogValue(e.value)]), t: m.compactedThrough };
     case "accept":
-      return { c: cell, k: "P2a", b: ballot(m.ballot), n: m.slot, x: encodeValue(m.value), t: m.chosenThrough };
+      return { c: cell, k: "P2a", b: ballot(m.ballot), n: m.slot, x: encodeLogValue(m.value), t: m.chosenThrough };
     case "accepted":
       return { c: cell, k: "P2b", b: ballot(m.ballot), n: m.slot };
     case "nack":
@@ -124,7 +128,7 @@ function encodeMessage(cell: string, m: CellMessage): unknown {
     case "learn":
       return { c: cell, k: "LRN", f: m.from };
     case "teach": {
-      const out: Record<string, unknown> = { c: cell, k: "TCH", e: m.entries.map((e) => [e.slot, encodeValue(e.value)]), t: m.chosenThrough };
+      const out: Record<string, unknown> = { c: cell, k: "TCH", e: m.entries.map((e) => [e.slot, encodeLogValue(e.value)]), t: m.chosenThrough };
       if (m.snapshot !== undefined) out.s = [m.snapshot.slot, m.snapshot.state];
       return out;
     }
@@ -141,7 +145,7 @@ export function encodeBody(messages: readonly Envelope[]): Uint8Array {
 
 // ---- decoding -------------------------------------------------------------------------
 
-function bad(path: string, problem: string): never {
+export function bad(path: string, problem: string): never {
   throw new SchemaError("badSchema", `${path}: ${problem}`);
 }
 
@@ -150,20 +154,20 @@ function map(input: unknown, path: string): Record<string, unknown> {
   return input;
 }
 
-function list(input: unknown, path: string, max = listMax): unknown[] {
+export function list(input: unknown, path: string, max = listMax): unknown[] {
   if (!Array.isArray(input)) bad(path, "expected a list");
   if (input.length > max) bad(path, `more than ${max} items`);
   return input;
 }
 
-function str(input: unknown, path: string, max = stringMax): string {
+export function str(input: unknown, path: string, max = stringMax): string {
   if (typeof input !== "string") bad(path, "expected text");
   if (input.length > max) bad(path, `text longer than ${max}`);
   return input;
 }
 
 /** A non-negative safe integer; cbor-x hands back 64-bit integers as bigint. */
-function nat(input: unknown, path: string): number {
+export function nat(input: unknown, path: string): number {
   if (typeof input === "bigint" && input >= 0n && input <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(input);
   if (typeof input === "number" && Number.isSafeInteger(input) && input >= 0) return input;
   return bad(path, "expected a non-negative integer");
@@ -193,7 +197,7 @@ function nullable<T>(input: unknown, path: string, read: (x: unknown, p: string)
   return input === null || input === undefined ? null : read(input, path);
 }
 
-function decodeBallot(input: unknown, path: string): Ballot {
+export function decodeBallot(input: unknown, path: string): Ballot {
   const [round, node] = list(input, path, 2);
   return { round: nat(round, `${path}.round`), node: str(node, `${path}.node`, limits.nodeIdBytesMax) };
 }
@@ -237,7 +241,7 @@ function decodeOperation(input: unknown, path: string): Operation {
   return { kind: "config", change };
 }
 
-function decodeLogValue(input: unknown, path: string): LogValue {
+export function decodeLogValue(input: unknown, path: string): LogValue {
   const m = map(input, path);
   if (m.n === true) return { kind: "noop" };
   const commands = list(m.b, `${path}.b`).map((raw, i): Command => {
@@ -317,8 +321,12 @@ function decodeOutcome(input: unknown, path: string): ReplyOutcome {
 function decodeMessage(input: unknown, path: string): Envelope {
   const m = map(input, path);
   const cell = str(m.c, `${path}.c`, limits.keyBytesMax);
-  const message = ((): CellMessage => {
+  const message = ((): CellMessage | NodeMessage => {
     switch (m.k) {
+      case "NEW": {
+        const members = m.ms === null ? null : list(m.ms, `${path}.ms`, limits.cellMembersMax).map((n, i) => str(n, `${path}.ms[${i}]`, limits.nodeIdBytesMax));
+        return { kind: "create", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), members, alpha: nat(m.a, `${path}.a`) };
+      }
       case "P1a":
         return { kind: "prepare", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`) };
       case "P1b":

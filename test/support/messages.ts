@@ -52,7 +52,12 @@ export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
   fc.record({ kind: fc.constant("reply" as const), client: nodeId, seq: slot, outcome }),
 );
 
-export const envelopes: fc.Arbitrary<Envelope[]> = fc.array(fc.record({ cell: fc.constantFrom("vol-1", "vol-2", "é"), message: cellMessage }), { minLength: 1, maxLength: 4 });
+const anyMessage = fc.oneof(
+  { arbitrary: cellMessage, weight: 10 },
+  { arbitrary: fc.record({ kind: fc.constant("create" as const), client: nodeId, seq: slot, members: fc.option(fc.array(nodeId, { minLength: 1, maxLength: 7 }), { nil: null }), alpha: fc.integer({ min: 1, max: 8 }) }), weight: 1 },
+);
+
+export const envelopes: fc.Arbitrary<Envelope[]> = fc.array(fc.record({ cell: fc.constantFrom("vol-1", "vol-2", "é"), message: anyMessage }), { minLength: 1, maxLength: 4 });
 
 /** A printable form in which bytes of any Uint8Array subclass compare equal by content. */
 export function canonical(value: unknown): string {

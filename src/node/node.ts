@@ -1,0 +1,334 @@
+// The node: one process on one storage server, hosting replicas of many cells. It is the
+// second driver of the pure cell core (the simworld is the first): it feeds replicas the
+// frames that arrive, ticks the few that asked for a deadline, makes their records durable
+// with one log sync for all of them, and only then sends what they asked to send.
+
+import { assert } from "../core/assert.ts";
+import { type CellRecord, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
+import type { DurableRecord } from "../core/effects.ts";
+import type { CreateRequest, Envelope, ReplyOutcome } from "../core/messages.ts";
+import { Replica, type ReplicaEnv } from "../core/replica.ts";
+import { limits } from "../limits.ts";
+import { isChunk, Reassembler, splitFrame } from "../transport/chunks.ts";
+import type { Endpoint, Transport } from "../transport/transport.ts";
+import type { KeyRing } from "../wire/keyring.ts";
+import { decodeMessages, encodeMessages } from "../wire/message.ts";
+import { Deadlines } from "./deadlines.ts";
+import type { NodeLog } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+
+export interface NodeOptions {
+  readonly id: string;
+  /** The other nodes this node may talk to (its color), by id. */
+  readonly peers: ReadonlyMap<string, Endpoint>;
+  readonly keyring: KeyRing;
+  readonly log: NodeLog;
+  readonly transport: Transport;
+  /** Records recovered from the log, per cell, in write order. */
+  readonly recovered?: ReadonlyMap<string, readonly DurableRecord[]>;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly heartbeatMs?: number;
+  readonly livenessTimeoutMs?: number;
+  /** Called once if the node cannot go on (a failed fsync); the process should exit. */
+  readonly onFatal?: (error: unknown) => void;
+}
+
+const clientsMax = 10_000;
+
+export class PhysaliaNode {
+  readonly id: string;
+  readonly metrics = new Metrics();
+  private readonly replicas = new Map<string, Replica>();
+  private readonly deadlines = new Deadlines();
+  private readonly reassembler = new Reassembler();
+  private readonly lastHeard = new Map<string, number>();
+  /** Where each client was last heard from, least recently used first. */
+  private readonly clients = new Map<string, Endpoint>();
+  private effects: Effects = createEffects();
+  private flushing = false;
+  private flushAgain = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Infinity;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private messageId = 0;
+  private failed: unknown = null;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly env: ReplicaEnv;
+  private readonly livenessTimeoutMs: number;
+
+  constructor(private readonly options: NodeOptions) {
+    this.id = options.id;
+    this.now = options.now ?? (() => performance.now());
+    this.random = options.random ?? Math.random;
+    this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
+    this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
+    for (const [cell, records] of options.recovered ?? []) {
+      this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
+    }
+    options.transport.onReceive((bytes, from) => this.receive(bytes, from));
+  }
+
+  start(): void {
+    const heartbeatMs = this.options.heartbeatMs ?? 150;
+    this.heartbeat = setInterval(() => this.sendHeartbeats(), heartbeatMs);
+    this.sendHeartbeats();
+    for (const [cell, replica] of this.replicas) this.deadlines.set(cell, replica.nextDeadline());
+    this.armTimer();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.options.transport.close();
+    await this.options.log.close();
+  }
+
+  get cellCount(): number {
+    return this.replicas.size;
+  }
+
+  replica(cell: string): Replica | undefined {
+    return this.replicas.get(cell);
+  }
+
+  isAlive(peer: string): boolean {
+    const heard = this.lastHeard.get(peer);
+    return heard !== undefined && this.now() - heard < this.livenessTimeoutMs;
+  }
+
+  status(): Record<string, unknown> {
+    let leaders = 0;
+    let busy = 0;
+    for (const replica of this.replicas.values()) {
+      if (replica.role === "leader") leaders++;
+      if (replica.nextDeadline() !== null) busy++;
+    }
+    return {
+      id: this.id,
+      cells: this.replicas.size,
+      leaders,
+      cellsWithWork: busy,
+      peersAlive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)),
+      peersDown: [...this.options.peers.keys()].filter((p) => !this.isAlive(p)),
+      failed: this.failed === null ? null : String(this.failed),
+    };
+  }
+
+  metricsText(): string {
+    let leaders = 0;
+    for (const replica of this.replicas.values()) if (replica.role === "leader") leaders++;
+    return this.metrics.render({
+      physalia_cells_hosted: this.replicas.size,
+      physalia_cells_leading: leaders,
+      physalia_cells_with_deadlines: this.deadlines.size,
+      physalia_peers_alive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length,
+      physalia_chunked_messages_pending: this.reassembler.pendingMessages,
+    });
+  }
+
+  // ---- receiving ----------------------------------------------------------------------
+
+  private receive(bytes: Uint8Array, from: Endpoint): void {
+    if (this.stopped || this.failed !== null) return;
+    let frame = bytes;
+    if (isChunk(bytes)) {
+      const result = this.reassembler.add(`${from.host}:${from.port}`, bytes, this.now());
+      if (result.kind === "rejected") this.metrics.drop(result.reason);
+      if (result.kind !== "frame") return;
+      frame = result.frame;
+    }
+    const decoded = decodeMessages(frame, this.options.keyring, { receiver: this.id, bytesMax: limits.messageBytesMax });
+    if (!decoded.ok) {
+      this.metrics.drop(decoded.reason);
+      return;
+    }
+    this.metrics.framesReceived++;
+    const sender = decoded.sender;
+    const now = this.now();
+    if (this.options.peers.has(sender)) this.lastHeard.set(sender, now);
+    else {
+      this.clients.delete(sender);
+      this.clients.set(sender, from);
+      if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+    }
+    for (const envelope of decoded.messages) this.dispatch(sender, envelope, now);
+    this.scheduleFlush();
+  }
+
+  private dispatch(sender: string, { cell, message }: Envelope, now: number): void {
+    if (message.kind === "create") {
+      this.create(sender, cell, message);
+      return;
+    }
+    const replica = this.replicas.get(cell);
+    if (replica === undefined) {
+      this.metrics.drop("unknownCell");
+      if (message.kind === "request") {
+        this.reply(sender, cell, message.client, message.seq, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
+      }
+      return;
+    }
+    replica.step(sender, message, now, this.effects);
+    this.deadlines.set(cell, replica.nextDeadline());
+    this.armTimer();
+  }
+
+  private create(sender: string, cell: string, request: CreateRequest): void {
+    const existing = this.replicas.get(cell);
+    const answer = (members: readonly string[]) =>
+      this.reply(sender, cell, request.client, request.seq, { kind: "done", result: { status: "configured", members, effectiveSlot: 1 }, slot: 0 });
+    if (existing !== undefined) {
+      answer(existing.cellState?.latestMembers() ?? []);
+      return;
+    }
+    const members = request.members;
+    if (members !== null) {
+      const problem =
+        !members.includes(this.id) ? `${this.id} is not among the members` :
+        members.length === 0 || members.length > limits.cellMembersMax ? `a cell has 1 to ${limits.cellMembersMax} members` :
+        new Set(members).size !== members.length ? "a member is listed twice" :
+        members.some((m) => m !== this.id && !this.options.peers.has(m)) ? "a member is not a node of this colony and color" :
+        request.alpha < 1 || request.alpha > limits.pipelineDepthMax ? `alpha must be 1 to ${limits.pipelineDepthMax}` :
+        null;
+      if (problem !== null) {
+        this.reply(sender, cell, request.client, request.seq, { kind: "unavailable", reason: `cannot create ${cell}: ${problem}` });
+        return;
+      }
+    }
+    const options = { cell, self: this.id, env: this.env };
+    const replica = new Replica(members === null ? options : { ...options, genesis: { members, alpha: request.alpha } });
+    this.replicas.set(cell, replica);
+    const genesis = replica.genesisRecord();
+    // The genesis record is durable before the reply leaves, like everything else.
+    if (genesis !== null) this.effects.records.push({ cell, record: genesis });
+    answer(members ?? []);
+  }
+
+  private reply(client: string, cell: string, name: string, seq: number, outcome: ReplyOutcome): void {
+    this.effects.messages.push({ to: client, cell, message: { kind: "reply", client: name, seq, outcome } });
+  }
+
+  // ---- time ---------------------------------------------------------------------------
+
+  private armTimer(): void {
+    const at = this.deadlines.earliest();
+    if (at === null || at >= this.timerAt || this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - this.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.stopped || this.failed !== null) return;
+    const now = this.now();
+    for (const cell of this.deadlines.due(now)) {
+      const replica = this.replicas.get(cell);
+      if (replica === undefined) continue;
+      replica.tick(now, this.effects);
+      this.deadlines.set(cell, replica.nextDeadline());
+    }
+    this.armTimer();
+    this.scheduleFlush();
+  }
+
+  private sendHeartbeats(): void {
+    if (this.stopped || this.failed !== null) return;
+    // An empty, signed frame: proof of life for the pair, whatever cells they share.
+    for (const [peer, endpoint] of this.options.peers) {
+      if (peer === this.id) continue;
+      this.options.transport.send(encodeMessages(this.options.keyring, { sender: this.id, receiver: peer, messages: [] }), endpoint);
+    }
+  }
+
+  // ---- persist, then send -------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.effects.records.length === 0 && this.effects.messages.length === 0 && this.effects.applied.length === 0) return;
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = true;
+    queueMicrotask(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      do {
+        this.flushAgain = false;
+        const batch = this.effects;
+        this.effects = createEffects();
+        this.metrics.slotsApplied += batch.applied.length;
+        if (batch.records.length > 0) await this.persist(batch.records);
+        this.send(batch.messages);
+        clearEffects(batch);
+      } while (this.flushAgain && this.failed === null && !this.stopped);
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async persist(records: readonly CellRecord[]): Promise<void> {
+    this.options.log.append(records);
+    const started = this.now();
+    await this.options.log.sync();
+    this.metrics.syncs++;
+    this.metrics.recordsWritten += records.length;
+    this.metrics.syncLatency.observe(this.now() - started);
+  }
+
+  private fail(error: unknown): void {
+    if (this.failed !== null) return;
+    // A failed fsync leaves the log's state unknown: never retry, stop answering, exit.
+    this.failed = error;
+    this.options.onFatal?.(error);
+  }
+
+  private send(messages: readonly Outgoing[]): void {
+    const byDestination = new Map<string, Envelope[]>();
+    for (const { to, cell, message } of messages) {
+      if (message.kind === "reply") this.metrics.reply(message.outcome.kind);
+      if (message.kind === "reply" && message.outcome.kind === "done") this.metrics.commandsCommitted++;
+      let list = byDestination.get(to);
+      if (list === undefined) byDestination.set(to, (list = []));
+      list.push({ cell, message });
+    }
+    for (const [to, envelopes] of byDestination) {
+      const endpoint = this.options.peers.get(to) ?? this.clients.get(to);
+      if (endpoint === undefined) {
+        this.metrics.drop("unknownDestination");
+        continue;
+      }
+      this.sendFrames(to, endpoint, envelopes);
+    }
+  }
+
+  /** Packs envelopes into frames that fit a datagram; a single oversized one is chunked. */
+  private sendFrames(to: string, endpoint: Endpoint, envelopes: readonly Envelope[]): void {
+    const frame = encodeMessages(this.options.keyring, { sender: this.id, receiver: to, messages: envelopes, bytesMax: limits.messageBytesMax });
+    if (frame.length <= limits.frameBytesMax) {
+      this.options.transport.send(frame, endpoint);
+      this.metrics.framesSent++;
+      return;
+    }
+    if (envelopes.length > 1) {
+      const half = envelopes.length >> 1;
+      this.sendFrames(to, endpoint, envelopes.slice(0, half));
+      this.sendFrames(to, endpoint, envelopes.slice(half));
+      return;
+    }
+    this.messageId = (this.messageId + 1) >>> 0;
+    for (const chunk of splitFrame(frame, this.messageId)) this.options.transport.send(chunk, endpoint);
+    this.metrics.framesSent++;
+  }
+}
+
+assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages larger than frames");

@@ -1,0 +1,3 @@
+export * from "./chunks.ts";
+export * from "./transport.ts";
+export * from "./udp.ts";

@@ -1,0 +1,160 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { PhysaliaClient, UnreachableError } from "../../src/client/client.ts";
+import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
+import { PhysaliaNode } from "../../src/node/node.ts";
+import type { DurableRecord } from "../../src/core/effects.ts";
+import type { Endpoint } from "../../src/transport/transport.ts";
+import { KeyRing } from "../../src/wire/keyring.ts";
+import { encodeMessages } from "../../src/wire/message.ts";
+import { utf8 } from "../../src/core/value.ts";
+import { MemoryNetwork } from "../support/memnet.ts";
+
+const ring = new KeyRing({ id: 1, secret: new Uint8Array(32).fill(3) });
+const put = (key: string, value: Uint8Array | bigint | boolean) => ({ reads: [], conditions: [], writes: [{ key, op: "put" as const, value }] });
+const get = (...keys: string[]) => ({ reads: keys, conditions: [], writes: [] });
+
+class Colony {
+  readonly net = new MemoryNetwork();
+  readonly endpoints = new Map<string, Endpoint>();
+  readonly nodes = new Map<string, PhysaliaNode>();
+  readonly logs = new Map<string, MemoryLog>();
+  readonly fatal: unknown[] = [];
+
+  constructor(readonly count: number) {
+    for (let i = 1; i <= count; i++) this.endpoints.set(`n${i}`, { host: "127.0.0.1", port: 7100 + i });
+    for (const id of this.endpoints.keys()) this.start(id);
+  }
+
+  start(id: string, log: NodeLog = new MemoryLog()): PhysaliaNode {
+    const memory = log instanceof MemoryLog ? log : null;
+    const previous = this.logs.get(id);
+    const recovered = new Map<string, DurableRecord[]>();
+    for (const { cell, record } of previous?.synced ?? []) {
+      if (!recovered.has(cell)) recovered.set(cell, []);
+      recovered.get(cell)?.push(record);
+    }
+    if (memory !== null && previous !== undefined) memory.synced.push(...previous.synced);
+    const endpoint = this.endpoints.get(id) as Endpoint;
+    const peers = new Map([...this.endpoints].filter(([other]) => other !== id));
+    const node = new PhysaliaNode({
+      id, peers, keyring: ring, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
+      heartbeatMs: 20, livenessTimeoutMs: 100, onFatal: (error) => this.fatal.push(error),
+    });
+    if (memory !== null) this.logs.set(id, memory);
+    this.nodes.set(id, node);
+    node.start();
+    return node;
+  }
+
+  async kill(id: string): Promise<void> {
+    await this.nodes.get(id)?.stop();
+    this.nodes.delete(id);
+  }
+
+  client(id = "client-1", deadlineMs = 5_000): PhysaliaClient {
+    return new PhysaliaClient({ id, nodes: this.endpoints, keyring: ring, transport: this.net.open(), deadlineMs });
+  }
+
+  async stop(): Promise<void> {
+    for (const node of this.nodes.values()) await node.stop();
+  }
+}
+
+let colony: Colony | null = null;
+afterEach(async () => {
+  await colony?.stop();
+  colony = null;
+});
+
+describe("the node", () => {
+  test("hosts a cell created by a client and commits transactions through it", async () => {
+    colony = new Colony(7);
+    const client = colony.client();
+    const { members, confirmed } = await client.create("vol-1");
+    expect(members.length).toBe(7);
+    expect(confirmed.length).toBe(7);
+    expect(await client.transact("vol-1", put("primary", utf8("server-1")))).toMatchObject({ status: "committed" });
+    expect(await client.transact("vol-1", get("primary"))).toMatchObject({ status: "committed", reads: [utf8("server-1")] });
+    const leaders = [...colony.nodes.values()].filter((n) => n.replica("vol-1")?.role === "leader");
+    expect(leaders.length).toBe(1);
+    // Every reply was preceded by a sync of its records.
+    const syncs = [...colony.logs.values()].reduce((sum, log) => sum + log.syncs, 0);
+    expect(syncs).toBeGreaterThan(0);
+  });
+
+  test("keeps serving after three of seven nodes are killed, and the restarted ones catch up", async () => {
+    colony = new Colony(7);
+    const client = colony.client();
+    const { members } = await client.create("vol-2");
+    await client.transact("vol-2", put("k", 1n));
+    const victims = members.slice(0, 3);
+    for (const id of victims) await colony.kill(id);
+    for (let i = 2; i <= 6; i++) expect(await client.transact("vol-2", put("k", BigInt(i)))).toMatchObject({ status: "committed" });
+    for (const id of victims) colony.start(id, new MemoryLog());
+    expect(await client.transact("vol-2", get("k"))).toMatchObject({ reads: [6n] });
+    await Bun.sleep(400);
+    for (const id of members) expect(colony.nodes.get(id)?.replica("vol-2")?.applied).toBe(colony.nodes.get(members[6] as string)?.replica("vol-2")?.applied as number);
+  });
+
+  test("drops and counts frames that fail to authenticate or parse, and keeps serving", async () => {
+    colony = new Colony(3);
+    const client = colony.client();
+    await client.create("vol-3");
+    const target = colony.endpoints.get("n1") as Endpoint;
+    colony.net.inject(new Uint8Array([1, 2, 3]), target);
+    const forged = encodeMessages(new KeyRing({ id: 1, secret: new Uint8Array(32).fill(9) }), { sender: "n2", receiver: "n1", messages: [] });
+    colony.net.inject(forged, target);
+    const unknownKey = encodeMessages(new KeyRing({ id: 77, secret: new Uint8Array(32).fill(3) }), { sender: "n2", receiver: "n1", messages: [] });
+    colony.net.inject(unknownKey, target);
+    const metrics = colony.nodes.get("n1")?.metricsText() ?? "";
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey"} 1');
+    expect(await client.transact("vol-3", put("k", true))).toMatchObject({ status: "committed" });
+  });
+
+  test("replaces a node that lost its disk: it rejoins empty and is taught by chunked snapshot", async () => {
+    colony = new Colony(3);
+    const client = colony.client();
+    await client.create("vol-4");
+    const big = new Uint8Array(4000).fill(7);
+    for (let i = 0; i < 90; i++) await client.transact("vol-4", put(`blob-${i}`, big));
+    // n3 loses its disk. It must not vote with state it no longer has, so it is removed,
+    // comes back empty, joins as a new replica and is added again.
+    await colony.kill("n3");
+    colony.logs.delete("n3");
+    colony.start("n3", new MemoryLog());
+    const removed = await client.configure("vol-4", { kind: "removeMember", node: "n3" });
+    expect(removed.status === "configured" && [...removed.members].sort()).toEqual(["n1", "n2"]);
+    await client.join("vol-4", "n3");
+    const added = await client.configure("vol-4", { kind: "addMember", node: "n3" });
+    expect(added.status === "configured" && [...added.members].sort()).toEqual(["n1", "n2", "n3"]);
+    for (let i = 0; i < 5; i++) await client.transact("vol-4", put("after", BigInt(i)));
+    await Bun.sleep(500);
+    const n1 = colony.nodes.get("n1")?.replica("vol-4");
+    const n3 = colony.nodes.get("n3")?.replica("vol-4");
+    expect(n3?.applied).toBe(n1?.applied as number);
+    expect(n3?.cellState?.kv.get("blob-89")).toEqual(big);
+    // The snapshot (about 360 KB) could only have arrived in chunks.
+    expect(colony.logs.get("n3")?.synced.some((r) => r.record.kind === "snapshot" && r.record.state.length > 300_000)).toBe(true);
+  }, 30_000);
+
+  test("answers an operation on a cell nobody hosts with a clear error", async () => {
+    colony = new Colony(3);
+    const client = colony.client("client-2", 1_000);
+    await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(UnreachableError);
+  });
+
+  test("stops for good when a log sync fails, and never retries it", async () => {
+    colony = new Colony(3);
+    let syncs = 0;
+    const failing: NodeLog = { append() {}, async sync() { syncs++; throw new Error("EIO"); }, close() {} };
+    await colony.kill("n1");
+    colony.start("n1", failing);
+    const client = colony.client("client-3", 2_000);
+    await client.create("vol-5").catch(() => null);
+    await Bun.sleep(100);
+    expect(colony.fatal.length).toBe(1);
+    expect(syncs).toBe(1);
+  });
+});
