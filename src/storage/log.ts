@@ -1,0 +1,415 @@
+// The node's log: one append-only, segmented log shared by every cell the node hosts.
+//
+// Group commit. `append` encodes records into frames and buffers them (they reach the file
+// when the buffer fills or at the next sync; either way they are not durable yet). `sync`
+// makes everything appended so far durable: one fdatasync of the current segment per round,
+// plus, when a segment was begun since the last round, the final fdatasync of the segments
+// before it and an fsync of the directory. Syncs coalesce: one round is in flight at a time;
+// a sync asked for during a round joins the next round, which covers every record appended
+// until that round starts. A caller's promise resolves once a round that began after the call
+// has finished, so the records it appended before calling are durable.
+//
+// Failure. Any error from the disk while writing or syncing is fatal (see StorageFailed): the
+// log rejects every waiting and later call and never retries.
+//
+// Compaction. `compact(entries)` writes the given records into a new compaction segment,
+// closes it with a marker frame that counts them, syncs it, then removes every older segment.
+// Recovery begins at the newest compaction segment with a marker and ignores an unfinished one
+// (recover.ts), so a crash at any step leaves either the old log or the new one, whole.
+// Records appended after `compact` was called go behind the marker, into the same segment.
+
+import { AssertionError, assert } from "../core/assert.ts";
+import type { CellRecord, DurableRecord } from "../core/effects.ts";
+import { encodeRecord } from "../wire/records.ts";
+import { type Disk, type FileHandle, nodeDisk } from "./disk.ts";
+import { LogOpenError, RecordTooLargeError, StorageFailed, describeError } from "./errors.ts";
+import { type FrameKind, type SegmentKind, encodeMarkerPayload, encodeSegmentHeader, frameKind, frameSeed, segmentName, writeFrameHeader } from "./format.ts";
+import { storageLimits } from "./limits.ts";
+import { type Damage, type RecoveryStats, recover } from "./recover.ts";
+
+export interface LogOptions {
+  /** The file system; the real one (`nodeDisk()`) when absent. */
+  readonly disk?: Disk;
+  /** Begin a new segment once the current one holds this many bytes. */
+  readonly segmentBytes?: number;
+  /** `shouldCompact` stays false below this many bytes on disk. */
+  readonly compactBytesMin?: number;
+  /** `shouldCompact` stays false until the log holds this many times the last compaction. */
+  readonly compactRatio?: number;
+}
+
+export interface OpenedLog {
+  readonly log: NodeLog;
+  /** Every cell's durable records, in the order they were written. */
+  readonly records: Map<string, DurableRecord[]>;
+  /** The first torn or corrupt bytes found, after which everything was discarded; null if none. */
+  readonly damage: Damage | null;
+  readonly stats: RecoveryStats;
+}
+
+/** Opens (or creates) the log in `directory` and reads back everything it holds. */
+export async function openLog(directory: string, options: LogOptions = {}): Promise<OpenedLog> {
+  const disk = options.disk ?? nodeDisk();
+  const settings = settingsFrom(options);
+  const recovery = await recover(disk, directory);
+  const segments = [...recovery.segments];
+  try {
+    // What recovery read may have come from the page cache of a process that crashed before
+    // syncing it. Make it durable now: later segments chain to these lengths, and records
+    // acknowledged after this open must never sit behind a hole left by a power failure.
+    for (const segment of segments) await disk.sync(segment.file);
+    let current: ActiveSegment;
+    const last = segments.pop();
+    if (last === undefined) {
+      const number = recovery.highestNumber + 1;
+      assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
+      const file = disk.create(`${directory}/${segmentName(number)}`);
+      const header = encodeSegmentHeader({ number, kind: "log", previous: 0, previousBytes: 0, retiresFrom: 0 });
+      disk.write(file, header, 0);
+      await disk.sync(file);
+      current = { number, file, seed: frameSeed(number), written: header.length, bytes: header.length };
+    } else {
+      current = { number: last.number, file: last.file, seed: frameSeed(last.number), written: last.bytes, bytes: last.bytes };
+    }
+    for (const segment of segments) disk.close(segment.file);
+    await disk.syncDirectory(directory);
+    const sealed = new Map(segments.map((segment) => [segment.number, segment.bytes]));
+    const log = new NodeLog({ disk, directory, settings, current, sealed, highestNumber: Math.max(recovery.highestNumber, current.number), compactionBytes: recovery.compactionBytes });
+    return { log, records: recovery.records, damage: recovery.damage, stats: recovery.stats };
+  } catch (error) {
+    throw new LogOpenError(`Cannot open log: ${directory}: ${describeError(error)}`, { cause: error });
+  }
+}
+
+interface Settings {
+  readonly segmentBytes: number;
+  readonly compactBytesMin: number;
+  readonly compactRatio: number;
+}
+
+function settingsFrom(options: LogOptions): Settings {
+  const segmentBytes = options.segmentBytes ?? storageLimits.segmentBytesDefault;
+  const compactBytesMin = options.compactBytesMin ?? storageLimits.compactBytesMinDefault;
+  const compactRatio = options.compactRatio ?? storageLimits.compactRatioDefault;
+  if (!Number.isInteger(segmentBytes) || segmentBytes < storageLimits.segmentBytesMin || segmentBytes > storageLimits.segmentBytesMax) {
+    throw new LogOpenError(`Cannot open log: segmentBytes must be an integer in [${storageLimits.segmentBytesMin}, ${storageLimits.segmentBytesMax}], got ${segmentBytes}`);
+  }
+  if (!(compactBytesMin >= 0) || !(compactRatio > 1)) throw new LogOpenError("Cannot open log: compactBytesMin must be >= 0 and compactRatio > 1");
+  return { segmentBytes, compactBytesMin, compactRatio };
+}
+
+interface ActiveSegment {
+  readonly number: number;
+  readonly file: FileHandle;
+  readonly seed: number;
+  /** Bytes in the file. */
+  written: number;
+  /** Bytes in the file plus bytes still in the write buffer. */
+  bytes: number;
+}
+
+interface Waiter {
+  /** The first sync round that covers this caller. */
+  readonly round: number;
+  readonly resolve: () => void;
+  readonly reject: (error: StorageFailed) => void;
+}
+
+interface LogParts {
+  readonly disk: Disk;
+  readonly directory: string;
+  readonly settings: Settings;
+  readonly current: ActiveSegment;
+  readonly sealed: Map<number, number>;
+  readonly highestNumber: number;
+  readonly compactionBytes: number;
+}
+
+export class NodeLog {
+  readonly directory: string;
+  private readonly disk: Disk;
+  private readonly settings: Settings;
+  private current: ActiveSegment;
+  /** Live segments before the current one: number to length. Closed, or waiting in `unsynced`. */
+  private readonly sealed: Map<number, number>;
+  /** Segments closed for appending whose last sync (and close) is still to come. */
+  private readonly unsynced: { readonly number: number; readonly file: FileHandle }[] = [];
+  private directoryDirty = false;
+  private highestNumber: number;
+  private readonly pending = new Uint8Array(storageLimits.pendingBytesMax);
+  private pendingLength = 0;
+
+  private frames = 0;
+  private framesDurable = 0;
+  private readonly waiters: Waiter[] = [];
+  private roundsStarted = 0;
+  private flushing = false;
+  private failure: StorageFailed | null = null;
+  private closed = false;
+  private compaction: Promise<void> | null = null;
+  private lastCompactionBytes: number;
+
+  /** Records appended since the log was opened. */
+  recordsAppended = 0;
+  /** Sync rounds completed: each is one fdatasync of the current segment. */
+  syncRounds = 0;
+  compactions = 0;
+
+  constructor(parts: LogParts) {
+    this.disk = parts.disk;
+    this.directory = parts.directory;
+    this.settings = parts.settings;
+    this.current = parts.current;
+    this.sealed = parts.sealed;
+    this.highestNumber = parts.highestNumber;
+    this.lastCompactionBytes = parts.compactionBytes;
+    assert(this.current.bytes >= storageLimits.segmentHeaderBytes, "a segment holds its header");
+  }
+
+  // ---- metrics --------------------------------------------------------------------------
+
+  /** Bytes the log occupies on disk, counting appended bytes not yet written out. */
+  get bytes(): number {
+    let total = this.current.bytes;
+    for (const bytes of this.sealed.values()) total += bytes;
+    return total;
+  }
+
+  /** Segment files the log occupies. */
+  get segments(): number {
+    return this.sealed.size + 1;
+  }
+
+  get currentSegment(): number {
+    return this.current.number;
+  }
+
+  get compacting(): boolean {
+    return this.compaction !== null;
+  }
+
+  /** The error that stopped the log, or null while it works. */
+  get failed(): StorageFailed | null {
+    return this.failure;
+  }
+
+  /** True when the log has grown enough past its last compaction that one is worth its cost. */
+  shouldCompact(): boolean {
+    if (this.failure !== null || this.closed || this.compaction !== null) return false;
+    const bytes = this.bytes;
+    return bytes >= this.settings.compactBytesMin && bytes >= this.lastCompactionBytes * this.settings.compactRatio;
+  }
+
+  // ---- writing --------------------------------------------------------------------------
+
+  /**
+   * Appends records, in order, after everything appended before. Not durable until a `sync`
+   * called after this returns has resolved. Throws RecordTooLargeError (appending nothing of
+   * the batch) or StorageFailed.
+   */
+  append(records: readonly CellRecord[]): void {
+    this.usable("append");
+    assert(records.length <= storageLimits.appendRecordsMax, `append of ${records.length} records`);
+    const payloads = records.map((entry) => {
+      const payload = encodeRecord(entry);
+      if (payload.length > storageLimits.recordBytesMax) {
+        throw new RecordTooLargeError(`Cannot append record: ${entry.record.kind} of cell ${entry.cell} is ${payload.length} bytes, more than ${storageLimits.recordBytesMax}`);
+      }
+      return payload;
+    });
+    try {
+      for (const payload of payloads) this.writeFrame(frameKind.record, payload, true);
+    } catch (error) {
+      throw this.fail("Cannot append to log", error);
+    }
+    this.recordsAppended += payloads.length;
+  }
+
+  /** Resolves once everything appended before this call is durable; rejects with StorageFailed. */
+  sync(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    assert(!this.closed, "sync of a closed log");
+    if (this.frames === this.framesDurable && this.unsynced.length === 0 && !this.directoryDirty && !this.flushing) return Promise.resolve();
+    assert(this.waiters.length < storageLimits.syncWaitersMax, "too many syncs waiting at once");
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ round: this.roundsStarted + 1, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /**
+   * Replaces the whole log with `entries` (every hosted cell's `compactedRecords()`): writes
+   * them to a new segment now, and resolves once that segment is durable and every older
+   * segment is removed. Records appended after this call follow the compaction. One at a time.
+   */
+  compact(entries: Iterable<CellRecord>): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    this.usable("compact");
+    assert(this.compaction === null, "one compaction at a time");
+    const compaction = this.runCompaction(entries).finally(() => {
+      this.compaction = null;
+    });
+    this.compaction = compaction;
+    return compaction;
+  }
+
+  /** Syncs what was appended and releases the files. Later calls other than `close` are bugs. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.compaction !== null) await this.compaction.catch(() => undefined);
+      if (this.failure === null) await this.sync();
+    } finally {
+      this.closed = true;
+      for (const { file } of this.unsynced.splice(0)) this.closeQuietly(file);
+      this.closeQuietly(this.current.file);
+    }
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private usable(operation: string): void {
+    if (this.failure !== null) throw this.failure;
+    assert(!this.closed, `${operation} on a closed log`);
+  }
+
+  private async runCompaction(entries: Iterable<CellRecord>): Promise<void> {
+    // Everything up to the marker is written before the first await, so no append can slip in.
+    const retired = [...this.sealed.keys(), this.current.number];
+    let compactionBytes: number;
+    try {
+      this.rotate("compaction", retired.reduce((oldest, number) => Math.min(oldest, number)));
+      let count = 0;
+      for (const entry of entries) {
+        const payload = encodeRecord(entry);
+        if (payload.length > storageLimits.recordBytesMax) throw new RecordTooLargeError(`Cannot compact record: ${entry.record.kind} of cell ${entry.cell} is ${payload.length} bytes`);
+        this.writeFrame(frameKind.record, payload, false);
+        count++;
+      }
+      this.writeFrame(frameKind.marker, encodeMarkerPayload(count), false);
+      compactionBytes = this.current.bytes;
+    } catch (error) {
+      // A compaction segment without its marker must not be followed by appends: stop here.
+      throw this.fail("Cannot compact log", error);
+    }
+    await this.sync();
+    try {
+      for (const number of retired) {
+        assert(this.sealed.has(number), `retired segment ${number} is live`);
+        assert(!this.unsynced.some((segment) => segment.number === number), `retired segment ${number} was synced and closed`);
+        this.disk.remove(`${this.directory}/${segmentName(number)}`);
+        this.sealed.delete(number);
+      }
+    } catch (error) {
+      throw this.fail("Cannot remove compacted segments", error);
+    }
+    this.directoryDirty = true;
+    await this.sync();
+    this.lastCompactionBytes = compactionBytes;
+    this.compactions++;
+  }
+
+  private writeFrame(kind: FrameKind, payload: Uint8Array, mayRotate: boolean): void {
+    const headerBytes = storageLimits.frameHeaderBytes;
+    const frameBytes = headerBytes + payload.length;
+    const current0 = this.current;
+    if (mayRotate && current0.bytes > storageLimits.segmentHeaderBytes && current0.bytes + frameBytes > this.settings.segmentBytes) this.rotate("log", 0);
+    if (this.pendingLength + frameBytes > this.pending.length) this.writePending();
+    const current = this.current;
+    if (frameBytes > this.pending.length) {
+      const header = new Uint8Array(headerBytes);
+      writeFrameHeader(header, 0, kind, payload, current.seed);
+      this.disk.write(current.file, header, current.written);
+      this.disk.write(current.file, payload, current.written + headerBytes);
+      current.written += frameBytes;
+    } else {
+      writeFrameHeader(this.pending, this.pendingLength, kind, payload, current.seed);
+      this.pending.set(payload, this.pendingLength + headerBytes);
+      this.pendingLength += frameBytes;
+    }
+    current.bytes += frameBytes;
+    this.frames++;
+    assert(current.bytes === current.written + this.pendingLength, "the segment length adds up");
+  }
+
+  private writePending(): void {
+    if (this.pendingLength === 0) return;
+    const current = this.current;
+    this.disk.write(current.file, this.pending.subarray(0, this.pendingLength), current.written);
+    current.written += this.pendingLength;
+    this.pendingLength = 0;
+  }
+
+  /** Closes the current segment for appending and begins the next one. */
+  private rotate(kind: SegmentKind, retiresFrom: number): void {
+    this.writePending();
+    const before = this.current;
+    const number = this.highestNumber + 1;
+    assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
+    assert(this.sealed.size + 1 < storageLimits.segmentsMax, "compaction keeps the number of segments bounded");
+    const file = this.disk.create(`${this.directory}/${segmentName(number)}`);
+    this.highestNumber = number;
+    this.unsynced.push({ number: before.number, file: before.file });
+    this.sealed.set(before.number, before.bytes);
+    const header = encodeSegmentHeader({ number, kind, previous: before.number, previousBytes: before.bytes, retiresFrom });
+    this.current = { number, file, seed: frameSeed(number), written: 0, bytes: 0 };
+    this.directoryDirty = true;
+    this.disk.write(file, header, 0);
+    this.current.written = header.length;
+    this.current.bytes = header.length;
+  }
+
+  /** Runs sync rounds until no caller waits. Only one runs at a time. */
+  private async flush(): Promise<void> {
+    assert(!this.flushing, "one flush at a time");
+    this.flushing = true;
+    try {
+      for (let rounds = 0; this.failure === null && this.waiters.length > 0; rounds++) {
+        assert(rounds < Number.MAX_SAFE_INTEGER, "rounds are counted");
+        const round = ++this.roundsStarted;
+        const frames = this.frames;
+        this.writePending();
+        const finished = this.unsynced.splice(0);
+        const file = this.current.file;
+        const directory = this.directoryDirty;
+        this.directoryDirty = false;
+        // Segments closed since the last round get their last sync before the current one
+        // (order does not matter for safety: the chain check in recovery covers it).
+        for (const segment of finished) {
+          await this.disk.sync(segment.file);
+          this.disk.close(segment.file);
+        }
+        await this.disk.sync(file);
+        if (directory) await this.disk.syncDirectory(this.directory);
+        this.framesDurable = Math.max(this.framesDurable, frames);
+        this.syncRounds++;
+        let done = 0;
+        while (done < this.waiters.length && this.waiters[done]!.round <= round) done++;
+        for (const waiter of this.waiters.splice(0, done)) waiter.resolve();
+      }
+    } catch (error) {
+      this.fail("Cannot sync log", error);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Enters the failed state (once), rejecting every waiting caller; returns the error to throw. */
+  private fail(context: string, cause: unknown): StorageFailed {
+    if (cause instanceof StorageFailed) return cause;
+    if (this.failure === null) {
+      const detail = cause instanceof AssertionError ? `bug: ${cause.message}` : describeError(cause);
+      this.failure = new StorageFailed(`${context} in ${this.directory}: ${detail}`, { cause });
+      for (const waiter of this.waiters.splice(0)) waiter.reject(this.failure);
+    }
+    return this.failure;
+  }
+
+  private closeQuietly(file: FileHandle): void {
+    try {
+      this.disk.close(file);
+    } catch {
+      // Closing after a failure: the node is about to exit, and the descriptor goes with it.
+    }
+  }
+}

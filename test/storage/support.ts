@@ -1,0 +1,94 @@
+// Helpers for the storage tests: records of known shape and size, a canonical form to compare
+// them by, temporary directories that are removed afterwards, and a seeded random source.
+
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CellRecord, DurableRecord } from "../../src/core/effects.ts";
+import { encodeRecord } from "../../src/wire/records.ts";
+
+/** An accept record carrying one put of `valueBytes` bytes: about `valueBytes + 90` encoded. */
+export function acceptRecord(cell: string, slot: number, valueBytes = 100): CellRecord {
+  const value = new Uint8Array(valueBytes);
+  for (let i = 0; i < valueBytes; i++) value[i] = (slot * 31 + i) & 0xff;
+  return {
+    cell,
+    record: {
+      kind: "accept",
+      slot,
+      ballot: { round: 1 + (slot % 7), node: "node-a" },
+      value: { kind: "batch", commands: [{ client: "client-1", seq: slot, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `key-${slot}`, op: "put", value }] } } }] },
+    },
+  };
+}
+
+/** A snapshot record whose state is `stateBytes` bytes derived from `seed`. */
+export function snapshotRecord(cell: string, slot: number, stateBytes: number, seed = slot): CellRecord {
+  const state = new Uint8Array(stateBytes);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < stateBytes; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    state[i] = x & 0xff;
+  }
+  return { cell, record: { kind: "snapshot", slot, state } };
+}
+
+/** A record's identity: its encoding, as hex. */
+export function recordKey(entry: CellRecord): string {
+  return Buffer.from(encodeRecord(entry)).toString("hex");
+}
+
+/** Per cell, the canonical form of each record, in order; cells sorted. */
+export function canonicalRecords(records: Map<string, readonly DurableRecord[]>): string {
+  const cells = [...records.keys()].sort();
+  return JSON.stringify(cells.map((cell) => [cell, records.get(cell)!.map((record) => recordKey({ cell, record }))]));
+}
+
+/** Groups records by cell, keeping their order. */
+export function byCell(entries: Iterable<CellRecord>): Map<string, DurableRecord[]> {
+  const map = new Map<string, DurableRecord[]>();
+  for (const { cell, record } of entries) {
+    const list = map.get(cell);
+    if (list === undefined) map.set(cell, [record]);
+    else list.push(record);
+  }
+  return map;
+}
+
+/** Runs `body` with a fresh directory under the system's temporary directory, then removes it. */
+export async function withTempDirectory<T>(body: (directory: string) => Promise<T>): Promise<T> {
+  const directory = await mkdtemp(join(tmpdir(), "physalia-storage-"));
+  try {
+    return await body(directory);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** A small seeded generator (xorshift32) for tests that must replay. */
+export class TestRandom {
+  private state: number;
+
+  constructor(seed: number) {
+    this.state = (seed >>> 0) || 0x9e3779b9;
+  }
+
+  next(): number {
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state / 2 ** 32;
+  }
+
+  int(below: number): number {
+    return Math.floor(this.next() * below);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+}
