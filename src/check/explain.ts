@@ -66,12 +66,27 @@ export function explainImpossible(cell: string, op: Operation, expected: TxResul
   ].join("\n");
 }
 
-export function explainUndecided(cell: string, operations: number, statesMax: number, completedMax: number, completed: number): string {
-  return (
-    `Cell ${JSON.stringify(cell)}: gave up after exploring ${statesMax} states on ${operations} operations; ` +
-    `the longest partial linearization held ${completedMax} of ${completed} completed operations. ` +
-    "Raise statesMax, or record fewer concurrent or timed-out writes."
-  );
+export interface UndecidedAccount {
+  readonly cell: string;
+  readonly operations: number;
+  readonly statesMax: number;
+  readonly completedLinearizedMax: number;
+  readonly completed: number;
+  readonly suspects: readonly Operation[];
+}
+
+export function explainUndecided(account: UndecidedAccount): string {
+  const lines = [
+    `Cell ${JSON.stringify(account.cell)}: gave up after computing ${account.statesMax} states on ${account.operations} operations; ` +
+      `the longest partial linearization held ${account.completedLinearizedMax} of ${account.completed} completed operations. ` +
+      "Raise statesMax, or record fewer concurrent or timed-out writes.",
+  ];
+  if (account.suspects.length > 0) {
+    lines.push("A narrower search could place none of these next (a lead, not a proof):");
+    for (const op of account.suspects.slice(0, listedOperationsMax)) lines.push(`  ${describeOperation(op)}`);
+    more(lines, account.suspects.length);
+  }
+  return lines.join("\n");
 }
 
 function more(lines: string[], count: number): void {

@@ -8,31 +8,42 @@
 // several keys and scan a range, and a write can be refused as `cellFull` because of bytes
 // held under other keys, so keys are not independent objects.
 //
-// Measured (Bun 1.3, one core of a 2020s laptop-class CPU; `bun test/check/bench.ts`):
-// 5 clients x 200 operations over 6 keys with 3% timed out, each concurrent with up to 4
-// others, check in about 25-60 ms and explore about 1,000-3,000 states; 5 x 1000 takes
-// about 0.3 s. Timed-out writes are the expensive part: each stays a candidate forever, so
-// a history with many of them, or a non-linearizable one with many, can need the budget.
+// The search (search.ts) is widened in levels, see `levels` below. How big a history it
+// handles, measured with `bun test/check/bench.ts` (Bun 1.4, one core of a shared x86-64
+// server; medians of 7 seeds; clients issue transactions back to back, each concurrent with
+// up to 4-9 others, over 6 keys; half of the timed-out ones take effect, up to 20 operation
+// lengths later):
+//   5 clients x 200 operations, no timeouts          30-80 ms     ~3,000 states
+//   5 x 200, 3% timed out                            35-80 ms     ~3,600 states
+//   5 x 200, 10% timed out                           35-75 ms     ~7,000 states
+//   10 x 100, 3% timed out                           90-180 ms    ~34,000 states
+//   5 x 1000, 3% timed out                           0.5-0.75 s   ~86,000 states
+// ("states" counts every application of an operation to the model.) The default budget of
+// 1,000,000 states takes about 8 s and 150 MB when spent. What spends it: a history that is
+// not linearizable while many timed-out writes on the same keys are still pending, because
+// proving that no subset of them, in no order, explains a result is exponential in their
+// number; the verdict is then "unknown", naming the operations the narrower levels could
+// not place.
 
 import { assert } from "../core/assert.ts";
 import { KvStore, type TxResult } from "../core/kv.ts";
 import { type Transaction, checkTransaction, isRejection, transactionKeys } from "../core/transaction.ts";
 import { compareKeys } from "../core/value.ts";
 import { explainImpossible, explainUndecided, explainViolation } from "./explain.ts";
-import { modelState, stepModel } from "./model.ts";
+import { type ModelState, modelState, stepModel } from "./model.ts";
 import type { Operation } from "./operation.ts";
 import type { HistoryRecorder } from "./recorder.ts";
 import { resultsEqual } from "./results.ts";
-import { type SearchOperation, search } from "./search.ts";
+import { type SearchOperation, type SearchOptions, type SearchOutcome, search } from "./search.ts";
 import type { Linearizable, NotLinearizable, Verdict } from "./verdict.ts";
 
-/** The default bound on configurations explored per cell; about 100 MB at 1000 operations. */
-export const checkStatesMaxDefault = 250_000;
+/** The default bound on states computed per cell: at most about 8 s and 150 MB. */
+export const checkStatesMaxDefault = 1_000_000;
 
 export interface CheckOptions {
   /** The cell's state before the history; empty by default. It is not modified. */
   readonly initial?: KvStore;
-  /** Give up with `ok: "unknown"` after this many configurations (default `checkStatesMaxDefault`). */
+  /** Give up with `ok: "unknown"` after computing this many states (default `checkStatesMaxDefault`). */
   readonly statesMax?: number;
 }
 
@@ -90,7 +101,7 @@ export function checkCell(cell: string, operations: readonly Operation[], option
     });
   }
 
-  const outcome = search(searched, { initial, statesMax });
+  const { outcome, suspects } = searchInLevels(searched, initial, statesMax);
   switch (outcome.kind) {
     case "linearizable": {
       const verdict: Linearizable = {
@@ -104,13 +115,22 @@ export function checkCell(cell: string, operations: readonly Operation[], option
     }
     case "budgetExceeded": {
       const completed = searched.filter((op) => op.result !== null).length;
+      const suspected = suspects.map((i) => sources[i]!).sort(compareOperations);
       return {
         ok: "unknown",
         cell,
         reason: "budgetExceeded",
         operations: operations.length,
+        suspects: suspected,
         statesExplored: outcome.statesExplored,
-        explanation: explainUndecided(cell, operations.length, statesMax, outcome.completedLinearizedMax, completed),
+        explanation: explainUndecided({
+          cell,
+          operations: operations.length,
+          statesMax,
+          completedLinearizedMax: outcome.completedLinearizedMax,
+          completed,
+          suspects: suspected,
+        }),
       };
     }
     case "notLinearizable": {
@@ -143,6 +163,51 @@ export function checkCell(cell: string, operations: readonly Operation[], option
       return verdict;
     }
   }
+}
+
+/**
+ * How the search widens. Most histories have a linearization in which every completed
+ * operation needs at most one timed-out write just before it, and the first levels find it
+ * at little cost; a bounded level that fails having cut nothing short is proof too. Every
+ * level but the last may spend a quarter of the budget; the last, complete one gets the rest.
+ */
+const levels: readonly Pick<SearchOptions, "unknownsBefore" | "unknownsPerRunMax">[] = [
+  { unknownsBefore: "misfits", unknownsPerRunMax: 1 },
+  { unknownsBefore: "all", unknownsPerRunMax: 1 },
+  { unknownsBefore: "all", unknownsPerRunMax: 2 },
+  { unknownsBefore: "all", unknownsPerRunMax: Infinity },
+];
+
+interface LevelsOutcome {
+  readonly outcome: SearchOutcome;
+  /** When the budget ran out: the operations a narrower level could not place. */
+  readonly suspects: readonly number[];
+}
+
+function searchInLevels(ops: readonly SearchOperation[], initial: ModelState, statesMax: number): LevelsOutcome {
+  // Without unknown outcomes the levels are all the same search.
+  const plan = ops.some((op) => op.result === null) ? levels : levels.slice(-1);
+  let spent = 0;
+  let deepest = 0;
+  let suspects: readonly number[] = [];
+  for (let i = 0; i < plan.length; i++) {
+    const last = i === plan.length - 1;
+    const share = last ? statesMax - spent : Math.min(statesMax - spent, Math.ceil(statesMax / 4));
+    if (share <= 0) break;
+    const result = search(ops, { initial, statesMax: share, ...plan[i]! });
+    spent += result.statesExplored;
+    if (result.kind === "linearizable" || (result.kind === "notLinearizable" && result.exhaustive)) {
+      return { outcome: { ...result, statesExplored: spent }, suspects: [] };
+    }
+    if (result.kind === "notLinearizable") {
+      suspects = result.frontier.map((b) => b.op);
+      deepest = Math.max(deepest, result.prefix.filter((op) => ops[op]!.result !== null).length);
+    } else {
+      deepest = Math.max(deepest, result.completedLinearizedMax);
+    }
+  }
+  // The last level is exhaustive: reaching here means the budget ran out.
+  return { outcome: { kind: "budgetExceeded", statesExplored: spent, completedLinearizedMax: deepest }, suspects };
 }
 
 function impossible(cell: string, op: Operation, expected: TxResult): NotLinearizable {

@@ -50,6 +50,11 @@ export interface Undecided {
   readonly cell: string;
   readonly reason: "budgetExceeded";
   readonly operations: number;
+  /**
+   * Completed operations that a narrower search (fewer timed-out operations tried in front
+   * of each) could not place: a lead for a person, not a proof. Often empty.
+   */
+  readonly suspects: readonly Operation[];
   readonly statesExplored: number;
   readonly explanation: string;
 }

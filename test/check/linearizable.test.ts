@@ -221,7 +221,7 @@ describe("the checker's bounds and scope", () => {
     expect(verdict.ok).toBe("unknown");
     if (verdict.ok === "unknown") {
       expect(verdict.statesExplored).toBe(3);
-      expect(verdict.explanation).toContain("gave up after exploring 3 states");
+      expect(verdict.explanation).toContain("gave up after computing 3 states");
     }
     expect(check(h).ok).toBe(true);
   });
