@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { Placer } from "../src/control/placement/placer.ts";
 import { brokenRules, cellShape } from "../src/control/placement/rules.ts";
-import { Rng } from "../src/control/random.ts";
+import { Rng } from "../src/random.ts";
 import { loadTopology } from "../src/control/topology/load.ts";
 import { TopologyError } from "../src/control/topology/types.ts";
 import { syntheticWorkload } from "./availability/workload.ts";

@@ -1,8 +1,9 @@
 // A small seeded PRNG (xoshiro128**, seeded through splitmix32) so that the topology
-// generator, random placement and the Monte Carlo evaluation replay exactly from a seed.
-// Nothing in src/control touches Math.random.
+// generator, random placement, the Monte Carlo evaluation and the simworld replay exactly
+// from a seed.
+// Nothing in src/control or src/sim touches Math.random.
 
-import { assert } from "../core/assert.ts";
+import { assert } from "./core/assert.ts";
 
 export const seedMax = 0xffff_ffff;
 

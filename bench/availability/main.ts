@@ -12,7 +12,7 @@ import { buildCluster } from "../../src/control/placement/cluster.ts";
 import { Placer } from "../../src/control/placement/placer.ts";
 import { placeRandom } from "../../src/control/placement/random.ts";
 import { brokenRules, cellShape } from "../../src/control/placement/rules.ts";
-import { deriveSeed, Rng } from "../../src/control/random.ts";
+import { deriveSeed, Rng } from "../../src/random.ts";
 import { loadTopology } from "../../src/control/topology/load.ts";
 import { TopologyError } from "../../src/control/topology/types.ts";
 import { checkClaims } from "./claims.ts";

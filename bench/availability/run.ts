@@ -4,7 +4,7 @@
 import { assert } from "../../src/core/assert.ts";
 import type { Cluster } from "../../src/control/placement/cluster.ts";
 import { majority } from "../../src/control/placement/rules.ts";
-import { deriveSeed, Rng } from "../../src/control/random.ts";
+import { deriveSeed, Rng } from "../../src/random.ts";
 import { availabilityIndependent } from "./analytic.ts";
 import type { Evaluator, Outcome } from "./evaluate.ts";
 import { CellEvaluator } from "./evaluate.ts";

@@ -3,7 +3,7 @@
 // servers in the instance's row most of the time (as EBS places them), elsewhere otherwise.
 
 import type { Cluster } from "../../src/control/placement/cluster.ts";
-import type { Rng } from "../../src/control/random.ts";
+import type { Rng } from "../../src/random.ts";
 
 export interface Workload {
   readonly cells: number;

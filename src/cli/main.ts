@@ -2,7 +2,10 @@
 // The one binary: physalia <command>. Unknown commands and flags exit 2 with a reason.
 
 import { UsageError } from "./args.ts";
+import { CliError } from "./colony.ts";
+import { ctlCommand, ctlUsage } from "./ctl.ts";
 import { devCommand, devUsage } from "./dev.ts";
+import { nodeCommand, nodeUsage } from "./node.ts";
 import { simCommand, simUsage } from "./sim.ts";
 import { topologyCommand, topologyUsage } from "./topology.ts";
 import { version } from "./version.ts";
@@ -13,6 +16,8 @@ usage: physalia <command> [flags]
 
 commands:
   dev        run a local colony with a sample workload (what npm start runs)
+  node       run one node of a colony
+  ctl        create a cell, read, write, and run transactions against a colony
   sim        run the deterministic simworld: one seed, or many
   topology   generate or check topology files
   help       this text; physalia <command> --help for a command's flags
@@ -27,7 +32,9 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  ctl: { run: ctlCommand, usage: ctlUsage },
   dev: { run: devCommand, usage: devUsage },
+  node: { run: nodeCommand, usage: nodeUsage },
   sim: { run: simCommand, usage: simUsage },
   topology: { run: topologyCommand, usage: topologyUsage },
 };
@@ -64,6 +71,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`physalia ${name}: ${error.message}`);
       console.error(command.usage);
       return 2;
+    }
+    if (error instanceof CliError) {
+      console.error(`physalia ${name}: ${error.message}`);
+      return 1;
     }
     throw error;
   }

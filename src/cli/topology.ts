@@ -3,7 +3,7 @@
 
 import { controlLimits } from "../control/limits.ts";
 import { Placer, PlacementError } from "../control/placement/mod.ts";
-import { seedMax } from "../control/random.ts";
+import { seedMax } from "../random.ts";
 import { loadTopology } from "../control/topology/load.ts";
 import { type Addressing, formatTopology, generateTopology, type Topology, TopologyError } from "../control/topology/mod.ts";
 

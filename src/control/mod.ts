@@ -3,6 +3,6 @@
 
 export * from "./limits.ts";
 export * from "./placement/mod.ts";
-export * from "./random.ts";
+export * from "../random.ts";
 export * from "./topology/load.ts";
 export * from "./topology/mod.ts";

@@ -145,6 +145,8 @@ export class Replica {
         this.chosen.set(record.slot, record.value);
         return;
       case "snapshot": {
+        // Records can follow a compaction that already covers them: never go back.
+        if (this.state !== null && record.slot <= this.state.applied) return;
         const state = CellState.decode(record.state);
         assert(typeof state !== "string", `recover: unreadable snapshot record: ${String(state)}`);
         this.installState(state);
@@ -376,14 +378,23 @@ export class Replica {
     }
   }
 
-  private onPrepare(from: string, ballot: Ballot, fromSlot: number, now: number, out: Effects): void {
+  /**
+   * The acceptor's rule, shared by prepare and accept: refuse a ballot below the promise
+   * (telling the sender what we promised), else promise it and note its owner as leader.
+   */
+  private admit(from: string, ballot: Ballot, now: number, out: Effects): boolean {
     if (compareBallots(ballot, this.promised) < 0) {
       this.send(out, from, { kind: "nack", ballot, promised: this.promised });
-      return;
+      return false;
     }
     this.promise(ballot, out);
     this.leaderHint = ballot.node;
     this.lastLeaderActivity = now;
+    return true;
+  }
+
+  private onPrepare(from: string, ballot: Ballot, fromSlot: number, now: number, out: Effects): void {
+    if (!this.admit(from, ballot, now, out)) return;
     this.send(out, from, { kind: "promise", ballot, from: fromSlot, accepted: this.acceptedFrom(fromSlot), compactedThrough: Math.max(0, this.applied) });
   }
 
@@ -395,13 +406,7 @@ export class Replica {
 
   private onAccept(from: string, message: Extract<PeerMessage, { kind: "accept" }>, now: number, out: Effects): void {
     const { ballot, slot, value } = message;
-    if (compareBallots(ballot, this.promised) < 0) {
-      this.send(out, from, { kind: "nack", ballot, promised: this.promised });
-      return;
-    }
-    this.promise(ballot, out);
-    this.leaderHint = ballot.node;
-    this.lastLeaderActivity = now;
+    if (!this.admit(from, ballot, now, out)) return;
     if (slot > this.applied && !this.chosen.has(slot)) {
       const previous = this.accepted.get(slot);
       if (previous === undefined || !ballotsEqual(previous.ballot, ballot)) {

@@ -100,6 +100,36 @@ export class PhysaliaNode {
     return heard !== undefined && this.now() - heard < this.livenessTimeoutMs;
   }
 
+  /**
+   * Rewrites the log as the minimal records of every replica. It runs between flushes, so
+   * the records describe a state whose own records were all appended already; records
+   * appended after it repeat what it covers, which replay tolerates.
+   */
+  async compact(write: (entries: readonly CellRecord[]) => Promise<void>): Promise<void> {
+    while (this.flushing) await new Promise((resolve) => setTimeout(resolve, 1));
+    if (this.failed !== null || this.stopped) return;
+    // Holding the flush lock: nothing is appended while the log is rewritten.
+    this.flushing = true;
+    try {
+      const entries: CellRecord[] = [];
+      for (const [cell, replica] of this.replicas) for (const record of replica.compactedRecords()) entries.push({ cell, record });
+      await write(entries);
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.flushing = false;
+      this.flushAgain = false;
+      this.scheduleFlush();
+    }
+  }
+
+  /** One cell's replica, as /status?cell=NAME shows it. */
+  cellStatus(cell: string): Record<string, unknown> | null {
+    const replica = this.replicas.get(cell);
+    if (replica === undefined) return null;
+    return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null };
+  }
+
   status(): Record<string, unknown> {
     let leaders = 0;
     let busy = 0;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { deriveSeed, Rng } from "../../src/control/random.ts";
+import { deriveSeed, Rng } from "../../src/random.ts";
 
 describe("the seeded PRNG", () => {
   test("the same seed replays the same stream, and different seeds differ", () => {

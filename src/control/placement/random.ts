@@ -2,7 +2,7 @@
 // of the cell's color, blind to rows, racks, power domains and load.
 
 import { assert } from "../../core/assert.ts";
-import type { Rng } from "../random.ts";
+import type { Rng } from "../../random.ts";
 import { type Cluster, colorRange } from "./cluster.ts";
 
 export interface RandomCellRequest {

@@ -5,7 +5,7 @@
 // The seed only moves the clients; the same options and seed give the same file.
 
 import { controlLimits } from "../limits.ts";
-import { Rng, seedMax } from "../random.ts";
+import { Rng, seedMax } from "../../random.ts";
 import type { Topology, TopologyClient, TopologyNode } from "./types.ts";
 import { TopologyError } from "./types.ts";
 

@@ -1,0 +1,183 @@
+// `physalia ctl`: one operation against the colony, printed as JSON.
+
+import { PhysaliaClient, UnreachableError } from "../client/client.ts";
+import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, valueFromJson } from "../client/json.ts";
+import type { Transaction } from "../core/transaction.ts";
+import type { Value } from "../core/value.ts";
+import { openUdp } from "../transport/udp.ts";
+import { UsageError, parseFlags } from "./args.ts";
+import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
+
+export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
+commands (VALUE is JSON: "text", 42, true, {"int": "123..."}, {"bytes": "<base64>"}; bare text is a string):
+  create CELL                     create a cell (its replicas are chosen from the topology)
+  get CELL KEY...                 read keys (--eventual: from any replica, possibly stale)
+  put CELL KEY VALUE              write a value
+  delete CELL KEY                 delete a key
+  increment CELL KEY [BY]         add BY (default 1) to an integer; a missing key counts as 0
+  cas CELL KEY EXPECTED VALUE     write VALUE only if KEY holds EXPECTED (null: only if KEY is missing)
+  scan CELL [START] [--end KEY] [--limit N]
+  tx CELL JSON                    a whole transaction in the JSON form (see README)
+  add-member CELL NODE | remove-member CELL NODE
+output: the result as JSON on stdout; exit 0 when the cell answered, 1 when it could not be reached
+or refused the operation, 2 for bad input`;
+
+const flagSpecs = {
+  topology: { type: "string" },
+  keys: { type: "string" },
+  color: { type: "string" },
+  timeout: { type: "int", min: 100, max: 600_000 },
+  eventual: { type: "bool" },
+  end: { type: "string" },
+  limit: { type: "int", min: 1, max: 256 },
+} as const;
+
+/** Splits flags (anywhere) from positional words. */
+function split(args: readonly string[]): { flags: string[]; words: string[] } {
+  const flags: string[] = [];
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("--")) {
+      words.push(arg);
+      continue;
+    }
+    flags.push(arg);
+    const name = arg.slice(2).split("=")[0] as string;
+    const spec = (flagSpecs as Record<string, { type: string }>)[name];
+    if (spec !== undefined && spec.type !== "bool" && !arg.includes("=") && i + 1 < args.length) flags.push(args[++i] as string);
+  }
+  return { flags, words };
+}
+
+function valueArg(text: string, where: string): Value {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text; // Bare text is a string.
+  }
+  try {
+    return valueFromJson(json, where);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function words(list: string[], count: [number, number], usage: string): string[] {
+  if (list.length < count[0] || list.length > count[1]) throw new UsageError(`expected: ${usage}`);
+  return list;
+}
+
+export async function ctlCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
+  const { flags: flagArgs, words: positional } = split(args);
+  const flags = parseFlags(flagArgs, flagSpecs);
+  const [command, ...rest] = positional;
+  if (command === undefined) throw new UsageError("missing command");
+  const topology = await readTopology(flags.topology as string | undefined);
+  const keyring = await readKeys(flags.keys as string | undefined);
+  const nodes = colorEndpoints(topology, (flags.color as string | undefined) ?? (topology.colors[0] as string));
+
+  let tx: Transaction | null = null;
+  let cell: string;
+  const consistency = flags.eventual === true ? "eventual" : "consistent";
+  let membership: { kind: "addMember" | "removeMember"; node: string } | null = null;
+  switch (command) {
+    case "create":
+      [cell] = words(rest, [1, 1], "create CELL") as [string];
+      break;
+    case "get": {
+      const [c, ...keys] = words(rest, [2, 64], "get CELL KEY...") as [string, ...string[]];
+      cell = c;
+      tx = { reads: keys, conditions: [], writes: [] };
+      break;
+    }
+    case "put": {
+      const [c, key, value] = words(rest, [3, 3], "put CELL KEY VALUE") as [string, string, string];
+      cell = c;
+      tx = { reads: [], conditions: [], writes: [{ key, op: "put", value: valueArg(value, "VALUE") }] };
+      break;
+    }
+    case "delete": {
+      const [c, key] = words(rest, [2, 2], "delete CELL KEY") as [string, string];
+      cell = c;
+      tx = { reads: [key], conditions: [], writes: [{ key, op: "delete" }] };
+      break;
+    }
+    case "increment": {
+      const [c, key, by] = words(rest, [2, 3], "increment CELL KEY [BY]") as [string, string, string | undefined];
+      cell = c;
+      let amount = 1n;
+      try {
+        if (by !== undefined) amount = integerFromJson(/^-?[0-9]+$/.test(by) ? by : JSON.parse(by), "BY");
+      } catch (error) {
+        throw new UsageError(error instanceof Error ? error.message : String(error));
+      }
+      tx = { reads: [], conditions: [], writes: [{ key, op: "increment", by: amount }] };
+      break;
+    }
+    case "cas": {
+      const [c, key, expected, value] = words(rest, [4, 4], "cas CELL KEY EXPECTED VALUE") as [string, string, string, string];
+      cell = c;
+      const condition = expected === "null" ? { key, test: "notExists" as const } : { key, test: "equals" as const, value: valueArg(expected, "EXPECTED") };
+      tx = { reads: [key], conditions: [condition], writes: [{ key, op: "put", value: valueArg(value, "VALUE") }] };
+      break;
+    }
+    case "scan": {
+      const [c, start] = words(rest, [1, 2], "scan CELL [START]") as [string, string | undefined];
+      cell = c;
+      const range = { start: start ?? "", limit: (flags.limit as number | undefined) ?? 100 };
+      tx = { reads: [], conditions: [], writes: [], scan: flags.end === undefined ? range : { ...range, end: flags.end as string } };
+      break;
+    }
+    case "tx": {
+      const [c, text] = words(rest, [2, 2], "tx CELL JSON") as [string, string];
+      cell = c;
+      try {
+        tx = transactionFromJson(JSON.parse(text));
+      } catch (error) {
+        const reason = error instanceof JsonInputError || error instanceof SyntaxError ? error.message : String(error);
+        throw new UsageError(`Cannot parse transaction: ${reason}`);
+      }
+      break;
+    }
+    case "add-member":
+    case "remove-member": {
+      const [c, node] = words(rest, [2, 2], `${command} CELL NODE`) as [string, string];
+      cell = c;
+      if (!nodes.has(node)) throw new UsageError(`${node} is not a node of this colony and color`);
+      membership = { kind: command === "add-member" ? "addMember" : "removeMember", node };
+      break;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+
+  const transport = await openUdp({ host: "0.0.0.0", port: 0 });
+  const client = new PhysaliaClient({
+    id: `ctl-${process.pid}-${Math.floor(Math.random() * 1e9)}`,
+    nodes, keyring, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,
+  });
+  try {
+    if (command === "create") {
+      const { members, confirmed } = await client.create(cell);
+      print(JSON.stringify({ status: "created", cell, members, confirmed }));
+      return 0;
+    }
+    if (membership !== null) {
+      if (membership.kind === "addMember") await client.join(cell, membership.node);
+      const result = await client.configure(cell, membership);
+      print(JSON.stringify(result.status === "configured" ? result : { status: result.status, ...("reason" in result ? { reason: result.reason, detail: result.detail } : {}) }));
+      return result.status === "configured" ? 0 : 1;
+    }
+    const transaction = tx as Transaction;
+    const result = await client.transact(cell, transaction, { consistency });
+    print(JSON.stringify(resultToJson(transaction, result)));
+    return result.status === "rejected" ? 1 : 0;
+  } catch (error) {
+    if (error instanceof UnreachableError) throw new CliError(error.message);
+    throw error;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,128 @@
+// Real processes: seven `physalia node` processes on loopback, killed, paused and attacked.
+// Run with `npm run test:cluster` (it builds dist/physalia first).
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { checkHistory } from "../../src/check/linearizable.ts";
+import { HistoryRecorder } from "../../src/check/recorder.ts";
+import { UnreachableError } from "../../src/client/client.ts";
+import type { Transaction } from "../../src/core/transaction.ts";
+import { utf8 } from "../../src/core/value.ts";
+import { KeyRing } from "../../src/wire/keyring.ts";
+import { encodeMessages } from "../../src/wire/message.ts";
+import { ProcessColony } from "./support.ts";
+
+let colony: ProcessColony | null = null;
+afterEach(async () => {
+  await colony?.stop();
+  colony = null;
+});
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000) => {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+describe("a colony of real node processes", () => {
+  test("serves physalia ctl; three SIGKILLed members restart and catch up", async () => {
+    colony = await ProcessColony.start(7);
+    const created = await colony.ctl("create", "vol-a");
+    expect(created.code).toBe(0);
+    const members = (JSON.parse(created.out) as { members: string[] }).members;
+    expect(members.length).toBe(7);
+    expect((await colony.ctl("put", "vol-a", "primary", "server-1")).code).toBe(0);
+    expect(JSON.parse((await colony.ctl("get", "vol-a", "primary")).out)).toEqual({ status: "committed", reads: { primary: { str: "server-1" } } });
+
+    const victims = members.slice(0, 3);
+    for (const id of victims) await colony.kill(id);
+    for (let i = 1; i <= 5; i++) {
+      const result = await colony.ctl("increment", "vol-a", "epoch");
+      expect(result.code).toBe(0);
+    }
+    expect(JSON.parse((await colony.ctl("get", "vol-a", "epoch")).out)).toEqual({ status: "committed", reads: { epoch: { int: "5" } } });
+
+    for (const id of victims) colony.startNode(id);
+    for (const id of victims) await colony.waitUp(id);
+    expect((await colony.ctl("put", "vol-a", "after", "true")).code).toBe(0);
+    const survivor = members[6] as string;
+    await waitFor("the restarted members to catch up", async () => {
+      const target = (await colony?.status(survivor, "vol-a"))?.applied as number;
+      for (const id of victims) if ((await colony?.status(id, "vol-a"))?.applied !== target) return false;
+      return true;
+    });
+    // Bad input gets a clear one-line error and a non-zero exit.
+    const bad = await colony.ctl("put", "vol-a", "k", "1.5");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("floats are not supported");
+  }, 120_000);
+
+  test("a SIGSTOPped leader loses leadership, and no client sees a non-linearizable history", async () => {
+    colony = await ProcessColony.start(7);
+    const setup = await colony.client("setup");
+    await setup.create("vol-b");
+    await setup.transact("vol-b", { reads: [], conditions: [], writes: [{ key: "x", op: "put", value: 0n }] });
+    const leaderOf = async () => {
+      for (const id of colony?.ids ?? []) if ((await colony?.status(id, "vol-b"))?.role === "leader") return id;
+      return null;
+    };
+    const leader = await leaderOf();
+    expect(leader).not.toBeNull();
+
+    const recorder = new HistoryRecorder();
+    const clients = await Promise.all([1, 2, 3].map((i) => colony?.client(`w${i}`)));
+    let running = true;
+    const work = clients.map(async (client, i) => {
+      let n = 0;
+      while (running) {
+        n++;
+        const tx: Transaction = n % 3 === 0
+          ? { reads: ["x", "y"], conditions: [], writes: [] }
+          : n % 3 === 1
+            ? { reads: [], conditions: [], writes: [{ key: "x", op: "increment", by: 1n }] }
+            : { reads: ["y"], conditions: [], writes: [{ key: "y", op: "put", value: utf8(`w${i}:${n}`) }] };
+        const id = recorder.invoke("vol-b", `w${i}`, tx, performance.now());
+        try {
+          recorder.complete(id, await client!.transact("vol-b", tx), performance.now());
+        } catch (error) {
+          if (!(error instanceof UnreachableError)) throw error;
+          recorder.timeout(id, performance.now());
+        }
+      }
+    });
+    await Bun.sleep(500);
+    colony.signal(leader as string, "SIGSTOP");
+    await waitFor("a new leader", async () => {
+      const next = await leaderOf();
+      return next !== null && next !== leader;
+    });
+    await Bun.sleep(1_000);
+    colony.signal(leader as string, "SIGCONT");
+    await Bun.sleep(1_000);
+    running = false;
+    await Promise.all(work);
+    for (const client of clients) client?.close();
+    setup.close();
+    const verdicts = checkHistory(recorder);
+    expect(recorder.history("vol-b").length).toBeGreaterThan(30);
+    for (const verdict of verdicts) expect(verdict.ok === false ? verdict.explanation : verdict.ok).toBe(true);
+  }, 120_000);
+
+  test("garbage and forged frames are dropped and counted, and the node keeps serving", async () => {
+    colony = await ProcessColony.start(3);
+    const socket = await Bun.udpSocket({});
+    const target = colony.endpoints.get("n1");
+    socket.send(new Uint8Array([0xde, 0xad, 0xbe, 0xef]), target!.port, "127.0.0.1");
+    const forged = encodeMessages(new KeyRing({ id: colony.keyring.currentId, secret: new Uint8Array(32).fill(1) }), { sender: "n2", receiver: "n1", messages: [] });
+    socket.send(forged, target!.port, "127.0.0.1");
+    await waitFor("the drops to be counted", async () => {
+      const metrics = await colony!.metrics("n1");
+      return metrics.includes('reason="badMagic"') && metrics.includes('reason="badMac"');
+    });
+    socket.close();
+    expect((await colony.ctl("create", "vol-c")).code).toBe(0);
+    expect((await colony.ctl("put", "vol-c", "k", "v")).code).toBe(0);
+  }, 60_000);
+});

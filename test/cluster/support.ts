@@ -1,0 +1,115 @@
+// Real node processes on loopback, started from the built binary, for the cluster tests.
+
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { PhysaliaClient } from "../../src/client/client.ts";
+import { newKeyFile } from "../../src/cli/colony.ts";
+import type { Endpoint } from "../../src/transport/transport.ts";
+import { openUdp } from "../../src/transport/udp.ts";
+import { parseKeyFile, type KeyRing } from "../../src/wire/keyring.ts";
+
+export const binary = join(import.meta.dir, "../../dist/physalia");
+
+export class ProcessColony {
+  readonly ids: string[];
+  readonly endpoints = new Map<string, Endpoint>();
+  private readonly processes = new Map<string, Subprocess>();
+  dir = "";
+  keyring!: KeyRing;
+  private constructor(readonly count: number, readonly basePort: number) {
+    this.ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+    this.ids.forEach((id, i) => this.endpoints.set(id, { host: "127.0.0.1", port: basePort + i }));
+  }
+
+  static async start(count: number): Promise<ProcessColony> {
+    if (!existsSync(binary)) throw new Error(`${binary} is missing: run npm run build first`);
+    const colony = new ProcessColony(count, 20_000 + Math.floor(Math.random() * 20_000));
+    colony.dir = await mkdtemp(join(tmpdir(), "physalia-cluster-"));
+    const topology = {
+      version: 1,
+      powerDomains: ["p1", "p2", "p3"],
+      colors: ["blue"],
+      nodes: colony.ids.map((id, i) => ({ id, address: `127.0.0.1:${colony.basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 100000 })),
+    };
+    await writeFile(colony.topologyPath, JSON.stringify(topology));
+    const keys = newKeyFile();
+    await writeFile(colony.keysPath, keys);
+    colony.keyring = parseKeyFile(keys) as KeyRing;
+    for (const id of colony.ids) colony.startNode(id);
+    for (const id of colony.ids) await colony.waitUp(id);
+    return colony;
+  }
+
+  get topologyPath(): string {
+    return join(this.dir, "topology.json");
+  }
+
+  get keysPath(): string {
+    return join(this.dir, "keys.json");
+  }
+
+  metricsPort(id: string): number {
+    return this.basePort + 1000 + this.ids.indexOf(id);
+  }
+
+  startNode(id: string): void {
+    const child = Bun.spawn([binary, "node", "--topology", this.topologyPath, "--id", id, "--data", join(this.dir, id), "--keys", this.keysPath, "--metrics", `127.0.0.1:${this.metricsPort(id)}`], {
+      stdout: "ignore",
+      stderr: Bun.file(join(this.dir, `${id}.err`)),
+    });
+    this.processes.set(id, child);
+  }
+
+  async waitUp(id: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      if (await this.status(id).catch(() => null)) return;
+      await Bun.sleep(50);
+    }
+    throw new Error(`node ${id} did not come up`);
+  }
+
+  async status(id: string, cell?: string): Promise<Record<string, unknown> | null> {
+    const query = cell === undefined ? "" : `?cell=${encodeURIComponent(cell)}`;
+    const response = await fetch(`http://127.0.0.1:${this.metricsPort(id)}/status${query}`);
+    return response.ok ? ((await response.json()) as Record<string, unknown>) : null;
+  }
+
+  async metrics(id: string): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.metricsPort(id)}/metrics`)).text();
+  }
+
+  signal(id: string, signal: NodeJS.Signals): void {
+    this.processes.get(id)?.kill(signal);
+  }
+
+  async kill(id: string): Promise<void> {
+    const child = this.processes.get(id);
+    child?.kill("SIGKILL");
+    await child?.exited;
+    this.processes.delete(id);
+  }
+
+  async client(id: string): Promise<PhysaliaClient> {
+    return new PhysaliaClient({ id, nodes: this.endpoints, keyring: this.keyring, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 20_000 });
+  }
+
+  /** Runs `physalia ctl` against this colony. */
+  async ctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    const child = Bun.spawn([binary, "ctl", "--topology", this.topologyPath, "--keys", this.keysPath, ...args], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    return { code, out: out.trim(), err: err.trim() };
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.processes.values()) {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+    }
+    await Promise.all([...this.processes.values()].map((c) => c.exited));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
