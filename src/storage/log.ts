@@ -275,10 +275,11 @@ export class NodeLog {
 
   private async runCompaction(entries: Iterable<CellRecord>): Promise<void> {
     // Everything up to the marker is written before the first await, so no append can slip in.
-    const retired = [...this.sealed.keys(), this.current.number];
+    // Oldest first: recovery reads an unfinished compaction's old log from its first segment.
+    const retired = [...this.sealed.keys(), this.current.number].sort((a, b) => a - b);
     let compactionBytes: number;
     try {
-      this.rotate("compaction", retired.reduce((oldest, number) => Math.min(oldest, number)));
+      this.rotate("compaction", retired[0]!);
       let count = 0;
       for (const entry of entries) {
         const payload = encodeRecord(entry);

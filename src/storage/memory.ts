@@ -25,6 +25,14 @@ export interface MemoryDiskOptions {
 
 export type CrashMode = "process" | "power";
 
+/** How a power failure treats what was not synced; random choices when absent. */
+export interface PowerLoss {
+  /** Whether a name created or removed since its directory's last sync keeps its new state. */
+  readonly nameChangeSurvives?: (path: string) => boolean;
+  /** Whether a file keeps any byte written after its last sync. */
+  readonly unsyncedBytesSurvive?: boolean;
+}
+
 class MemoryFile {
   data: Uint8Array;
   length: number;
@@ -164,7 +172,7 @@ export class MemoryDisk implements Disk {
   // ---- simulation -----------------------------------------------------------------------
 
   /** What survives a crash right now, as a new disk with no open files. */
-  crash(mode: CrashMode, options: MemoryDiskOptions = {}): MemoryDisk {
+  crash(mode: CrashMode, options: MemoryDiskOptions & PowerLoss = {}): MemoryDisk {
     const after = new MemoryDisk(options);
     for (const directory of this.directories) after.directories.add(directory);
     if (mode === "process") {
@@ -176,9 +184,10 @@ export class MemoryDisk implements Disk {
       const now = this.names.get(path);
       const then = this.durableNames.get(path);
       // A name changed since its directory's last sync reached the disk, or did not.
-      const file = now === then ? now : this.random() < 0.5 ? now : then;
+      const survives = options.nameChangeSurvives?.(path) ?? this.random() < 0.5;
+      const file = now === then ? now : survives ? now : then;
       if (file === undefined) continue;
-      const content = this.survivingBytes(file);
+      const content = options.unsyncedBytesSurvive === false ? file.durable.slice() : this.survivingBytes(file);
       after.install(path, content, content);
     }
     return after;

@@ -7,6 +7,6 @@ export { LogOpenError, RecordTooLargeError, StorageFailed } from "./errors.ts";
 export { parseSegmentName, segmentName } from "./format.ts";
 export { storageLimits } from "./limits.ts";
 export { type LogOptions, NodeLog, type OpenedLog, openLog } from "./log.ts";
-export { type CrashMode, type DiskOperation, MemoryDisk, type MemoryDiskOptions } from "./memory.ts";
+export { type CrashMode, type DiskOperation, MemoryDisk, type MemoryDiskOptions, type PowerLoss } from "./memory.ts";
 export type { Damage, RecoveryStats } from "./recover.ts";
 export type { DamageReason } from "./scan.ts";

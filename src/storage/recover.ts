@@ -5,7 +5,7 @@
 // Where the log begins. A compaction segment supersedes every older segment once its marker
 // is on disk, so the log begins at the newest compaction segment that has a valid marker.
 // A compaction segment without a marker is an aborted compaction when it is the last segment
-// and every segment it was to supersede is still there: it held copies only (appends after a
+// and the log it was to supersede is still there: it held copies only (appends after a
 // compaction go behind its marker), so it is removed and the older segments are read instead.
 // Otherwise, a compaction segment without a marker is the beginning of the log with damage in
 // it (the older segments were already retired): it is read up to the damage.
@@ -102,7 +102,7 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
       }
       const attempt = replayFrom(disk, live, candidate, buffer);
       const segment = live[candidate]!;
-      if (attempt.markerEnd === null && candidate === live.length - 1 && retiredAllPresent(live, segment)) {
+      if (attempt.markerEnd === null && candidate === live.length - 1 && oldLogPresent(live, segment)) {
         // Aborted: report bytes that were not valid frames, but the old state is intact.
         if (abortedDamage === null && attempt.damage !== null) {
           abortedDamage = { segment: segment.number, offset: attempt.damage.offset, reason: attempt.damage.reason, detail: attempt.damage.detail, lostBytes: segment.size - attempt.damage.offset };
@@ -210,20 +210,18 @@ function openSegments(disk: Disk, directory: string): SegmentFile[] {
   return files;
 }
 
-/** Whether every segment a compaction was to supersede is still on disk, intact in its header. */
-function retiredAllPresent(live: readonly SegmentFile[], compaction: SegmentFile): boolean {
+/**
+ * Whether the log a compaction was to supersede can still be read: its first segment is on
+ * disk. That segment's name was durable before the compaction began (it is the first segment
+ * of the log, or an earlier compaction that finished), and a compaction removes the segments it
+ * supersedes oldest first, only once its marker is durable. Later segments of the old log may
+ * be missing after a power failure (created since the directory's last sync); reading the old
+ * log then stops at the gap, which loses only records that no sync had covered.
+ */
+function oldLogPresent(live: readonly SegmentFile[], compaction: SegmentFile): boolean {
   assert(compaction.header.ok && compaction.header.header.kind === "compaction", "a compaction segment");
-  const { previous, retiresFrom } = compaction.header.header;
-  const byNumber = new Map(live.map((segment) => [segment.number, segment]));
-  let number = previous;
-  for (let steps = 0; steps <= live.length; steps++) {
-    const segment = byNumber.get(number);
-    if (segment === undefined || !segment.header.ok) return false;
-    if (number === retiresFrom) return true;
-    number = segment.header.header.previous;
-    if (number < retiresFrom) return false;
-  }
-  return false;
+  const { retiresFrom } = compaction.header.header;
+  return live.some((segment) => segment.number === retiresFrom && segment.header.ok);
 }
 
 /** Reads segments from `base` on, checking the chain between them, until the first damage. */
