@@ -39,8 +39,8 @@ export interface ViolationAccount {
 
 export function explainViolation(account: ViolationAccount): string {
   const lines = [
-    `Cell ${JSON.stringify(account.cell)} is not linearizable: of ${account.operations} operations, ` +
-      `the longest partial linearization found holds ${account.prefixLength}, and after it no order explains these results:`,
+    `Cell ${JSON.stringify(account.cell)} is not linearizable. Of its ${account.operations} operations, the longest ` +
+      `partial linearizations hold ${account.prefixLength}, and after them none of these can go next:`,
   ];
   account.offending.slice(0, listedOperationsMax).forEach((op, i) => {
     lines.push(`  ${describeOperation(op)}`);
@@ -49,7 +49,7 @@ export function explainViolation(account: ViolationAccount): string {
   });
   more(lines, account.offending.length);
   if (account.context.length > 0) {
-    lines.push("The last writes of the keys they touch, in that partial linearization:");
+    lines.push("The last writes of the keys they touch, in the first of those partial linearizations:");
     for (const op of account.context.slice(0, listedOperationsMax)) lines.push(`  ${describeOperation(op)}`);
     more(lines, account.context.length);
   } else {

@@ -176,6 +176,16 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
     return true;
   };
 
+  const stack: Node[] = [];
+  let explored = 0;
+  let outOfBudget = false;
+  /** Set when a run was cut short by `unknownsPerRunMax`. */
+  let truncated = false;
+  // What the deepest dead ends looked like, for the verdict.
+  let depthMax = 0;
+  let frontier = new Map<number, TxResult>();
+  let prefix: number[] | null = null;
+
   /** Applies an operation, counting it against the budget; null once the budget is spent. */
   const step = (state: ModelState, op: number): ModelStep | null => {
     if (explored >= options.statesMax) {
@@ -186,25 +196,19 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
     return stepModel(state, ops[op]!.tx);
   };
 
-  const stack: Node[] = [];
-  let outOfBudget = false;
-  let depthMax = 0;
-  let frontier = new Map<number, TxResult>();
-  let prefix: number[] | null = null;
-  let explored = 0;
-
-  /** Set when a run was cut short by `unknownsPerRunMax`. */
-  let truncated = false;
-
-  /** Yields the runs that fit at `node`: first single completed operations, then longer runs. */
-  function* runsAt(node: Node, depth: number): Generator<Run> {
+  /**
+   * Yields the runs that fit in `state` at stack depth `depth`: first single completed
+   * operations, then runs with unknown-outcome ones. Completed candidates that do not fit on
+   * their own go to `failed` while `depth` is the deepest yet.
+   */
+  function* runsAt(state: ModelState, depth: number, failed: Blocked[]): Generator<Run> {
     const completed: Event[] = [];
     const unknown: Event[] = [];
     for (let e = head.next; e !== null && e.isCall; e = e.next) (e.match === null ? unknown : completed).push(e);
     const misfits: Event[] = [];
     const fits: Run[] = [];
     for (const call of completed) {
-      const applied = step(node.state, call.op);
+      const applied = step(state, call.op);
       if (applied === null) return;
       if (resultsEqual(ops[call.op]!.result!, applied.result)) {
         // An operation that changes nothing wherever it goes (it writes nothing, or its
@@ -219,14 +223,14 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
         fits.push(run);
       } else {
         misfits.push(call);
-        if (depth === depthMax) node.failed.push({ op: call.op, expected: applied.result });
+        if (depth === depthMax) failed.push({ op: call.op, expected: applied.result });
       }
     }
     yield* fits;
     const targets = options.unknownsBefore === "all" ? completed : misfits;
     const pool = connectedTo(targets, unknown, interference);
     if (pool.length === 0) return;
-    for (const reached of reachable(node.state, pool)) {
+    for (const reached of reachable(state, pool)) {
       for (const call of targets) {
         if (!connectedRun(reached.path, call, interference)) continue;
         const applied = step(reached.state, call.op);
@@ -273,30 +277,15 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
     }
   }
 
-
   const push = (state: ModelState, via: Run | null): void => {
-    const node: { state: ModelState; via: Run | null; runs: Iterator<Run>; failed: Blocked[] } = {
-      state,
-      via,
-      runs: [][Symbol.iterator](),
-      failed: [],
-    };
-    node.runs = runsAt(node, stack.length);
-    stack.push(node);
+    const failed: Blocked[] = [];
+    stack.push({ state, via, runs: runsAt(state, stack.length, failed), failed });
   };
 
   push(options.initial, null);
   for (;;) {
     const depth = stack.length - 1;
-    if (depth === completedCount) {
-      const order: number[] = [];
-      for (const node of stack) {
-        if (node.via === null) continue;
-        for (const u of node.via.unknowns) order.push(u.op);
-        order.push(node.via.completed.op);
-      }
-      return { kind: "linearizable", order, statesExplored: explored };
-    }
+    if (depth === completedCount) return { kind: "linearizable", order: linearized(stack), statesExplored: explored };
     const node = stack[depth]!;
     const next = node.runs.next();
     if (outOfBudget) return { kind: "budgetExceeded", statesExplored: explored, completedLinearizedMax: depthMax };
@@ -323,14 +312,7 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
 
     // Every run from this node has been tried.
     if (depth === depthMax) {
-      if (prefix === null) {
-        prefix = [];
-        for (const n of stack) {
-          if (n.via === null) continue;
-          for (const u of n.via.unknowns) prefix.push(u.op);
-          prefix.push(n.via.completed.op);
-        }
-      }
+      prefix ??= linearized(stack);
       for (const blocked of node.failed) if (!frontier.has(blocked.op)) frontier.set(blocked.op, blocked.expected);
     }
     stack.pop();
@@ -351,6 +333,17 @@ export function search(ops: readonly SearchOperation[], options: SearchOptions):
     flip(run.completed.op);
     for (const u of run.unknowns) flip(u.op);
   }
+}
+
+/** The operations linearized along the stack, in order. */
+function linearized(stack: readonly Node[]): number[] {
+  const order: number[] = [];
+  for (const node of stack) {
+    if (node.via === null) continue;
+    for (const u of node.via.unknowns) order.push(u.op);
+    order.push(node.via.completed.op);
+  }
+  return order;
 }
 
 /** The unknown-outcome calls connected through dependencies, among themselves, to some completed call. */

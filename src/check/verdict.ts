@@ -26,19 +26,20 @@ export interface NotLinearizable {
    */
   readonly reason: "impossibleResult" | "noLinearization";
   /**
-   * The completed operations that cannot be linearized next after the longest partial
+   * The completed operations that cannot go next after any of the longest partial
    * linearizations the search found, in invocation order: no order of what came before
-   * explains their recorded results.
+   * explains their recorded results. With concurrent operations this is the union over
+   * those partial linearizations, so an offending operation may appear in `prefix`.
    */
   readonly offending: readonly Operation[];
-  /** For each offending operation, in order, what the state machine answers at the first such point. */
+  /** For each offending operation, in order, what the state machine answered where the search first tried it. */
   readonly expected: readonly TxResult[];
   /**
    * The minimal context: in the first longest partial linearization, the last operations
-   * that wrote (committed) a key the offending operations read, test, write or scan.
+   * that committed a write to a key the offending operations read, test, write or scan.
    */
   readonly context: readonly Operation[];
-  /** That whole partial linearization, in order. */
+  /** The first longest partial linearization, in order; empty for "impossibleResult". */
   readonly prefix: readonly OpId[];
   readonly explanation: string;
   readonly statesExplored: number;
