@@ -9,7 +9,7 @@ import type { OpId, Operation } from "./operation.ts";
 
 type Status = "pending" | "completed" | "unknown" | "failed";
 
-interface Record {
+interface Call {
   readonly id: OpId;
   readonly cell: string;
   readonly client: string;
@@ -22,7 +22,7 @@ interface Record {
 }
 
 export class HistoryRecorder {
-  private readonly records: Record[] = [];
+  private readonly records: Call[] = [];
   private readonly byCell = new Map<string, OpId[]>();
 
   /** Operations recorded so far, in every cell. */
@@ -94,7 +94,7 @@ export class HistoryRecorder {
     return out;
   }
 
-  private record(id: OpId, what: string, at: number): Record {
+  private record(id: OpId, what: string, at: number): Call {
     const record = this.records[id];
     assert(record !== undefined, `${what}: no operation ${id}`);
     assert(Number.isFinite(at) && at >= record.invokedAt, `${what}: time ${at} is before operation ${id} was invoked at ${record.invokedAt}`);
