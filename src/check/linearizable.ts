@@ -9,15 +9,15 @@
 // held under other keys, so keys are not independent objects.
 //
 // The search (search.ts) is widened in levels, see `levels` below. How big a history it
-// handles, measured with `bun test/check/bench.ts` (Bun 1.4, one core of a shared x86-64
-// server; medians of 7 seeds; clients issue transactions back to back, each concurrent with
-// up to 4-9 others, over 6 keys; half of the timed-out ones take effect, up to 20 operation
-// lengths later):
-//   5 clients x 200 operations, no timeouts          30-80 ms     ~3,000 states
-//   5 x 200, 3% timed out                            35-80 ms     ~3,600 states
-//   5 x 200, 10% timed out                           35-75 ms     ~7,000 states
-//   10 x 100, 3% timed out                           90-180 ms    ~34,000 states
-//   5 x 1000, 3% timed out                           0.5-0.75 s   ~86,000 states
+// handles, measured with `bun test/check/bench.ts` (Bun 1.4 on a 2-core x86-64 server,
+// medians of 7 seeds, quiet and then heavily loaded; clients issue transactions back to
+// back, each concurrent with up to 4-9 others, over 6 keys; half of the timed-out ones take
+// effect, up to 20 operation lengths later):
+//   5 clients x 200 operations, no timeouts     30-140 ms    ~3,000 states
+//   5 x 200, 3% timed out                       35-110 ms    ~3,600 states
+//   5 x 200, 10% timed out                      35-130 ms    ~7,000 states
+//   10 x 100, 3% timed out                      90-280 ms    ~34,000 states
+//   5 x 1000, 3% timed out                      0.5-1 s      ~86,000 states
 // ("states" counts every application of an operation to the model.) The default budget of
 // 1,000,000 states takes about 8 s and 150 MB when spent. What spends it: a history that is
 // not linearizable while many timed-out writes on the same keys are still pending, because
