@@ -19,6 +19,9 @@
 //     8  u8  kind: 1 = record (payload is `encodeRecord` bytes), 2 = compaction marker
 //     9  payload; a marker's payload is the u64 count of records before it in its segment
 //
+// A compaction segment holds the compacted records, then the records appended while they were
+// copied, then the marker, then whatever was appended after.
+//
 // The previous segment's length chains the segments: recovery accepts a segment only if its
 // predecessor ends, intact, exactly where this header says it did, so a crash that loses the
 // unsynced tail of one segment can never leave a later segment's records behind a hole.

@@ -33,6 +33,10 @@ export const storageLimits = {
   syncWaitersMax: 1_000_000,
   /** Segment numbers are 32-bit on disk. */
   segmentNumberMax: 0xffff_ffff,
+  /** Bytes a compaction copies per turn of the event loop, so that the node keeps serving. */
+  compactionChunkBytes: 256 * 1024,
+  /** Bytes of records appended during a compaction held for its segment; past this, it finishes at once. */
+  compactionAppendedBytesMax: 64 * 1024 * 1024,
   /** `shouldCompact` waits until the log holds at least this many bytes... */
   compactBytesMinDefault: 64 * 1024 * 1024,
   /** ...and this many times the size of the last compaction. */
@@ -52,4 +56,5 @@ check(storageLimits.segmentBytesMin <= storageLimits.segmentBytesDefault, "the d
 check(storageLimits.segmentBytesDefault <= storageLimits.segmentBytesMax, "the default segment size is allowed");
 check(storageLimits.segmentBytesMax < Number.MAX_SAFE_INTEGER / 1024, "byte counts stay exact");
 check(storageLimits.pendingBytesMax < storageLimits.segmentBytesDefault, "the write buffer is smaller than a segment");
+check(storageLimits.compactionChunkBytes >= storageLimits.frameHeaderBytes + 1, "a compaction chunk holds a frame");
 check(storageLimits.compactRatioDefault > 1, "compaction must shrink the log before it triggers again");

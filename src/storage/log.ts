@@ -12,18 +12,23 @@
 // Failure. Any error from the disk while writing or syncing is fatal (see StorageFailed): the
 // log rejects every waiting and later call and never retries.
 //
-// Compaction. `compact(entries)` writes the given records into a new compaction segment,
-// closes it with a marker frame that counts them, syncs it, then removes every older segment.
-// Recovery begins at the newest compaction segment with a marker and ignores an unfinished one
-// (recover.ts), so a crash at any step leaves either the old log or the new one, whole.
-// Records appended after `compact` was called go behind the marker, into the same segment.
+// Compaction. `compact(entries)` copies the given records (every hosted cell's compacted
+// records, as of the call) into a new compaction segment, a chunk per turn of the event loop
+// so that the node keeps serving meanwhile. Records appended during the copy go to the old
+// log as usual (and are synced and acknowledged there) and are also kept in memory; when the
+// copy is done the log writes the kept records again, then a marker frame that counts every
+// record before it, and from then on appends to the compaction segment. Once that segment is
+// durable, every older segment is removed. Recovery begins at the newest compaction segment
+// with a marker and ignores an unfinished one (recover.ts): a crash at any step leaves either
+// the old log or the new one, whole, each holding every record appended before the crash's
+// last sync.
 
 import { AssertionError, assert } from "../core/assert.ts";
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
 import { encodeRecord } from "../wire/records.ts";
 import { type Disk, type FileHandle, nodeDisk } from "./disk.ts";
 import { LogOpenError, RecordTooLargeError, StorageFailed, describeError } from "./errors.ts";
-import { type FrameKind, type SegmentKind, encodeMarkerPayload, encodeSegmentHeader, frameKind, frameSeed, segmentName, writeFrameHeader } from "./format.ts";
+import { type FrameKind, encodeMarkerPayload, encodeSegmentHeader, frameKind, frameSeed, segmentName, writeFrameHeader } from "./format.ts";
 import { storageLimits } from "./limits.ts";
 import { type Damage, type RecoveryStats, recover } from "./recover.ts";
 
@@ -36,6 +41,10 @@ export interface LogOptions {
   readonly compactBytesMin?: number;
   /** `shouldCompact` stays false until the log holds this many times the last compaction. */
   readonly compactRatio?: number;
+  /** Bytes a compaction copies per turn of the event loop (tests make it small). */
+  readonly compactionChunkBytes?: number;
+  /** Bytes appended during a compaction that it holds in memory before it finishes at once. */
+  readonly compactionAppendedBytesMax?: number;
 }
 
 export interface OpenedLog {
@@ -85,6 +94,8 @@ interface Settings {
   readonly segmentBytes: number;
   readonly compactBytesMin: number;
   readonly compactRatio: number;
+  readonly compactionChunkBytes: number;
+  readonly compactionAppendedBytesMax: number;
 }
 
 function settingsFrom(options: LogOptions): Settings {
@@ -95,7 +106,15 @@ function settingsFrom(options: LogOptions): Settings {
     throw new LogOpenError(`Cannot open log: segmentBytes must be an integer in [${storageLimits.segmentBytesMin}, ${storageLimits.segmentBytesMax}], got ${segmentBytes}`);
   }
   if (!(compactBytesMin >= 0) || !(compactRatio > 1)) throw new LogOpenError("Cannot open log: compactBytesMin must be >= 0 and compactRatio > 1");
-  return { segmentBytes, compactBytesMin, compactRatio };
+  const compactionChunkBytes = options.compactionChunkBytes ?? storageLimits.compactionChunkBytes;
+  if (!Number.isInteger(compactionChunkBytes) || compactionChunkBytes < 1 || compactionChunkBytes > storageLimits.compactionChunkBytes) {
+    throw new LogOpenError(`Cannot open log: compactionChunkBytes must be an integer in [1, ${storageLimits.compactionChunkBytes}], got ${compactionChunkBytes}`);
+  }
+  const compactionAppendedBytesMax = options.compactionAppendedBytesMax ?? storageLimits.compactionAppendedBytesMax;
+  if (!Number.isInteger(compactionAppendedBytesMax) || compactionAppendedBytesMax < 0 || compactionAppendedBytesMax > storageLimits.compactionAppendedBytesMax) {
+    throw new LogOpenError(`Cannot open log: compactionAppendedBytesMax must be an integer in [0, ${storageLimits.compactionAppendedBytesMax}], got ${compactionAppendedBytesMax}`);
+  }
+  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionAppendedBytesMax };
 }
 
 interface ActiveSegment {
@@ -106,6 +125,16 @@ interface ActiveSegment {
   written: number;
   /** Bytes in the file plus bytes still in the write buffer. */
   bytes: number;
+}
+
+/** A compaction in progress: its segment, what is left to copy, and what was appended meanwhile. */
+interface Copy {
+  readonly segment: ActiveSegment;
+  readonly entries: Iterator<CellRecord>;
+  /** Payloads appended to the old log since the compaction began, to write after the marker. */
+  readonly appended: Uint8Array[];
+  appendedBytes: number;
+  records: number;
 }
 
 interface Waiter {
@@ -147,6 +176,8 @@ export class NodeLog {
   private failure: StorageFailed | null = null;
   private closed = false;
   private compaction: Promise<void> | null = null;
+  /** The compaction being copied, until the log switches to its segment. */
+  private copying: Copy | null = null;
   private lastCompactionBytes: number;
 
   /** Records appended since the log was opened. */
@@ -170,14 +201,14 @@ export class NodeLog {
 
   /** Bytes the log occupies on disk, counting appended bytes not yet written out. */
   get bytes(): number {
-    let total = this.current.bytes;
+    let total = this.current.bytes + (this.copying?.segment.bytes ?? 0);
     for (const bytes of this.sealed.values()) total += bytes;
     return total;
   }
 
   /** Segment files the log occupies. */
   get segments(): number {
-    return this.sealed.size + 1;
+    return this.sealed.size + 1 + (this.copying === null ? 0 : 1);
   }
 
   get currentSegment(): number {
@@ -218,7 +249,14 @@ export class NodeLog {
       return payload;
     });
     try {
-      for (const payload of payloads) this.writeFrame(frameKind.record, payload, true);
+      for (const payload of payloads) this.writeFrame(frameKind.record, payload);
+      const copy = this.copying;
+      if (copy !== null) {
+        for (const payload of payloads) copy.appended.push(payload);
+        copy.appendedBytes += payloads.reduce((sum, payload) => sum + payload.length, 0);
+        // Bound the memory held for the compaction: finish its copy now, in one go.
+        if (copy.appendedBytes > this.settings.compactionAppendedBytesMax) this.finishCopy(copy);
+      }
     } catch (error) {
       throw this.fail("Cannot append to log", error);
     }
@@ -238,15 +276,22 @@ export class NodeLog {
   }
 
   /**
-   * Replaces the whole log with `entries` (every hosted cell's `compactedRecords()`): writes
-   * them to a new segment now, and resolves once that segment is durable and every older
-   * segment is removed. Records appended after this call follow the compaction. One at a time.
+   * Replaces the whole log with `entries` (every hosted cell's `compactedRecords()`) followed by
+   * every record appended from this call on. Resolves once the compaction segment is durable and
+   * every older segment is removed. `entries` is read over several turns of the event loop, so it
+   * must yield the records as they were at this call (an array does). One compaction at a time.
    */
   compact(entries: Iterable<CellRecord>): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     this.usable("compact");
     assert(this.compaction === null, "one compaction at a time");
-    const compaction = this.runCompaction(entries).finally(() => {
+    let copy: Copy;
+    try {
+      copy = this.beginCopy(entries);
+    } catch (error) {
+      return Promise.reject(this.fail("Cannot compact log", error));
+    }
+    const compaction = this.runCompaction(copy).finally(() => {
       this.compaction = null;
     });
     this.compaction = compaction;
@@ -273,30 +318,56 @@ export class NodeLog {
     assert(!this.closed, `${operation} on a closed log`);
   }
 
-  private async runCompaction(entries: Iterable<CellRecord>): Promise<void> {
-    // Everything up to the marker is written before the first await, so no append can slip in.
-    // Oldest first: recovery reads an unfinished compaction's old log from its first segment.
-    const retired = [...this.sealed.keys(), this.current.number].sort((a, b) => a - b);
-    let compactionBytes: number;
+  /** Creates the compaction segment. It takes the next number: no segment is begun until the copy is done. */
+  private beginCopy(entries: Iterable<CellRecord>): Copy {
+    const number = this.highestNumber + 1;
+    assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
+    let retiresFrom = this.current.number;
+    for (const sealed of this.sealed.keys()) retiresFrom = Math.min(retiresFrom, sealed);
+    const file = this.disk.create(`${this.directory}/${segmentName(number)}`);
+    this.highestNumber = number;
+    this.directoryDirty = true;
+    // For a compaction segment, the previous length is informational: recovery never chains to it.
+    const header = encodeSegmentHeader({ number, kind: "compaction", previous: this.current.number, previousBytes: this.current.bytes, retiresFrom });
+    this.disk.write(file, header, 0);
+    const copy: Copy = {
+      segment: { number, file, seed: frameSeed(number), written: header.length, bytes: header.length },
+      entries: entries[Symbol.iterator](),
+      appended: [],
+      appendedBytes: 0,
+      records: 0,
+    };
+    this.copying = copy;
+    return copy;
+  }
+
+  private async runCompaction(copy: Copy): Promise<void> {
     try {
-      this.rotate("compaction", retired[0]!);
-      let count = 0;
-      for (const entry of entries) {
-        const payload = encodeRecord(entry);
-        if (payload.length > storageLimits.recordBytesMax) throw new RecordTooLargeError(`Cannot compact record: ${entry.record.kind} of cell ${entry.cell} is ${payload.length} bytes`);
-        this.writeFrame(frameKind.record, payload, false);
-        count++;
+      for (let chunks = 0; this.copying === copy; chunks++) {
+        assert(chunks < Number.MAX_SAFE_INTEGER, "chunks are counted");
+        if (this.copyChunk(copy, this.settings.compactionChunkBytes)) {
+          this.switchTo(copy);
+          break;
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.failure !== null) throw this.failure;
       }
-      this.writeFrame(frameKind.marker, encodeMarkerPayload(count), false);
-      compactionBytes = this.current.bytes;
     } catch (error) {
-      // A compaction segment without its marker must not be followed by appends: stop here.
+      // A compaction segment without its marker must never be switched to: stop here, and
+      // leave the segment for recovery to discard.
+      if (this.copying === copy) {
+        this.copying = null;
+        this.closeQuietly(copy.segment.file);
+      }
       throw this.fail("Cannot compact log", error);
     }
+    const compactionBytes = this.current.bytes;
     await this.sync();
+    // Every segment before the compaction's is superseded now. Oldest first: recovery reads an
+    // unfinished compaction's old log from its first segment.
+    const retired = [...this.sealed.keys()].filter((number) => number < copy.segment.number).sort((a, b) => a - b);
     try {
       for (const number of retired) {
-        assert(this.sealed.has(number), `retired segment ${number} is live`);
         assert(!this.unsynced.some((segment) => segment.number === number), `retired segment ${number} was synced and closed`);
         this.disk.remove(`${this.directory}/${segmentName(number)}`);
         this.sealed.delete(number);
@@ -310,11 +381,80 @@ export class NodeLog {
     this.compactions++;
   }
 
-  private writeFrame(kind: FrameKind, payload: Uint8Array, mayRotate: boolean): void {
+  /** Copies entries into the compaction segment until `budgetBytes` are written; true when all are. */
+  private copyChunk(copy: Copy, budgetBytes: number): boolean {
+    const payloads: Uint8Array[] = [];
+    let bytes = 0;
+    let done = false;
+    while (bytes < budgetBytes) {
+      const next = copy.entries.next();
+      if (next.done === true) {
+        done = true;
+        break;
+      }
+      const payload = encodeRecord(next.value);
+      if (payload.length > storageLimits.recordBytesMax) throw new RecordTooLargeError(`Cannot compact record: ${next.value.record.kind} of cell ${next.value.cell} is ${payload.length} bytes`);
+      payloads.push(payload);
+      bytes += storageLimits.frameHeaderBytes + payload.length;
+    }
+    this.writeFrames(copy.segment, frameKind.record, payloads);
+    copy.records += payloads.length;
+    return done;
+  }
+
+  /** Copies whatever is left at once (when the records appended meanwhile grow too large). */
+  private finishCopy(copy: Copy): void {
+    for (let chunks = 0; !this.copyChunk(copy, storageLimits.compactionChunkBytes); chunks++) assert(chunks < Number.MAX_SAFE_INTEGER, "chunks are counted");
+    this.switchTo(copy);
+  }
+
+  /**
+   * Writes the records appended meanwhile, then the marker, and makes the compaction segment
+   * current. The marker comes last: those records were acknowledged from the old log, so a
+   * compaction segment must not count as finished unless it holds them too.
+   */
+  private switchTo(copy: Copy): void {
+    assert(this.copying === copy, "switch to the compaction being copied");
+    for (let start = 0; start < copy.appended.length; ) {
+      let end = start;
+      for (let bytes = 0; end < copy.appended.length && bytes < storageLimits.compactionChunkBytes; end++) bytes += copy.appended[end]!.length;
+      this.writeFrames(copy.segment, frameKind.record, copy.appended.slice(start, end));
+      start = end;
+    }
+    this.writeFrames(copy.segment, frameKind.marker, [encodeMarkerPayload(copy.records + copy.appended.length)]);
+    this.writePending();
+    const before = this.current;
+    this.unsynced.push({ number: before.number, file: before.file });
+    this.sealed.set(before.number, before.bytes);
+    this.current = copy.segment;
+    this.copying = null;
+    this.directoryDirty = true;
+  }
+
+  /** Writes frames straight to a segment that is not the current one's write buffer. */
+  private writeFrames(segment: ActiveSegment, kind: FrameKind, payloads: readonly Uint8Array[]): void {
+    if (payloads.length === 0) return;
+    const headerBytes = storageLimits.frameHeaderBytes;
+    const total = payloads.reduce((sum, payload) => sum + headerBytes + payload.length, 0);
+    const frames = new Uint8Array(total);
+    let at = 0;
+    for (const payload of payloads) {
+      writeFrameHeader(frames, at, kind, payload, segment.seed);
+      frames.set(payload, at + headerBytes);
+      at += headerBytes + payload.length;
+    }
+    assert(segment.written === segment.bytes, "a segment written directly has no buffered bytes");
+    this.disk.write(segment.file, frames, segment.written);
+    segment.written += total;
+    segment.bytes += total;
+  }
+
+  private writeFrame(kind: FrameKind, payload: Uint8Array): void {
     const headerBytes = storageLimits.frameHeaderBytes;
     const frameBytes = headerBytes + payload.length;
-    const current0 = this.current;
-    if (mayRotate && current0.bytes > storageLimits.segmentHeaderBytes && current0.bytes + frameBytes > this.settings.segmentBytes) this.rotate("log", 0);
+    const full = this.current.bytes > storageLimits.segmentHeaderBytes && this.current.bytes + frameBytes > this.settings.segmentBytes;
+    // While a compaction is copied, its segment holds the next number: the old log grows instead.
+    if (full && this.copying === null) this.rotate();
     if (this.pendingLength + frameBytes > this.pending.length) this.writePending();
     const current = this.current;
     if (frameBytes > this.pending.length) {
@@ -342,7 +482,7 @@ export class NodeLog {
   }
 
   /** Closes the current segment for appending and begins the next one. */
-  private rotate(kind: SegmentKind, retiresFrom: number): void {
+  private rotate(): void {
     this.writePending();
     const before = this.current;
     const number = this.highestNumber + 1;
@@ -352,7 +492,7 @@ export class NodeLog {
     this.highestNumber = number;
     this.unsynced.push({ number: before.number, file: before.file });
     this.sealed.set(before.number, before.bytes);
-    const header = encodeSegmentHeader({ number, kind, previous: before.number, previousBytes: before.bytes, retiresFrom });
+    const header = encodeSegmentHeader({ number, kind: "log", previous: before.number, previousBytes: before.bytes, retiresFrom: 0 });
     this.current = { number, file, seed: frameSeed(number), written: 0, bytes: 0 };
     this.directoryDirty = true;
     this.disk.write(file, header, 0);

@@ -4,11 +4,12 @@
 //
 // Where the log begins. A compaction segment supersedes every older segment once its marker
 // is on disk, so the log begins at the newest compaction segment that has a valid marker.
-// A compaction segment without a marker is an aborted compaction when it is the last segment
-// and the log it was to supersede is still there: it held copies only (appends after a
-// compaction go behind its marker), so it is removed and the older segments are read instead.
-// Otherwise, a compaction segment without a marker is the beginning of the log with damage in
-// it (the older segments were already retired): it is read up to the damage.
+// A compaction segment without a marker is an unfinished compaction when the log it was to
+// supersede is still there: it held copies only (what was appended during the copy went to
+// the old log too, and was synced there), so it is removed, with any segment after it, and
+// the older segments are read instead. Otherwise, a compaction segment without a marker is the
+// beginning of the log with damage in it (the older segments were already retired): it is
+// read up to the damage.
 
 import { assert } from "../core/assert.ts";
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
@@ -102,13 +103,20 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
       }
       const attempt = replayFrom(disk, live, candidate, buffer);
       const segment = live[candidate]!;
-      if (attempt.markerEnd === null && candidate === live.length - 1 && oldLogPresent(live, segment)) {
-        // Aborted: report bytes that were not valid frames, but the old state is intact.
-        if (abortedDamage === null && attempt.damage !== null) {
-          abortedDamage = { segment: segment.number, offset: attempt.damage.offset, reason: attempt.damage.reason, detail: attempt.damage.detail, lostBytes: segment.size - attempt.damage.offset };
+      if (attempt.markerEnd === null && oldLogPresent(live, segment)) {
+        // Unfinished: the old log is intact. Segments after the compaction's can only have been
+        // begun after its marker was written, and no sync covered them before the marker was
+        // durable, so they go with it. Report bytes that were not valid frames.
+        const later = live.slice(candidate + 1);
+        const laterBytes = later.reduce((sum, other) => sum + other.size, 0);
+        if (abortedDamage === null && attempt.damage !== null && attempt.damage.index === candidate) {
+          const { offset, reason, detail } = attempt.damage;
+          abortedDamage = { segment: segment.number, offset, reason, detail, lostBytes: segment.size - offset + laterBytes };
+        } else if (abortedDamage === null && later.length > 0) {
+          abortedDamage = { segment: later[0]!.number, offset: 0, reason: "chain", detail: `the segment follows compaction segment ${segment.number}, which has no marker`, lostBytes: laterBytes };
         }
-        discarded.push(segment);
-        live = live.filter((other) => other !== segment);
+        discarded.push(segment, ...later);
+        live = live.slice(0, candidate);
         continue;
       }
       base = candidate;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdir } from "node:fs/promises";
 import type { CellRecord } from "../../src/core/effects.ts";
-import { type CrashMode, type DiskOperation, MemoryDisk, openLog, segmentName } from "../../src/storage/mod.ts";
+import { type CrashMode, MemoryDisk, openLog, segmentName } from "../../src/storage/mod.ts";
 import { TestRandom, acceptRecord, byCell, canonicalRecords, snapshotRecord, withTempDirectory } from "./support.ts";
 
 /** The records a node would pass to compact: per cell, a snapshot and the last record. */
@@ -54,6 +54,46 @@ describe("compaction", () => {
     expect([...reopened.records.keys()]).toEqual(["kept"]);
   });
 
+  test("appends during a compaction are acknowledged before its copy is done, and follow it after", async () => {
+    const disk = new MemoryDisk();
+    const { log } = await openLog("/log", { disk, compactionChunkBytes: 256 });
+    const old = Array.from({ length: 50 }, (_, i) => acceptRecord(`cell-${i % 5}`, i + 1));
+    log.append(old);
+    await log.sync();
+    const snapshot = compacted(old);
+    const compaction = log.compact(snapshot);
+    const during = [acceptRecord("cell-1", 100), acceptRecord("cell-7", 101)];
+    log.append(during);
+    await log.sync();
+    expect(log.compacting).toBe(true);
+    await compaction;
+    const after = [acceptRecord("cell-2", 102)];
+    log.append(after);
+    await log.close();
+    const reopened = await openLog("/log", { disk });
+    expect(reopened.damage).toBeNull();
+    expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([...snapshot, ...during, ...after])));
+    expect(reopened.log.segments).toBe(1);
+  });
+
+  test("a compaction finishes its copy at once when the records appended during it outgrow their bound", async () => {
+    const disk = new MemoryDisk();
+    const { log } = await openLog("/log", { disk, compactionChunkBytes: 128, compactionAppendedBytesMax: 1000 });
+    const old = Array.from({ length: 50 }, (_, i) => acceptRecord(`cell-${i % 5}`, i + 1));
+    log.append(old);
+    const snapshot = compacted(old);
+    const compaction = log.compact(snapshot);
+    const during = Array.from({ length: 8 }, (_, i) => acceptRecord("cell-9", 200 + i, 150));
+    log.append(during.slice(0, 4));
+    expect(log.currentSegment).toBe(1); // still copying
+    log.append(during.slice(4));
+    expect(log.currentSegment).toBe(2); // switched to the compaction segment
+    await compaction;
+    await log.close();
+    const reopened = await openLog("/log", { disk });
+    expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([...snapshot, ...during])));
+  });
+
   test("shouldCompact waits for the minimum size and then for twice the last compaction", async () => {
     const { log } = await openLog("/log", { disk: new MemoryDisk(), compactBytesMin: 20_000, segmentBytes: 8192 });
     let slot = 0;
@@ -77,58 +117,64 @@ describe("compaction", () => {
     expect(log.shouldCompact()).toBe(true);
   });
 
-  test("a crash before any disk operation of a compaction recovers the old records or the new ones, whole", async () => {
+  test("a crash before any disk operation of a compaction, with appends and syncs during it, recovers the old log or the new one, whole", async () => {
     const old = Array.from({ length: 120 }, (_, i) => acceptRecord(`cell-${i % 7}`, i + 1, 60));
     const snapshot = compacted(old);
     const later = [acceptRecord("cell-3", 500), acceptRecord("cell-8", 501)];
-    const oldState = canonicalRecords(byCell(old));
-    // Records appended after the compaction began follow it, and are lost from the end first.
-    const newStates = [0, 1, 2].map((count) => canonicalRecords(byCell([...snapshot, ...later.slice(0, count)])));
+    // What may come back: the old log or the compaction, each followed by a prefix of `later`.
+    const states = (base: readonly CellRecord[], acknowledged: number) =>
+      [0, 1, 2].filter((count) => count >= acknowledged).map((count) => canonicalRecords(byCell([...base, ...later.slice(0, count)])));
     const random = new TestRandom(7);
 
-    // Count the operations of one compaction, then crash before each of them in turn.
-    const operationsOf = async (crashAt: number | null) => {
+    // Runs one compaction, crashing before its operation number `crashAt` (none if null).
+    const run = async (crashAt: number | null) => {
       let armed = false;
       let count = 0;
-      const crashes: MemoryDisk[] = [];
+      let acknowledged = 0;
+      let compactionDone = false;
+      const crashes: { disk: MemoryDisk; acknowledged: number; compactionDone: boolean }[] = [];
       let disk: MemoryDisk;
-      const onOperation = (operation: DiskOperation) => {
+      const onOperation = () => {
         if (!armed) return;
         count++;
-        if (count === crashAt) {
-          for (const mode of ["process", "power", "power", "power"] as CrashMode[]) crashes.push(disk.crash(mode, { random: () => random.next() }));
-        }
-        void operation;
+        if (count !== crashAt) return;
+        for (const mode of ["process", "power", "power", "power"] as CrashMode[]) crashes.push({ disk: disk.crash(mode, { random: () => random.next() }), acknowledged, compactionDone });
       };
       disk = new MemoryDisk({ onOperation });
-      const { log } = await openLog("/log", { disk, segmentBytes: 4096 });
+      const { log } = await openLog("/log", { disk, segmentBytes: 4096, compactionChunkBytes: 600 });
       log.append(old);
       await log.sync();
       armed = true;
-      const compaction = log.compact(snapshot);
-      log.append(later);
+      const compaction = log.compact(snapshot).then(() => void (compactionDone = true));
+      log.append(later.slice(0, 1));
+      await log.sync(); // covered by the old log while the copy runs
+      acknowledged = 1;
+      expect(log.compacting).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      log.append(later.slice(1));
       await compaction;
       await log.sync();
+      acknowledged = 2;
       armed = false;
       return { count, crashes };
     };
 
-    const { count } = await operationsOf(null);
-    expect(count).toBeGreaterThan(10);
+    const { count } = await run(null);
+    expect(count).toBeGreaterThan(20);
     const outcomes = { old: 0, new: 0 };
     for (let crashAt = 1; crashAt <= count + 1; crashAt++) {
-      const { crashes } = await operationsOf(crashAt);
+      const { crashes } = await run(crashAt);
       expect(crashes.length).toBe(crashAt <= count ? 4 : 0);
-      for (const crashed of crashes) {
-        const opened = await openLog("/log", { disk: crashed, segmentBytes: 4096 });
+      for (const crash of crashes) {
+        const opened = await openLog("/log", { disk: crash.disk, segmentBytes: 4096 });
         const state = canonicalRecords(opened.records);
-        if (state === oldState) outcomes.old++;
-        else if (newStates.includes(state)) outcomes.new++;
-        else throw new Error(`crash before operation ${crashAt}: recovered neither the old nor the new state: ${state}, damage ${JSON.stringify(opened.damage)}`);
+        if (!crash.compactionDone && states(old, crash.acknowledged).includes(state)) outcomes.old++;
+        else if (states(snapshot, crash.acknowledged).includes(state)) outcomes.new++;
+        else throw new Error(`crash before operation ${crashAt}: recovered neither the old nor the new log: ${state}, damage ${JSON.stringify(opened.damage)}`);
         // Whatever survived, the log is usable: append, close, reopen.
         opened.log.append([acceptRecord("cell-x", 1)]);
         await opened.log.close();
-        const again = await openLog("/log", { disk: crashed });
+        const again = await openLog("/log", { disk: crash.disk });
         expect(again.damage).toBeNull();
         expect(again.records.get("cell-x")).toHaveLength(1);
         await again.log.close();

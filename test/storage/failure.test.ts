@@ -76,6 +76,7 @@ describe("a failing disk", () => {
     const disk = new MemoryDisk();
     const { log } = await openLog("/log", { disk });
     log.append([acceptRecord("cell", 1)]);
+    await log.sync();
     function* entries() {
       yield acceptRecord("cell", 1);
       throw new Error("a replica broke while listing its records");
@@ -83,6 +84,7 @@ describe("a failing disk", () => {
     await expect(log.compact(entries())).rejects.toBeInstanceOf(StorageFailed);
     expect(() => log.append([acceptRecord("cell", 2)])).toThrow(StorageFailed);
     await log.close();
+    expect(disk.openFiles).toBe(0);
     const reopened = await openLog("/log", { disk });
     expect(reopened.records.get("cell")).toHaveLength(1);
   });
