@@ -39,10 +39,13 @@ export interface Disk {
 
 /**
  * The real disk. Writes are synchronous (`writeSync` lands in the page cache in microseconds);
- * fsyncs go through libuv's thread pool (`fs.fdatasync` with a callback), so the node's event
- * loop keeps receiving messages and appending records while a sync is in flight, and the next
- * group commit is already filling. Measured on this machine's disk, the callback fdatasync
- * costs the same as `fdatasyncSync` (about 0.19 ms) and the promise API about 20% more.
+ * fsyncs go through the thread pool (`fs.fdatasync` with a callback), so the node's event loop
+ * keeps receiving messages and appending records while a sync is in flight, and the next group
+ * commit is already filling. Measured on a shared VM (bench/storage.ts, three runs): for one
+ * writer syncing 16 records at a time the two are within noise (24-29k records/s on the thread
+ * pool, 27-39k with `fdatasyncSync`); for 64 concurrent callers, which is how a node's cells use
+ * the log, the thread pool was as fast or faster (39-41k against 29-36k). What decides it is
+ * that `fdatasyncSync` stops the whole node for every fsync.
  */
 export function nodeDisk(): Disk {
   const syncFile = (file: FileHandle) =>
