@@ -60,8 +60,15 @@ export interface OpenedLog {
 export async function openLog(directory: string, options: LogOptions = {}): Promise<OpenedLog> {
   const disk = options.disk ?? nodeDisk();
   const settings = settingsFrom(options);
-  const recovery = await recover(disk, directory);
+  let recovery: Awaited<ReturnType<typeof recover>>;
+  try {
+    recovery = await recover(disk, directory);
+  } catch (error) {
+    if (error instanceof LogOpenError) throw error;
+    throw new LogOpenError(`Cannot open log: ${directory}: ${describeError(error)}`, { cause: error });
+  }
   const segments = [...recovery.segments];
+  const opened: FileHandle[] = segments.map((segment) => segment.file);
   try {
     // What recovery read may have come from the page cache of a process that crashed before
     // syncing it. Make it durable now: later segments chain to these lengths, and records
@@ -73,6 +80,7 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
       const number = recovery.highestNumber + 1;
       assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
       const file = disk.create(`${directory}/${segmentName(number)}`);
+      opened.push(file);
       const header = encodeSegmentHeader({ number, kind: "log", previous: 0, previousBytes: 0, retiresFrom: 0 });
       disk.write(file, header, 0);
       await disk.sync(file);
@@ -86,6 +94,13 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
     const log = new NodeLog({ disk, directory, settings, current, sealed, highestNumber: Math.max(recovery.highestNumber, current.number), compactionBytes: recovery.compactionBytes });
     return { log, records: recovery.records, damage: recovery.damage, stats: recovery.stats };
   } catch (error) {
+    for (const file of opened) {
+      try {
+        disk.close(file);
+      } catch {
+        // Closed already above, or the disk is gone.
+      }
+    }
     throw new LogOpenError(`Cannot open log: ${directory}: ${describeError(error)}`, { cause: error });
   }
 }
