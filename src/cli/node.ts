@@ -67,6 +67,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   let exiting = false;
   const node = new PhysaliaNode({
     id, peers, keyring, log, transport, recovered: records,
+    ...(process.env.PHYSALIA_TRACE ? { trace: (line: string) => console.error(line) } : {}),
     onFatal: (error) => {
       console.error(`node ${id}: stopping: ${error instanceof Error ? error.message : String(error)}`);
       process.exit(1);

@@ -144,24 +144,31 @@ export class PhysaliaClient {
     // Commands go to the leader when we know it; a node-level request goes to its one node.
     const toLeader = typeof message === "function";
     let target = (toLeader ? this.leaders.get(cell) : undefined) ?? replicas[Math.floor(this.random() * replicas.length)] ?? "";
+    // Whether `target` is the replica we believe leads (cached, or named by a redirect).
+    let targetLeads = toLeader && this.leaders.has(cell);
     let attempt = 0;
-    // Evidence that the leader we are sent to cannot serve: it timed out, or it answered
-    // that it does not host the cell (it may have lost its disk while still looking alive).
-    let failures = 0;
+    // Evidence that the leader itself cannot serve: it went silent, or it answered that it
+    // does not host the cell (a node that lost its disk still looks alive to its peers), or
+    // replicas keep redirecting to each other (stale hints). Only then does the client ask
+    // for a new leader with `force`: forcing on a dead follower's silence would make healthy
+    // replicas preempt each other.
+    let leaderFailures = 0;
+    let redirects = 0;
     const tried = new Set<string>();
     const elsewhere = () => {
+      targetLeads = false;
       const others = replicas.filter((r) => r !== target);
       return others.length === 0 ? target : (others[Math.floor(this.random() * others.length)] as string);
     };
     while (this.now() < deadline) {
       tried.add(target);
-      const force = failures >= 2;
+      const force = leaderFailures >= 1;
       const body = typeof message === "function" ? message(force) : message;
       const timeout = Math.min(attemptTimeoutMaxMs, attemptTimeoutMs * 2 ** Math.min(attempt, 4)) * (0.75 + 0.5 * this.random());
       const answer = await this.sendAndWait(cell, seq, body, target, Math.min(timeout, deadline - this.now()));
       attempt++;
       if (answer === null) {
-        failures++;
+        if (targetLeads) leaderFailures++;
         this.leaders.delete(cell);
         target = elsewhere();
         continue;
@@ -172,8 +179,10 @@ export class PhysaliaClient {
         case "read":
           return answer;
         case "redirect":
+          if (++redirects > 3) leaderFailures++;
           if (outcome.leader !== null && outcome.leader !== target && this.options.nodes.has(outcome.leader)) {
             target = outcome.leader;
+            targetLeads = true;
             this.leaders.set(cell, target);
           } else {
             target = elsewhere();
@@ -184,7 +193,7 @@ export class PhysaliaClient {
           await this.pause(Math.min(1_000, 10 * 2 ** Math.min(attempt, 7)));
           break;
         case "unavailable":
-          failures++;
+          if (targetLeads) leaderFailures++;
           this.leaders.delete(cell);
           target = elsewhere();
           await this.pause(Math.min(500, 10 * 2 ** Math.min(attempt, 5)));

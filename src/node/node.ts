@@ -32,6 +32,8 @@ export interface NodeOptions {
   readonly livenessTimeoutMs?: number;
   /** Called once if the node cannot go on (a failed fsync); the process should exit. */
   readonly onFatal?: (error: unknown) => void;
+  /** Receives a line for every cell message in and out, for debugging. */
+  readonly trace?: (line: string) => void;
 }
 
 const clientsMax = 10_000;
@@ -190,6 +192,7 @@ export class PhysaliaNode {
   }
 
   private dispatch(sender: string, { cell, message }: Envelope, now: number): void {
+    this.options.trace?.(`${now.toFixed(1)} ${sender} -> ${this.id} ${cell} ${describeMessage(message)}`);
     if (message.kind === "create") {
       this.create(sender, cell, message);
       return;
@@ -331,6 +334,10 @@ export class PhysaliaNode {
       if (list === undefined) byDestination.set(to, (list = []));
       list.push({ cell, message });
     }
+    if (this.options.trace !== undefined) {
+      const now = this.now().toFixed(1);
+      for (const { to, cell, message } of messages) this.options.trace(`${now} ${this.id} -> ${to} ${cell} ${describeMessage(message)}`);
+    }
     for (const [to, envelopes] of byDestination) {
       const endpoint = this.options.peers.get(to) ?? this.clients.get(to);
       if (endpoint === undefined) {
@@ -359,6 +366,18 @@ export class PhysaliaNode {
     for (const chunk of splitFrame(frame, this.messageId)) this.options.transport.send(chunk, endpoint);
     this.metrics.framesSent++;
   }
+}
+
+function describeMessage(message: Envelope["message"]): string {
+  const parts: string[] = [message.kind];
+  if ("ballot" in message) parts.push(`b=${message.ballot.round}.${message.ballot.node}`);
+  if (message.kind === "nack") parts.push(`promised=${message.promised.round}.${message.promised.node}`);
+  if ("slot" in message) parts.push(`slot=${message.slot}`);
+  if (message.kind === "promise") parts.push(`compacted=${message.compactedThrough}`);
+  if (message.kind === "commit") parts.push(`through=${message.through}`);
+  if (message.kind === "request") parts.push(`${message.client}#${message.seq}${message.force ? " force" : ""}`);
+  if (message.kind === "reply") parts.push(`${message.client}#${message.seq} ${message.outcome.kind}${message.outcome.kind === "redirect" ? ` ${message.outcome.leader}` : ""}`);
+  return parts.join(" ");
 }
 
 assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages larger than frames");

@@ -65,7 +65,7 @@ describe("a colony of real node processes", () => {
     await setup.create("vol-b");
     await setup.transact("vol-b", { reads: [], conditions: [], writes: [{ key: "x", op: "put", value: 0n }] });
     const leaderOf = async () => {
-      for (const id of colony?.ids ?? []) if ((await colony?.status(id, "vol-b"))?.role === "leader") return id;
+      for (const id of colony?.ids ?? []) if ((await colony?.status(id, "vol-b").catch(() => null))?.role === "leader") return id;
       return null;
     };
     const leader = await leaderOf();
@@ -115,11 +115,12 @@ describe("a colony of real node processes", () => {
     const socket = await Bun.udpSocket({});
     const target = colony.endpoints.get("n1");
     socket.send(new Uint8Array([0xde, 0xad, 0xbe, 0xef]), target!.port, "127.0.0.1");
+    socket.send(new Uint8Array(200).fill(0x41), target!.port, "127.0.0.1");
     const forged = encodeMessages(new KeyRing({ id: colony.keyring.currentId, secret: new Uint8Array(32).fill(1) }), { sender: "n2", receiver: "n1", messages: [] });
     socket.send(forged, target!.port, "127.0.0.1");
     await waitFor("the drops to be counted", async () => {
       const metrics = await colony!.metrics("n1");
-      return metrics.includes('reason="badMagic"') && metrics.includes('reason="badMac"');
+      return metrics.includes('reason="tooShort"') && metrics.includes('reason="badMagic"') && metrics.includes('reason="badMac"');
     });
     socket.close();
     expect((await colony.ctl("create", "vol-c")).code).toBe(0);

@@ -74,12 +74,13 @@ export class ProcessColony {
 
   async status(id: string, cell?: string): Promise<Record<string, unknown> | null> {
     const query = cell === undefined ? "" : `?cell=${encodeURIComponent(cell)}`;
-    const response = await fetch(`http://127.0.0.1:${this.metricsPort(id)}/status${query}`);
+    // A paused (SIGSTOP) node accepts the connection and never answers: give up quickly.
+    const response = await fetch(`http://127.0.0.1:${this.metricsPort(id)}/status${query}`, { signal: AbortSignal.timeout(500) });
     return response.ok ? ((await response.json()) as Record<string, unknown>) : null;
   }
 
   async metrics(id: string): Promise<string> {
-    return (await fetch(`http://127.0.0.1:${this.metricsPort(id)}/metrics`)).text();
+    return (await fetch(`http://127.0.0.1:${this.metricsPort(id)}/metrics`, { signal: AbortSignal.timeout(1_000) })).text();
   }
 
   signal(id: string, signal: NodeJS.Signals): void {
@@ -110,6 +111,6 @@ export class ProcessColony {
       child.kill("SIGKILL");
     }
     await Promise.all([...this.processes.values()].map((c) => c.exited));
-    await rm(this.dir, { recursive: true, force: true });
+    if (!process.env.KEEP) await rm(this.dir, { recursive: true, force: true });
   }
 }
