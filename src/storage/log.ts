@@ -150,6 +150,8 @@ interface Copy {
   readonly appended: Uint8Array[];
   appendedBytes: number;
   records: number;
+  /** Length of the compaction segment through its marker, once written. */
+  markerEnd: number;
 }
 
 interface Waiter {
@@ -351,6 +353,7 @@ export class NodeLog {
       appended: [],
       appendedBytes: 0,
       records: 0,
+      markerEnd: 0,
     };
     this.copying = copy;
     return copy;
@@ -376,7 +379,6 @@ export class NodeLog {
       }
       throw this.fail("Cannot compact log", error);
     }
-    const compactionBytes = this.current.bytes;
     await this.sync();
     // Every segment before the compaction's is superseded now. Oldest first: recovery reads an
     // unfinished compaction's old log from its first segment.
@@ -392,7 +394,7 @@ export class NodeLog {
     }
     this.directoryDirty = true;
     await this.sync();
-    this.lastCompactionBytes = compactionBytes;
+    this.lastCompactionBytes = copy.markerEnd;
     this.compactions++;
   }
 
@@ -437,6 +439,7 @@ export class NodeLog {
       start = end;
     }
     this.writeFrames(copy.segment, frameKind.marker, [encodeMarkerPayload(copy.records + copy.appended.length)]);
+    copy.markerEnd = copy.segment.bytes;
     this.writePending();
     const before = this.current;
     this.unsynced.push({ number: before.number, file: before.file });

@@ -148,7 +148,8 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
         lostBytes += later.size;
         removals.push(later);
       }
-      damage = { segment: live[index]!.number, offset, reason, detail, lostBytes };
+      // An empty file at the end (created, then the process died) held nothing: no damage.
+      if (lostBytes > 0) damage = { segment: live[index]!.number, offset, reason, detail, lostBytes };
     }
     damage ??= abortedDamage;
     for (const segment of removals) {
@@ -248,7 +249,11 @@ function replayFrom(disk: Disk, live: readonly SegmentFile[], base: number, buff
   const result = (damage: Replay["damage"]): Replay => ({ records, count, ends, damage, markerEnd, bytesRead });
   for (let index = base; index < live.length; index++) {
     const segment = live[index]!;
-    if (!segment.header.ok) return result({ index, offset: 0, reason: "header", detail: segment.header.detail });
+    if (!segment.header.ok) {
+      // A kill between creating a segment and writing its header leaves it short at the end.
+      const torn = index === live.length - 1 && segment.size < storageLimits.segmentHeaderBytes;
+      return result({ index, offset: 0, reason: torn ? "torn" : "header", detail: segment.header.detail });
+    }
     const header = segment.header.header;
     if (index > base) {
       const before = live[index - 1]!;

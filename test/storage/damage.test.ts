@@ -132,6 +132,22 @@ describe("recovery from a damaged log", () => {
     expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(entries.slice(0, firstOfTwo))));
   });
 
+  test("an empty segment at the end, left by a kill right after it was created, is removed without reporting damage", async () => {
+    const { disk, entries } = await writtenLog(30, { segmentBytes: 4096 });
+    const files = [...disk.snapshot().keys()].sort();
+    const next = files.length + 1;
+    disk.create(segmentPath(next));
+    const opened = await openLog("/log", { disk });
+    expect(opened.damage).toBeNull();
+    expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(entries)));
+    expect([...disk.snapshot().keys()].sort()).toEqual(files);
+
+    disk.create(segmentPath(next + 1));
+    disk.replace(segmentPath(next + 1), new Uint8Array(12));
+    const again = await openLog("/log", { disk });
+    expect(again.damage).toMatchObject({ segment: next + 1, offset: 0, reason: "torn", lostBytes: 12 });
+  });
+
   test("a zero-filled tail, as a file system leaves after a crash, is reported and cut off", async () => {
     await withTempDirectory(async (directory) => {
       const { log } = await openLog(directory);
