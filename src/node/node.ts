@@ -103,25 +103,19 @@ export class PhysaliaNode {
   }
 
   /**
-   * Rewrites the log as the minimal records of every replica. It runs between flushes, so
-   * the records describe a state whose own records were all appended already; records
-   * appended after it repeat what it covers, which replay tolerates.
+   * Rewrites the log as the minimal records of every replica. The entries are taken now, in
+   * one synchronous pass, so they describe one instant; the log keeps accepting appends
+   * while it copies them, and records appended later repeat part of what the entries
+   * cover, which replay tolerates (a snapshot never rolls a replica back).
    */
   async compact(write: (entries: readonly CellRecord[]) => Promise<void>): Promise<void> {
-    while (this.flushing) await new Promise((resolve) => setTimeout(resolve, 1));
     if (this.failed !== null || this.stopped) return;
-    // Holding the flush lock: nothing is appended while the log is rewritten.
-    this.flushing = true;
+    const entries: CellRecord[] = [];
+    for (const [cell, replica] of this.replicas) for (const record of replica.compactedRecords()) entries.push({ cell, record });
     try {
-      const entries: CellRecord[] = [];
-      for (const [cell, replica] of this.replicas) for (const record of replica.compactedRecords()) entries.push({ cell, record });
       await write(entries);
     } catch (error) {
       this.fail(error);
-    } finally {
-      this.flushing = false;
-      this.flushAgain = false;
-      this.scheduleFlush();
     }
   }
 

@@ -158,3 +158,44 @@ describe("the node", () => {
     expect(syncs).toBe(1);
   });
 });
+
+describe("the node on its file log", () => {
+  test("compacts its log while serving and recovers the same cells from the compacted log", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { openLog } = await import("../../src/storage/mod.ts");
+    const { toHex } = await import("../../src/core/bytes.ts");
+    colony = new Colony(3);
+    const dir = await mkdtemp(join(tmpdir(), "physalia-node-log-"));
+    try {
+      await colony.kill("n1");
+      colony.logs.delete("n1");
+      const first = await openLog(dir);
+      const node = colony.start("n1", first.log);
+      const client = colony.client();
+      for (let c = 0; c < 3; c++) await client.create(`vol-${c}`);
+      for (let i = 0; i < 40; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: `k${i}`, op: "increment", by: 1n }] });
+      const before = [0, 1, 2].map((c) => node.replica(`vol-${c}`));
+      await node.compact((entries) => first.log.compact(entries));
+      // Writes go on after the compaction, and must survive too.
+      for (let i = 0; i < 6; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
+      await Bun.sleep(100);
+      const digests = before.map((r) => toHex(r?.cellState?.digest() ?? new Uint8Array()));
+      const applied = before.map((r) => r?.applied);
+      await colony.kill("n1");
+      const reopened = await openLog(dir);
+      expect(reopened.damage).toBeNull();
+      expect([...reopened.records.keys()].sort()).toEqual(["vol-0", "vol-1", "vol-2"]);
+      const { Replica } = await import("../../src/core/replica.ts");
+      for (let c = 0; c < 3; c++) {
+        const replica = Replica.recover({ cell: `vol-${c}`, self: "n1", env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(`vol-${c}`) ?? []);
+        expect(replica.applied).toBe(applied[c] as number);
+        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
+      }
+      await reopened.log.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
