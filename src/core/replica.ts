@@ -32,8 +32,9 @@ import type {
   PeerMessage,
   ReplyOutcome,
 } from "./messages.ts";
+import { takeBatch } from "./batch.ts";
+import { hasQuorum } from "./quorum.ts";
 import { checkTransaction, isRejection } from "./transaction.ts";
-import { utf8Bytes, valueBytes } from "./value.ts";
 
 export interface ReplicaEnv {
   /** The node shell's per-node-pair failure detector. */
@@ -593,16 +594,10 @@ export class Replica {
     this.prepareBackoff = this.nextBackoff(this.prepareBackoff);
   }
 
-  private hasQuorum(members: readonly string[], votes: { has(node: string): boolean }): boolean {
-    let count = 0;
-    for (const member of members) if (votes.has(member)) count++;
-    return 2 * count > members.length;
-  }
-
   private tryLead(now: number, out: Effects): void {
     if (this.roleNow !== "candidate" || this.state === null) return;
     for (const info of this.promises.values()) if (info.compactedThrough > this.applied) return; // Learn first.
-    for (const membership of this.state.windowMemberships()) if (!this.hasQuorum(membership.members, this.promises)) return;
+    for (const membership of this.state.windowMemberships()) if (!hasQuorum(membership.members, this.promises)) return;
     this.roleNow = "leader";
     this.leaderHint = this.self;
     this.nextSlot = this.applied + 1;
@@ -613,7 +608,7 @@ export class Replica {
   private blockedOnPromises(): boolean {
     if (this.roleNow !== "leader" || this.state === null) return false;
     const members = this.state.membersFor(this.nextSlot);
-    return members !== null && !this.hasQuorum(members, this.promises);
+    return members !== null && !hasQuorum(members, this.promises);
   }
 
   private propose(now: number, out: Effects): void {
@@ -627,14 +622,14 @@ export class Replica {
         this.stepDown(out, "redirect");
         return;
       }
-      if (!this.hasQuorum(members, this.promises)) {
+      if (!hasQuorum(members, this.promises)) {
         // A new member has not promised yet: phase 1 with it before deciding its slots.
         if (now >= this.prepareSentAt + this.prepareBackoff || this.prepareSentAt === 0) this.sendPrepares(now, out);
         return;
       }
       let value: LogValue;
       if (slot <= this.recoveredThrough) value = this.recovered.get(slot)?.value ?? noop;
-      else if (this.queue.size > 0) value = this.takeBatch();
+      else if (this.queue.size > 0) value = { kind: "batch", commands: takeBatch(this.queue, this.waiting) };
       else return;
       this.nextSlot++;
       const proposal: Proposal = { value, acks: new Set(), sentAt: now, backoff: limits.retransmitMs };
@@ -675,20 +670,6 @@ export class Replica {
     this.queue.set(key, waiting);
   }
 
-  private takeBatch(): LogValue {
-    const commands: Command[] = [];
-    let bytes = 0;
-    for (const [key, waiting] of this.queue) {
-      const size = commandBytes(waiting.command);
-      if (commands.length > 0 && (commands.length >= limits.batchCommandsMax || bytes + size > limits.batchBytesMax)) break;
-      commands.push(waiting.command);
-      bytes += size;
-      this.queue.delete(key);
-      this.waiting.set(key, waiting);
-    }
-    return { kind: "batch", commands };
-  }
-
   private onAccepted(from: string, ballot: Ballot, slot: number, now: number, out: Effects): void {
     if (this.roleNow !== "leader" || !ballotsEqual(ballot, this.ballot)) return;
     const proposal = this.inflight.get(slot);
@@ -700,7 +681,7 @@ export class Replica {
   private checkChosen(slot: number, now: number, out: Effects): void {
     const proposal = this.inflight.get(slot);
     if (proposal === undefined) return;
-    if (!this.hasQuorum(this.membersFor(slot), proposal.acks)) return;
+    if (!hasQuorum(this.membersFor(slot), proposal.acks)) return;
     this.inflight.delete(slot);
     this.choose(slot, proposal.value, out);
     this.applyReady(now, out);
@@ -819,14 +800,4 @@ export class Replica {
     if (to === this.self) return;
     out.messages.push({ to, cell: this.cell, message });
   }
-}
-
-function commandBytes(command: Command): number {
-  let bytes = 16 + utf8Bytes(command.client);
-  if (command.op.kind === "config") return bytes + 64;
-  const tx = command.op.tx;
-  for (const key of tx.reads) bytes += utf8Bytes(key) + 2;
-  for (const c of tx.conditions) bytes += utf8Bytes(c.key) + 4 + ("value" in c ? valueBytes(c.value) : 0);
-  for (const w of tx.writes) bytes += utf8Bytes(w.key) + 4 + (w.op === "put" ? valueBytes(w.value) : w.op === "increment" ? valueBytes(w.by) : 0);
-  return bytes;
 }

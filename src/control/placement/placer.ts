@@ -161,12 +161,9 @@ export class Placer {
 
   repair(request: RepairRequest): Repair | PlacementError {
     const what = "Cannot repair cell";
-    const color = this.colorOf(what, request.color);
-    if (color instanceof PlacementError) return color;
-    const rows = this.rowsOf(what, request.clients);
-    if (rows instanceof PlacementError) return rows;
-    const members = this.membersOf(what, request.nodes, color);
-    if (members instanceof PlacementError) return members;
+    const cell = this.existingCell(what, request);
+    if (cell instanceof PlacementError) return cell;
+    const { color, rows, members } = cell;
     const failed = this.cluster.nodeIndex.get(request.failed);
     const slot = failed === undefined ? -1 : members.indexOf(failed);
     if (failed === undefined || slot < 0) return new PlacementError(`${what}: node "${request.failed}" is not a member of the cell`);
@@ -197,12 +194,9 @@ export class Placer {
    */
   move(request: MoveRequest): MovePlan | PlacementError {
     const what = "Cannot move cell";
-    const color = this.colorOf(what, request.color);
-    if (color instanceof PlacementError) return color;
-    const rows = this.rowsOf(what, request.clients);
-    if (rows instanceof PlacementError) return rows;
-    const members = this.membersOf(what, request.nodes, color);
-    if (members instanceof PlacementError) return members;
+    const cell = this.existingCell(what, request);
+    if (cell instanceof PlacementError) return cell;
+    const { color, rows, members } = cell;
     const row = targetRow(...rows);
     const salt = request.salt ?? this.nextSalt();
     const steps: MoveStep[] = [];
@@ -269,6 +263,17 @@ export class Placer {
   private nextSalt(): number {
     this.saltCounter = (this.saltCounter + 1) >>> 0;
     return this.saltCounter;
+  }
+
+  /** The color, client rows and member indexes of an existing cell, checked. */
+  private existingCell(what: string, request: { readonly color: string; readonly clients: CellClients; readonly nodes: readonly string[] }): { color: number; rows: [number, number, number]; members: number[] } | PlacementError {
+    const color = this.colorOf(what, request.color);
+    if (color instanceof PlacementError) return color;
+    const rows = this.rowsOf(what, request.clients);
+    if (rows instanceof PlacementError) return rows;
+    const members = this.membersOf(what, request.nodes, color);
+    if (members instanceof PlacementError) return members;
+    return { color, rows, members };
   }
 
   private colorOf(what: string, name: string): number | PlacementError {
