@@ -55,12 +55,13 @@ export class ProcessColony {
     return this.basePort + 1000 + this.ids.indexOf(id);
   }
 
-  startNode(id: string): void {
+  startNode(id: string): Subprocess {
     const child = Bun.spawn([binary, "node", "--topology", this.topologyPath, "--id", id, "--data", join(this.dir, id), "--keys", this.keysPath, "--metrics", `127.0.0.1:${this.metricsPort(id)}`], {
       stdout: "ignore",
       stderr: Bun.file(join(this.dir, `${id}.err`)),
     });
     this.processes.set(id, child);
+    return child;
   }
 
   async waitUp(id: string, timeoutMs = 15_000): Promise<void> {
