@@ -8,6 +8,7 @@ import { serveStatus } from "../transport/http.ts";
 import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, readKeys, readTopology } from "./colony.ts";
+import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
   --topology FILE    the colony's topology (JSON; see docs/placement.md)
@@ -38,10 +39,12 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
 
+  const lock = lockDirectory(data);
   let opened;
   try {
     opened = await openLog(data);
   } catch (error) {
+    lock.release();
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
@@ -49,6 +52,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   if (damage !== null) {
     if (damage.reason !== "torn") {
       await log.close();
+      lock.release();
       throw new CliError(
         `Cannot start node ${id}: its log in ${data} is damaged at segment ${damage.segment} offset ${damage.offset} ` +
         `(${damage.reason}: ${damage.detail}); ${damage.lostBytes} bytes after it are lost. A node must not vote with ` +
@@ -62,6 +66,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
 
   const transport = await openUdp(local).catch((error: unknown) => {
     void log.close();
+    lock.release();
     throw new CliError(error instanceof Error ? error.message : String(error));
   });
   let exiting = false;
@@ -93,6 +98,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       clearInterval(compaction);
       status.stop();
       await node.stop();
+      lock.release();
       resolve(0);
     };
     process.once("SIGTERM", () => void shutdown());

@@ -125,11 +125,23 @@ describe("a colony of real node processes", () => {
     await writeFile(segment, bytes);
     const child = colony.startNode("n1");
     expect(await child.exited).toBe(1);
+    expect(await Bun.file(join(dir, "LOCK")).exists()).toBe(false);
     const stderr = await Bun.file(join(colony.dir, "n1.err")).text();
     expect(stderr).toContain("Cannot start node n1");
     expect(stderr).toContain("must not vote with state it no longer has");
     // The rest of the cell goes on without it.
     expect((await colony.ctl("put", "vol-d", "after", "value")).code).toBe(0);
+  }, 60_000);
+
+  test("a second process on the same data directory is refused; a SIGKILLed owner's lock is taken over", async () => {
+    colony = await ProcessColony.start(3);
+    const { join } = await import("node:path");
+    const second = Bun.spawn([(await import("./support.ts")).binary, "node", "--topology", colony.topologyPath, "--id", "n1", "--data", join(colony.dir, "n1"), "--keys", colony.keysPath, "--metrics", `127.0.0.1:${colony.basePort + 500}`], { stdout: "ignore", stderr: "pipe" });
+    expect(await second.exited).toBe(1);
+    expect(await new Response(second.stderr).text()).toContain("another node process");
+    await colony.kill("n1");
+    colony.startNode("n1");
+    await colony.waitUp("n1");
   }, 60_000);
 
   test("garbage and forged frames are dropped and counted, and the node keeps serving", async () => {
