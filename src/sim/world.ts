@@ -268,6 +268,11 @@ export class World implements ClientHost {
     node.disk.syncing = true;
     const latency = 0.2 + this.netRng.next() * 4;
     this.queue.push(this.time + latency, { kind: "fsync", node, epoch: node.epoch, upto: node.disk.records.length });
+    // Now and then the power fails while this very write is in flight: random crash times
+    // almost never land in a window this short, and it is where durability bugs live.
+    if (this.faulty && this.options.faults.has("crash") && this.faultRng.chance(0.004)) {
+      this.queue.push(this.time + latency * this.faultRng.next(), { kind: "fault", action: () => this.crash(node) });
+    }
   }
 
   private fsyncDone(node: SimNode, epoch: number, upto: number): void {
@@ -403,11 +408,16 @@ export class World implements ClientHost {
     if (this.nodes.size - up.length >= 3 || up.length === 0) return;
     // The adversary prefers a node with writes in flight: that is where durability bugs hide.
     const unsynced = up.filter((n) => n.disk.records.length > n.disk.synced);
-    const node = unsynced.length > 0 && rng.chance(0.7) ? rng.pick(unsynced) : rng.pick(up);
+    this.crash(unsynced.length > 0 && rng.chance(0.7) ? rng.pick(unsynced) : rng.pick(up));
+  }
+
+  private crash(node: SimNode): void {
+    const down = [...this.nodes.values()].filter((n) => !n.up).length;
+    if (!this.faulty || !node.up || down >= 3) return;
     this.stats.crashes++;
     this.trace(`${node.id} CRASH`);
     this.stats.recordsLostInCrashes += node.crash();
-    this.queue.push(this.time + 30 + rng.next() * 800, { kind: "fault", action: () => this.restart(node) });
+    this.queue.push(this.time + 30 + this.faultRng.next() * 800, { kind: "fault", action: () => this.restart(node) });
   }
 
   private restart(node: SimNode): void {

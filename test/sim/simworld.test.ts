@@ -56,6 +56,12 @@ describe("the simworld", () => {
     expect(caught?.failure).toMatch(/agreement|divergence|linearizability/);
   }, 300_000);
 
+  test("a driver that sends before its records are durable is caught within a few hundred seeds", () => {
+    const caught = caughtWithin("sendBeforeSync", 300);
+    expect(caught).not.toBeNull();
+    expect(caught?.failure).toMatch(/agreement|divergence|linearizability/);
+  }, 300_000);
+
   test("with no faults every operation commits and nothing is left unknown", () => {
     const report = runSimulation({ ...defaultSimOptions, seed: 9, faults: new Set() });
     expect(report.ok).toBe(true);
