@@ -94,6 +94,12 @@ export class PhysaliaClient {
    * before a membership change adds it.
    */
   async join(cell: string, node: string): Promise<void> {
+    // The node may be a former member coming back empty (it lost its disk and was removed).
+    // Slots up to alpha after its removal may still be decided by the old membership, which
+    // includes it; an empty acceptor must never vote there. Alpha sequential commands, each
+    // in a later slot than the last, leave every such slot chosen before the node can vote.
+    // We do not know this cell's alpha, so we use the largest a cell may have.
+    for (let i = 0; i < limits.pipelineDepthMax; i++) await this.transact(cell, { reads: [], conditions: [], writes: [] });
     const seq = ++this.seq;
     const answer = await this.exchange(cell, seq, { kind: "create", client: this.options.id, seq, members: null, alpha: limits.pipelineDepthDefault }, [node]);
     if (answer.reply.outcome.kind !== "done") throw new UnreachableError(`Cannot make ${node} join cell ${cell}: ${answer.reply.outcome.kind}`);
