@@ -2,7 +2,11 @@
 // replicas, listens on its UDP address, serves /metrics and /status on loopback, and runs
 // until SIGTERM or SIGINT.
 
+import { rename } from "node:fs/promises";
+import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
+import type { Endpoint } from "../transport/transport.ts";
+import type { KeyRing } from "../wire/keyring.ts";
 import { openLog, LogOpenError } from "../storage/mod.ts";
 import { serveStatus } from "../transport/http.ts";
 import { openUdp } from "../transport/udp.ts";
@@ -39,7 +43,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
 
-  const lock = lockDirectory(data);
+  let lock = lockDirectory(data);
   let opened;
   try {
     opened = await openLog(data);
@@ -48,21 +52,36 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
-  const { log, records, damage } = opened;
+  // Cells this node must replace itself in, when its log lost acknowledged state.
+  let rejoin: string[] | null = null;
+  const damage = opened.damage;
   if (damage !== null) {
-    if (damage.reason !== "torn") {
-      await log.close();
+    if (damage.reason === "torn") {
+      // A write cut short by a crash: it was never synced, so nothing in it was acknowledged.
+      print(`node ${id}: discarded a torn write at the end of segment ${damage.segment} (${damage.lostBytes} bytes, never acknowledged)`);
+    } else {
+      // Records that were synced, and so possibly acknowledged, are gone. A node must never
+      // vote with state it does not have: it keeps the damaged log aside, starts empty (so it
+      // votes in no cell), and replaces itself in each of its cells: removed, then added back
+      // as a new, empty replica that learns the cell from its peers.
+      rejoin = [...opened.records.keys()];
+      await opened.log.close();
       lock.release();
-      throw new CliError(
-        `Cannot start node ${id}: its log in ${data} is damaged at segment ${damage.segment} offset ${damage.offset} ` +
-        `(${damage.reason}: ${damage.detail}); ${damage.lostBytes} bytes after it are lost. A node must not vote with ` +
-        `state it no longer has: remove it from its cells (physalia ctl remove-member), move ${data} aside, start it ` +
-        `empty, and add it back (physalia ctl add-member).`,
+      const aside = `${data}.damaged-${Date.now()}`;
+      try {
+        await rename(data, aside);
+      } catch (error) {
+        throw new CliError(`Cannot move the damaged log ${data} aside: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      print(
+        `node ${id}: its log was damaged at segment ${damage.segment} offset ${damage.offset} (${damage.reason}: ${damage.detail}); ` +
+        `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
       );
+      lock = lockDirectory(data);
+      opened = await openLog(data);
     }
-    // A write cut short by a crash: it was never synced, so nothing in it was acknowledged.
-    print(`node ${id}: discarded a torn write at the end of segment ${damage.segment} (${damage.lostBytes} bytes, never acknowledged)`);
   }
+  const { log, records } = opened;
 
   const transport = await openUdp(local).catch((error: unknown) => {
     void log.close();
@@ -70,15 +89,23 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     throw new CliError(error instanceof Error ? error.message : String(error));
   });
   let exiting = false;
+  // Set once the node runs; a peer's message can arrive before that and is then learnt later.
+  let replacer: { add(cell: string): void; stop(): void } | null = null;
+  const early: string[] = [];
   const node = new PhysaliaNode({
     id, peers, keyring, log, transport, recovered: records,
     ...(process.env.PHYSALIA_TRACE ? { trace: (line: string) => console.error(line) } : {}),
+    ...(rejoin === null ? {} : { onUnknownCell: (cell: string) => (replacer === null ? early.push(cell) : replacer.add(cell)) }),
     onFatal: (error) => {
       console.error(`node ${id}: stopping: ${error instanceof Error ? error.message : String(error)}`);
       process.exit(1);
     },
   });
   node.start();
+  if (rejoin !== null) {
+    replacer = await startReplacing({ id, local, keyring, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
+    for (const cell of early) replacer.add(cell);
+  }
   let status;
   try {
     status = serveStatus(metricsAt, node);
@@ -96,6 +123,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       if (exiting) return;
       exiting = true;
       clearInterval(compaction);
+      replacer?.stop();
       status.stop();
       await node.stop();
       lock.release();
@@ -104,4 +132,68 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     process.once("SIGTERM", () => void shutdown());
     process.once("SIGINT", () => void shutdown());
   });
+}
+
+interface ReplaceOptions {
+  readonly id: string;
+  readonly local: Endpoint;
+  readonly keyring: KeyRing;
+  readonly nodes: ReadonlyMap<string, Endpoint>;
+  readonly cells: readonly string[];
+  readonly print: (line: string) => void;
+}
+
+/**
+ * Replaces this node in each cell it is told of, one cell at a time: remove it (a quorum of
+ * the other members decides), drive the log past the old membership (`join` does), host an
+ * empty replica, and add it back. Until it is added back the node has no replica of the
+ * cell, so it cannot vote in it.
+ */
+async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: string): void; stop(): void }> {
+  const { id, print } = options;
+  const transport = await openUdp({ host: options.local.host, port: 0 });
+  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keyring: options.keyring, transport, deadlineMs: 30_000 });
+  const seen = new Set<string>();
+  const queue: string[] = [];
+  let running = false;
+  let stopped = false;
+  const replaceOne = async (cell: string) => {
+    const removed = await client.configure(cell, { kind: "removeMember", node: id });
+    if (removed.status === "rejected" && removed.reason === "configInvalid") return "not a member"; // Nothing to replace.
+    if (removed.status !== "configured") throw new Error(`removal refused: ${"detail" in removed ? removed.detail : removed.status}`);
+    await client.join(cell, id);
+    const added = await client.configure(cell, { kind: "addMember", node: id });
+    if (added.status !== "configured") throw new Error(`addition refused: ${"detail" in added ? added.detail : added.status}`);
+    return "replaced";
+  };
+  const drain = async () => {
+    if (running) return;
+    running = true;
+    while (queue.length > 0 && !stopped) {
+      const cell = queue.shift() as string;
+      try {
+        const outcome = await replaceOne(cell);
+        print(outcome === "replaced" ? `node ${id}: replaced itself in cell ${cell}` : `node ${id}: not a member of cell ${cell}: nothing to replace`);
+      } catch (error) {
+        print(`node ${id}: could not replace itself in cell ${cell} (${error instanceof Error ? error.message : String(error)}); retrying later`);
+        seen.delete(cell);
+        setTimeout(() => add(cell), 5_000);
+      }
+    }
+    running = false;
+  };
+  const add = (cell: string) => {
+    if (stopped || seen.has(cell)) return;
+    seen.add(cell);
+    queue.push(cell);
+    void drain();
+  };
+  for (const cell of options.cells) add(cell);
+  return {
+    add,
+    stop() {
+      stopped = true;
+      client.close();
+    },
+  };
 }

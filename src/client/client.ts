@@ -111,8 +111,22 @@ export class PhysaliaClient {
     return result;
   }
 
-  configure(cell: string, change: ConfigChange): Promise<CommandResult> {
-    return this.command(cell, { kind: "config", change }, "consistent");
+  /**
+   * Changes a cell's membership, and returns once the change governs: a change applied at
+   * slot i decides slots from i + alpha on, so until then the old membership still decides
+   * (and the cell still needs the node being removed, and cannot count the one being added).
+   */
+  async configure(cell: string, change: ConfigChange): Promise<CommandResult> {
+    const result = await this.command(cell, { kind: "config", change }, "consistent");
+    if (result.status === "configured") await this.advancePast(cell, result.effectiveSlot - 1);
+    return result;
+  }
+
+  /** Runs empty transactions (each in a later slot) until this session has seen `slot`. */
+  private async advancePast(cell: string, slot: number): Promise<void> {
+    for (let i = 0; i < limits.pipelineDepthMax + 1 && (this.sessions.get(cell) ?? 0) < slot; i++) {
+      await this.transact(cell, { reads: [], conditions: [], writes: [] });
+    }
   }
 
   private async command(cell: string, op: Operation, consistency: Consistency): Promise<CommandResult> {

@@ -34,6 +34,8 @@ export interface NodeOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Receives a line for every cell message in and out, for debugging. */
   readonly trace?: (line: string) => void;
+  /** Told when a peer sends a message for a cell this node does not host (a node that lost its log learns its cells this way). */
+  readonly onUnknownCell?: (cell: string, from: string) => void;
 }
 
 const clientsMax = 10_000;
@@ -194,6 +196,7 @@ export class PhysaliaNode {
     const replica = this.replicas.get(cell);
     if (replica === undefined) {
       this.metrics.drop("unknownCell");
+      if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(sender)) this.options.onUnknownCell?.(cell, sender);
       if (message.kind === "request") {
         this.reply(sender, cell, message.client, message.seq, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
       }

@@ -57,7 +57,7 @@ export class ProcessColony {
 
   startNode(id: string): Subprocess {
     const child = Bun.spawn([binary, "node", "--topology", this.topologyPath, "--id", id, "--data", join(this.dir, id), "--keys", this.keysPath, "--metrics", `127.0.0.1:${this.metricsPort(id)}`], {
-      stdout: "ignore",
+      stdout: Bun.file(join(this.dir, `${id}.out`)),
       stderr: Bun.file(join(this.dir, `${id}.err`)),
     });
     this.processes.set(id, child);
