@@ -15,38 +15,52 @@ export interface FlagSpec {
 
 export type FlagValues = Record<string, string | number | boolean | undefined>;
 
-/** Parses `--name value`, `--name=value` and bare boolean `--name`; no positional arguments. */
-export function parseFlags(args: readonly string[], specs: Readonly<Record<string, FlagSpec>>): FlagValues {
+/**
+ * Parses `--name value`, `--name=value` and bare boolean `--name`, anywhere among the
+ * arguments; every other word is positional, in order.
+ */
+export function parseCommandLine(args: readonly string[], specs: Readonly<Record<string, FlagSpec>>): { flags: FlagValues; positional: string[] } {
   const values: FlagValues = {};
+  const positional: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
-    if (!arg.startsWith("--") || arg === "--") throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
+    if (!arg.startsWith("--") || arg === "--") {
+      positional.push(arg);
+      continue;
+    }
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    const spec = specs[name];
+    const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
     if (spec === undefined) throw new UsageError(`unknown flag --${name}`);
-    if (name in values) throw new UsageError(`--${name} given twice`);
+    if (name in values) throw new UsageError(`flag --${name} is given twice`);
     let text: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
     if (spec.type === "bool") {
-      if (text !== undefined && text !== "true" && text !== "false") throw new UsageError(`--${name} takes no value (or =true/=false)`);
+      if (text !== undefined && text !== "true" && text !== "false") throw new UsageError(`flag --${name} takes no value (or =true/=false)`);
       values[name] = text !== "false";
       continue;
     }
     if (text === undefined) {
       text = args[++i];
-      if (text === undefined || text.startsWith("--")) throw new UsageError(`--${name} needs a value`);
+      if (text === undefined || text.startsWith("--")) throw new UsageError(`flag --${name} needs a value`);
     }
     if (spec.type === "string") {
-      if (text.length === 0) throw new UsageError(`--${name} is empty`);
       values[name] = text;
       continue;
     }
-    if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(text)}`);
-    const number = Number(text);
-    if (!Number.isSafeInteger(number)) throw new UsageError(`--${name} is out of range`);
-    if (spec.min !== undefined && number < spec.min) throw new UsageError(`--${name} must be at least ${spec.min}`);
-    if (spec.max !== undefined && number > spec.max) throw new UsageError(`--${name} must be at most ${spec.max}`);
+    const number = /^-?[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+    const min = spec.min ?? Number.MIN_SAFE_INTEGER;
+    const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(number) || number < min || number > max) {
+      throw new UsageError(`flag --${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
+    }
     values[name] = number;
   }
-  return values;
+  return { flags: values, positional };
+}
+
+/** Like `parseCommandLine`, for commands that take no positional words. */
+export function parseFlags(args: readonly string[], specs: Readonly<Record<string, FlagSpec>>): FlagValues {
+  const { flags, positional } = parseCommandLine(args, specs);
+  if (positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0])}`);
+  return flags;
 }

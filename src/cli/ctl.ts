@@ -5,7 +5,7 @@ import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, val
 import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
 import { openUdp } from "../transport/udp.ts";
-import { UsageError, parseFlags } from "./args.ts";
+import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
@@ -32,24 +32,6 @@ const flagSpecs = {
   limit: { type: "int", min: 1, max: 256 },
 } as const;
 
-/** Splits flags (anywhere) from positional words. */
-function split(args: readonly string[]): { flags: string[]; words: string[] } {
-  const flags: string[] = [];
-  const words: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (!arg.startsWith("--")) {
-      words.push(arg);
-      continue;
-    }
-    flags.push(arg);
-    const name = arg.slice(2).split("=")[0] as string;
-    const spec = (flagSpecs as Record<string, { type: string }>)[name];
-    if (spec !== undefined && spec.type !== "bool" && !arg.includes("=") && i + 1 < args.length) flags.push(args[++i] as string);
-  }
-  return { flags, words };
-}
-
 function valueArg(text: string, where: string): Value {
   let json: unknown;
   try {
@@ -70,8 +52,7 @@ function words(list: string[], count: [number, number], usage: string): string[]
 }
 
 export async function ctlCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
-  const { flags: flagArgs, words: positional } = split(args);
-  const flags = parseFlags(flagArgs, flagSpecs);
+  const { flags, positional } = parseCommandLine(args, flagSpecs);
   const [command, ...rest] = positional;
   if (command === undefined) throw new UsageError("missing command");
   const topology = await readTopology(flags.topology as string | undefined);

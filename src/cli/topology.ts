@@ -2,6 +2,7 @@
 // show where a cell would be placed. Output is JSON on stdout; errors are one line on stderr.
 
 import { controlLimits } from "../control/limits.ts";
+import { UsageError, parseCommandLine } from "./args.ts";
 import { Placer, PlacementError } from "../control/placement/mod.ts";
 import { seedMax } from "../random.ts";
 import { loadTopology } from "../control/topology/load.ts";
@@ -19,36 +20,15 @@ export const topologyUsage = `usage:
                           [--color COLOR] [--size N]
       Print where a new cell for clients in ROW would go on an empty colony.`;
 
-/** A bad command line: the reason is printed with the usage, and the exit code is 2. */
-class UsageError extends Error {
-  override name = "UsageError";
-}
-
 interface Flags {
   readonly positional: string[];
   readonly values: Map<string, string>;
 }
 
+/** The shared parser, every flag taking text; the subcommands check their own values. */
 function parseFlags(args: readonly string[], known: readonly string[]): Flags {
-  const positional: string[] = [];
-  const values = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith("--")) {
-      positional.push(arg);
-      continue;
-    }
-    const equals = arg.indexOf("=");
-    const name = equals < 0 ? arg.slice(2) : arg.slice(2, equals);
-    if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`);
-    let value: string | undefined;
-    if (equals >= 0) value = arg.slice(equals + 1);
-    else value = args[++i];
-    if (value === undefined) throw new UsageError(`flag --${name} needs a value`);
-    if (values.has(name)) throw new UsageError(`flag --${name} is given twice`);
-    values.set(name, value);
-  }
-  return { positional, values };
+  const { flags, positional } = parseCommandLine(args, Object.fromEntries(known.map((name) => [name, { type: "string" as const }])));
+  return { positional, values: new Map(Object.entries(flags).map(([name, value]) => [name, String(value)])) };
 }
 
 function integerFlag(flags: Flags, name: string, min: number, max: number, fallback?: number): number {

@@ -3,6 +3,7 @@ export * from "./ballot.ts";
 export * from "./batch.ts";
 export * from "./bytes.ts";
 export * from "./cellstate.ts";
+export * from "./describe.ts";
 export * from "./effects.ts";
 export * from "./kv.ts";
 export * from "./messages.ts";

@@ -4,6 +4,7 @@
 // with one log sync for all of them, and only then sends what they asked to send.
 
 import { assert } from "../core/assert.ts";
+import { describeMessage } from "../core/describe.ts";
 import { type CellRecord, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
 import type { DurableRecord } from "../core/effects.ts";
 import type { CreateRequest, Envelope, ReplyOutcome } from "../core/messages.ts";
@@ -363,18 +364,6 @@ export class PhysaliaNode {
     for (const chunk of splitFrame(frame, this.messageId)) this.options.transport.send(chunk, endpoint);
     this.metrics.framesSent++;
   }
-}
-
-function describeMessage(message: Envelope["message"]): string {
-  const parts: string[] = [message.kind];
-  if ("ballot" in message) parts.push(`b=${message.ballot.round}.${message.ballot.node}`);
-  if (message.kind === "nack") parts.push(`promised=${message.promised.round}.${message.promised.node}`);
-  if ("slot" in message) parts.push(`slot=${message.slot}`);
-  if (message.kind === "promise") parts.push(`compacted=${message.compactedThrough}`);
-  if (message.kind === "commit") parts.push(`through=${message.through}`);
-  if (message.kind === "request") parts.push(`${message.client}#${message.seq}${message.force ? " force" : ""}`);
-  if (message.kind === "reply") parts.push(`${message.client}#${message.seq} ${message.outcome.kind}${message.outcome.kind === "redirect" ? ` ${message.outcome.leader}` : ""}`);
-  return parts.join(" ");
 }
 
 assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages larger than frames");

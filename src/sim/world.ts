@@ -5,6 +5,7 @@
 import { checkHistory } from "../check/linearizable.ts";
 import { HistoryRecorder } from "../check/recorder.ts";
 import { toHex } from "../core/bytes.ts";
+import { describeMessage, printLogValue } from "../core/describe.ts";
 import { type Effects, clearEffects, createEffects } from "../core/effects.ts";
 import type { CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
 import type { Replica, ReplicaEnv } from "../core/replica.ts";
@@ -316,10 +317,10 @@ export class World implements ClientHost {
 
   private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue): void {
     this.stats.slotsApplied++;
-    if (this.options.trace?.cell === cell) this.trace(`${node.id} applied ${slot}: ${printValue(value).slice(0, 120)}`);
+    if (this.options.trace?.cell === cell) this.trace(`${node.id} applied ${slot}: ${printLogValue(value).slice(0, 120)}`);
     let slots = this.agreement.get(cell);
     if (slots === undefined) this.agreement.set(cell, (slots = new Map()));
-    const printed = printValue(value);
+    const printed = printLogValue(value);
     const known = slots.get(slot);
     if (known === undefined) slots.set(slot, printed);
     else if (known !== printed) this.fail(`agreement: ${node.id} applied a different value at ${cell} slot ${slot}: ${printed.slice(0, 200)} vs ${known.slice(0, 200)}`);
@@ -376,7 +377,7 @@ export class World implements ClientHost {
     for (const { cell, message } of decoded.messages) {
       const replica = node.replicas.get(cell);
       if (replica === undefined || message.kind === "create") continue; // The sim creates replicas itself.
-      if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describe(message)}`);
+      if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describeMessage(message)}`);
       replica.step(decoded.sender, message, now, this.effects);
       touched.add(replica);
     }
@@ -523,35 +524,6 @@ function countReady(outbox: readonly { requires: number }[], synced: number): nu
   return ready;
 }
 
-function describe(message: CellMessage): string {
-  const b = "ballot" in message ? ` b=${message.ballot.round}.${message.ballot.node}` : "";
-  switch (message.kind) {
-    case "prepare":
-      return `prepare${b} from=${message.from}`;
-    case "promise":
-      return `promise${b} from=${message.from} compacted=${message.compactedThrough} accepted=[${message.accepted.map((e) => `${e.slot}@${e.ballot.round}.${e.ballot.node}:${printValue(e.value).slice(0, 60)}`).join(" ")}]`;
-    case "accept":
-      return `accept${b} slot=${message.slot} chosenThrough=${message.chosenThrough} ${printValue(message.value).slice(0, 80)}`;
-    case "accepted":
-      return `accepted${b} slot=${message.slot}`;
-    case "nack":
-      return `nack${b} promised=${message.promised.round}.${message.promised.node}`;
-    case "commit":
-      return `commit${b} through=${message.through}`;
-    case "learn":
-      return `learn from=${message.from}`;
-    case "teach":
-      return `teach through=${message.chosenThrough} entries=${message.entries.map((e) => e.slot).join(",")}${message.snapshot ? ` snapshot@${message.snapshot.slot}` : ""}`;
-    case "request":
-      return `request ${message.client}#${message.seq} ${message.consistency}${message.force ? " force" : ""}`;
-    case "reply":
-      return `reply ${message.client}#${message.seq} ${message.outcome.kind}`;
-  }
-}
-
-function printValue(value: LogValue): string {
-  return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? toHex(v) : v));
-}
 
 export function runSimulation(options: SimOptions): SimReport {
   return new World(options).run();

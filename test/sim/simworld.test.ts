@@ -44,20 +44,12 @@ describe("the simworld", () => {
     return null;
   };
 
-  test("a replica that skips persisting its promise is caught within a few hundred seeds", () => {
-    const caught = caughtWithin("forgetPromises", 300);
-    expect(caught).not.toBeNull();
-    expect(caught?.failure).toMatch(/agreement|divergence|linearizability/);
-  }, 300_000);
-
-  test("a replica that skips persisting its votes is caught within a few hundred seeds", () => {
-    const caught = caughtWithin("forgetAccepts", 300);
-    expect(caught).not.toBeNull();
-    expect(caught?.failure).toMatch(/agreement|divergence|linearizability/);
-  }, 300_000);
-
-  test("a driver that sends before its records are durable is caught within a few hundred seeds", () => {
-    const caught = caughtWithin("sendBeforeSync", 300);
+  test.each([
+    ["forgetPromises", "a replica that skips persisting its promise"],
+    ["forgetAccepts", "a replica that skips persisting its votes"],
+    ["sendBeforeSync", "a driver that sends before its records are durable"],
+  ] as const)("%s: %s is caught within a few hundred seeds", (bug) => {
+    const caught = caughtWithin(bug, 300);
     expect(caught).not.toBeNull();
     expect(caught?.failure).toMatch(/agreement|divergence|linearizability/);
   }, 300_000);
