@@ -125,6 +125,9 @@ export class CellState {
       next = members.filter((m) => m !== change.node);
     }
     const from = slot + this.alpha;
+    // One membership per slot: a second change in the same batch would take effect in the same
+    // slot as the first, moving two nodes at once.
+    if ((this.configs[this.configs.length - 1] as Membership).from >= from) return reject("configInvalid", "another membership change was applied in this slot; retry");
     this.configs.push({ from, members: next });
     return { status: "configured", members: next, effectiveSlot: from };
   }

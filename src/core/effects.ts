@@ -1,7 +1,8 @@
 // What a replica asks its driver to do. The driver's contract, as in etcd-raft:
 // 1. make every record in `records` durable, in order;
 // 2. only then send `messages` (a reply may depend on any record, of this or any cell);
-// 3. `applied` is for observers (the simworld's invariant checks, metrics): nothing to do.
+// 3. `applied` and `chosen` are for observers (the simworld's invariant checks, metrics):
+//    nothing to do.
 // One Effects value is shared by many cells between two flushes, so one fsync covers them all.
 
 import type { Ballot, CellMessage, LogValue } from "./messages.ts";
@@ -31,18 +32,28 @@ export interface AppliedEntry {
   readonly value: LogValue;
 }
 
+/** A leader saw its own quorum accept `value` at `ballot`: the value is chosen at that ballot. */
+export interface ChosenAtBallot {
+  readonly cell: string;
+  readonly slot: number;
+  readonly ballot: Ballot;
+  readonly value: LogValue;
+}
+
 export interface Effects {
   readonly records: CellRecord[];
   readonly messages: Outgoing[];
   readonly applied: AppliedEntry[];
+  readonly chosen: ChosenAtBallot[];
 }
 
 export function createEffects(): Effects {
-  return { records: [], messages: [], applied: [] };
+  return { records: [], messages: [], applied: [], chosen: [] };
 }
 
 export function clearEffects(effects: Effects): void {
   effects.records.length = 0;
   effects.messages.length = 0;
   effects.applied.length = 0;
+  effects.chosen.length = 0;
 }

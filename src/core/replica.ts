@@ -15,11 +15,28 @@
 //   `commit`; the others learn from a commit what they accepted at that ballot, and ask to
 //   be taught (log segment or snapshot) whatever else they miss.
 // - An idle cell sends nothing and asks for no tick.
+//
+// The invariants each check protects (issue 9 found the first two missing: with two
+// membership changes inside one pipeline window, a new quorum could avoid the leader's
+// first promisers, and both defects together chose two values for one slot):
+// - P, promises: a promise reports its sender's votes only for slots past its
+//   `compactedThrough`; for the slots it compacted it reports nothing. So a leader counts a
+//   promise toward a quorum only once its own applied slot has reached that
+//   `compactedThrough` (it learns up to there first), and it proposes only past its applied
+//   slot. (`countedPromises`.)
+// - A, acknowledgements: `accepted(b, s)` means its sender durably holds the value proposed
+//   at ballot b for slot s. An acceptor that already holds s as chosen or applied holds no
+//   vote at b: it answers with the chosen value (a teach), never with an ack. (`onAccept`.)
+// - C, commits: `commit(b, through)` lets followers take what they accepted at b as chosen,
+//   which is true only if every slot the leader applied while leading at b was chosen by its
+//   own quorum at b. So a leader about to learn anything from a teacher steps down first.
+//   (`yieldTo`.)
 
 import { limits } from "../limits.ts";
 import { assert } from "./assert.ts";
 import { ballotsEqual, compareBallots, zeroBallot } from "./ballot.ts";
 import { CellState, type Membership } from "./cellstate.ts";
+import { sameData } from "./equal.ts";
 import type { DurableRecord, Effects } from "./effects.ts";
 import type {
   AcceptedEntry,
@@ -33,6 +50,7 @@ import type {
   ReplyOutcome,
 } from "./messages.ts";
 import { takeBatch } from "./batch.ts";
+import type { Mutation } from "./mutations.ts";
 import { hasQuorum } from "./quorum.ts";
 import { checkTransaction, isRejection } from "./transaction.ts";
 
@@ -54,6 +72,10 @@ export interface ReplicaOptions {
   readonly env: ReplicaEnv;
   /** The cell's first membership; absent for a replica joining an existing cell. */
   readonly genesis?: Genesis;
+  /** Applied entries kept for teaching by log segment (default `limits.logTailEntriesMax`); the simworld makes it small so snapshots are taught often. */
+  readonly tailEntriesMax?: number;
+  /** Deliberate bugs, for testing the tools (see mutations.ts); never set in production. */
+  readonly mutations?: readonly Mutation[];
 }
 
 export type Role = "follower" | "candidate" | "leader";
@@ -82,6 +104,8 @@ export class Replica {
   readonly cell: string;
   readonly self: string;
   private readonly env: ReplicaEnv;
+  private readonly mutations: ReadonlySet<Mutation>;
+  private readonly tailEntriesMax: number;
 
   // Durable state: every change is in a record before any message that depends on it.
   private state: CellState | null;
@@ -118,6 +142,9 @@ export class Replica {
     this.cell = options.cell;
     this.self = options.self;
     this.env = options.env;
+    this.mutations = new Set(options.mutations ?? []);
+    this.tailEntriesMax = options.tailEntriesMax ?? limits.logTailEntriesMax;
+    assert(Number.isInteger(this.tailEntriesMax) && this.tailEntriesMax >= 1 && this.tailEntriesMax <= limits.logTailEntriesMax, "tail size out of range");
     this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, options.genesis.alpha);
   }
 
@@ -177,6 +204,11 @@ export class Replica {
 
   get leader(): string | null {
     return this.roleNow === "leader" ? this.self : this.leaderHint;
+  }
+
+  /** The ballot of this replica's vote in a slot past its applied one, if it holds one. */
+  acceptedBallot(slot: number): Ballot | undefined {
+    return this.accepted.get(slot)?.ballot;
   }
 
   /** The chosen value of a slot, while this replica still holds it. */
@@ -408,15 +440,31 @@ export class Replica {
   private onAccept(from: string, message: Extract<PeerMessage, { kind: "accept" }>, now: number, out: Effects): void {
     const { ballot, slot, value } = message;
     if (!this.admit(from, ballot, now, out)) return;
-    if (slot > this.applied && !this.chosen.has(slot)) {
+    if (slot <= this.applied || this.chosen.has(slot)) {
+      // Invariant A: we hold no vote at this ballot, only the chosen value: teach it.
+      if (this.mutations.has("emptyAck")) this.send(out, from, { kind: "accepted", ballot, slot });
+      else this.teachSlot(from, slot, out);
+    } else {
       const previous = this.accepted.get(slot);
       if (previous === undefined || !ballotsEqual(previous.ballot, ballot)) {
         this.accepted.set(slot, { ballot, value });
         this.persist(out, { kind: "accept", slot, ballot, value });
       }
+      this.send(out, from, { kind: "accepted", ballot, slot });
     }
-    this.send(out, from, { kind: "accepted", ballot, slot });
     this.learnChosen(from, ballot, message.chosenThrough, now, out);
+  }
+
+  /** Tells `to` the chosen value of `slot`, which this replica holds (applied, or chosen past a hole). */
+  private teachSlot(to: string, slot: number, out: Effects): void {
+    const state = this.state;
+    if (state === null) return;
+    if (slot <= state.applied) {
+      this.onLearn(to, slot, out);
+      return;
+    }
+    const value = this.chosen.get(slot);
+    if (value !== undefined) this.send(out, to, { kind: "teach", entries: [{ slot, value }], chosenThrough: state.applied });
   }
 
   private onCommit(from: string, ballot: Ballot, through: number, now: number, out: Effects): void {
@@ -488,7 +536,7 @@ export class Replica {
   }
 
   private onTeach(from: string, message: Extract<PeerMessage, { kind: "teach" }>, now: number, out: Effects): void {
-    if (message.chosenThrough > this.applied) this.yieldTo(from, out);
+    if (this.contradictsProposals(message)) this.yieldTo(from, out);
     const snapshot = message.snapshot;
     if (snapshot !== undefined && snapshot.slot > this.applied) {
       const state = CellState.decode(snapshot.state);
@@ -502,6 +550,26 @@ export class Replica {
     if (this.applied < this.learnGoal) this.requestLearn(from, now, out, true);
     if (this.roleNow === "candidate") this.tryLead(now, out);
     else if (this.roleNow === "leader") this.propose(now, out);
+  }
+
+  /**
+   * True when a teach tells this leader of a chosen value that may differ from what it
+   * proposed at its own ballot, and that followers may have accepted (invariant C): a slot
+   * in flight with another value, or a snapshot covering a slot in flight. A value equal to
+   * our proposal, or one for a slot we never proposed, is simply learned: a leader that
+   * stepped down on every teach would never fill a hole below a slot that is already chosen.
+   */
+  private contradictsProposals(message: Extract<PeerMessage, { kind: "teach" }>): boolean {
+    if (this.roleNow !== "leader") return false;
+    const snapshot = message.snapshot;
+    if (snapshot !== undefined && snapshot.slot > this.applied) {
+      for (const slot of this.inflight.keys()) if (slot <= snapshot.slot) return true;
+    }
+    for (const entry of message.entries) {
+      const proposal = this.inflight.get(entry.slot);
+      if (proposal !== undefined && !sameData(proposal.value, entry.value)) return true;
+    }
+    return false;
   }
 
   /**
@@ -597,7 +665,7 @@ export class Replica {
   private tryLead(now: number, out: Effects): void {
     if (this.roleNow !== "candidate" || this.state === null) return;
     for (const info of this.promises.values()) if (info.compactedThrough > this.applied) return; // Learn first.
-    for (const membership of this.state.windowMemberships()) if (!hasQuorum(membership.members, this.promises)) return;
+    for (const membership of this.state.windowMemberships()) if (!hasQuorum(membership.members, this.countedPromises())) return;
     this.roleNow = "leader";
     this.leaderHint = this.self;
     this.nextSlot = this.applied + 1;
@@ -605,10 +673,20 @@ export class Replica {
     this.propose(now, out);
   }
 
+  /** The promises that may count toward a quorum now (invariant P). */
+  private countedPromises(): { has(node: string): boolean } {
+    return {
+      has: (node) => {
+        const info = this.promises.get(node);
+        return info !== undefined && (info.compactedThrough <= this.applied || this.mutations.has("latePromise"));
+      },
+    };
+  }
+
   private blockedOnPromises(): boolean {
     if (this.roleNow !== "leader" || this.state === null) return false;
     const members = this.state.membersFor(this.nextSlot);
-    return members !== null && !hasQuorum(members, this.promises);
+    return members !== null && !hasQuorum(members, this.countedPromises());
   }
 
   private propose(now: number, out: Effects): void {
@@ -622,13 +700,18 @@ export class Replica {
         this.stepDown(out, "redirect");
         return;
       }
-      if (!hasQuorum(members, this.promises)) {
-        // A new member has not promised yet: phase 1 with it before deciding its slots.
+      if (!hasQuorum(members, this.countedPromises())) {
+        // A new member has not promised yet (or promised from past our applied slot, and we
+        // are learning up to there): phase 1 with it before deciding its slots.
         if (now >= this.prepareSentAt + this.prepareBackoff || this.prepareSentAt === 0) this.sendPrepares(now, out);
         return;
       }
       let value: LogValue;
-      if (slot <= this.recoveredThrough) value = this.recovered.get(slot)?.value ?? noop;
+      const known = this.chosen.get(slot);
+      // A slot we already know as chosen (learned past a hole) gets its chosen value: proposing
+      // it is safe at any ballot, and it is what phase 1 would recover anyway.
+      if (known !== undefined) value = known;
+      else if (slot <= this.recoveredThrough) value = this.recovered.get(slot)?.value ?? noop;
       else if (this.queue.size > 0) value = { kind: "batch", commands: takeBatch(this.queue, this.waiting) };
       else return;
       this.nextSlot++;
@@ -683,6 +766,7 @@ export class Replica {
     if (proposal === undefined) return;
     if (!hasQuorum(this.membersFor(slot), proposal.acks)) return;
     this.inflight.delete(slot);
+    out.chosen.push({ cell: this.cell, slot, ballot: this.ballot, value: proposal.value });
     this.choose(slot, proposal.value, out);
     this.applyReady(now, out);
   }
@@ -717,7 +801,7 @@ export class Replica {
         this.send(out, waiting.replyTo, { kind: "reply", client, seq, outcome: { kind: "done", result, slot } });
       }
     }
-    while (state.applied - this.tailStart >= limits.logTailEntriesMax) this.chosen.delete(this.tailStart++);
+    while (state.applied - this.tailStart >= this.tailEntriesMax) this.chosen.delete(this.tailStart++);
     if (!progressed) return;
     this.settleProposals();
     if (out === null) return;

@@ -48,6 +48,8 @@ export class SimClient {
   private readonly gaveUp = new Map<number, OpId>();
   finished = false;
   timeouts = 0;
+  /** An operator who now and then acts at the same moment as this one. */
+  partner: SimClient | null = null;
 
   constructor(
     readonly id: string,
@@ -76,6 +78,8 @@ export class SimClient {
     this.pendingSend = false;
     const now = host.now();
     if (this.admin) {
+      const partner = this.partner;
+      if (partner !== null && !partner.busy && !partner.finished && this.rng.chance(0.5)) partner.actNow();
       const change = this.pickChange();
       host.prepareChange(this.cell, change);
       this.current = { op: { kind: "config", change }, consistency: "consistent", historyId: null, startedAt: now };
@@ -88,6 +92,13 @@ export class SimClient {
     }
     this.target = this.leaderGuess ?? this.rng.pick(host.members(this.cell));
     this.sendAttempt();
+  }
+
+  /** Starts the next operation at once, cutting short the think time. */
+  actNow(): void {
+    this.token++;
+    this.pendingSend = false;
+    this.next();
   }
 
   /** The final audit: one consistent read of every key, after everything has healed. */

@@ -2,8 +2,15 @@
 // whatever was not yet synced, and the replicas it hosts.
 
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
-import type { Outgoing } from "../core/effects.ts";
+import type { AppliedEntry, ChosenAtBallot, Outgoing } from "../core/effects.ts";
+import type { Mutation } from "../core/mutations.ts";
 import { type Genesis, Replica, type ReplicaEnv } from "../core/replica.ts";
+
+/** How every replica of a run is built, besides its cell and genesis. */
+export interface ReplicaSettings {
+  readonly tailEntriesMax: number;
+  readonly mutations: readonly Mutation[];
+}
 
 export interface HeldMessage {
   readonly message: Outgoing;
@@ -44,6 +51,10 @@ export class SimNode {
   /** Cells this node hosts: their genesis, or null for a replica that joined later. */
   readonly hosted = new Map<string, Genesis | null>();
   readonly outbox: HeldMessage[] = [];
+  /** Entries applied in memory whose records are not durable yet. */
+  readonly appliedPending: { readonly entry: AppliedEntry; readonly requires: number }[] = [];
+  /** Values this node's leaders saw chosen, whose own votes are not durable yet. */
+  readonly chosenPending: { readonly chosen: ChosenAtBallot; readonly requires: number }[] = [];
   /** When each replica's next tick is scheduled (global time), to avoid duplicates. */
   readonly tickAt = new Map<string, number>();
 
@@ -51,6 +62,7 @@ export class SimNode {
     readonly id: string,
     readonly clockOffsetMs: number,
     readonly clockDrift: number,
+    private readonly settings: ReplicaSettings,
   ) {}
 
   localTime(globalMs: number): number {
@@ -63,10 +75,27 @@ export class SimNode {
 
   host(cell: string, genesis: Genesis | null, env: ReplicaEnv): Replica {
     this.hosted.set(cell, genesis);
-    const options = genesis === null ? { cell, self: this.id, env } : { cell, self: this.id, env, genesis };
+    const base = { cell, self: this.id, env, tailEntriesMax: this.settings.tailEntriesMax, mutations: this.settings.mutations };
+    const options = genesis === null ? base : { ...base, genesis };
     const replica = Replica.recover(options, this.disk.recordsOf(cell));
     this.replicas.set(cell, replica);
     return replica;
+  }
+
+  /**
+   * Rewrites the disk as every replica's minimal records, as the node's log compaction does.
+   * Only a fully synced disk is compacted, so the swap is as atomic as the real one (whose
+   * crash safety at every step the storage tests show).
+   */
+  compact(): boolean {
+    const disk = this.disk;
+    if (!this.up || disk.syncing || disk.synced !== disk.records.length) return false;
+    const records: CellRecord[] = [];
+    for (const [cell, replica] of this.replicas) for (const record of replica.compactedRecords()) records.push({ cell, record });
+    disk.records.length = 0;
+    disk.records.push(...records);
+    disk.synced = records.length;
+    return true;
   }
 
   crash(): number {
@@ -74,6 +103,8 @@ export class SimNode {
     this.epoch++;
     this.replicas.clear();
     this.outbox.length = 0;
+    this.appliedPending.length = 0;
+    this.chosenPending.length = 0;
     this.tickAt.clear();
     return this.disk.crash();
   }

@@ -3,14 +3,23 @@
 export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership"] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
+import { type Mutation, mutationKinds } from "../core/mutations.ts";
+
 /**
- * Deliberate bugs in the driver, to show the simworld catches them:
+ * Deliberate bugs, to show the simworld catches them. In the driver:
  * - forgetPromises: promise records are never written (a replica that skips persisting its promise);
  * - forgetAccepts: accepted values are never written;
  * - sendBeforeSync: messages leave before the records they depend on are durable.
+ * In the cell core, as mutations (see core/mutations.ts): latePromise, emptyAck, lruSessions.
  */
-export const bugKinds = ["forgetPromises", "forgetAccepts", "sendBeforeSync"] as const;
+export const driverBugKinds = ["forgetPromises", "forgetAccepts", "sendBeforeSync"] as const;
+export const bugKinds = [...driverBugKinds, ...mutationKinds] as const;
 export type BugKind = (typeof bugKinds)[number];
+
+/** The core mutation a bug kind stands for, if it is one. */
+export function mutationOf(bug: BugKind | undefined): Mutation | null {
+  return bug !== undefined && (mutationKinds as readonly string[]).includes(bug) ? (bug as Mutation) : null;
+}
 
 export interface SimOptions {
   readonly seed: number;

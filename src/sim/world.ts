@@ -6,15 +6,16 @@ import { checkHistory } from "../check/linearizable.ts";
 import { HistoryRecorder } from "../check/recorder.ts";
 import { toHex } from "../core/bytes.ts";
 import { describeMessage, printLogValue } from "../core/describe.ts";
-import { type Effects, clearEffects, createEffects } from "../core/effects.ts";
-import type { CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
+import { compareBallots } from "../core/ballot.ts";
+import { type ChosenAtBallot, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
+import type { Ballot, CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
 import type { Replica, ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
 import { KeyRing } from "../wire/keyring.ts";
 import { decodeMessages, encodeMessages } from "../wire/message.ts";
 import { type ClientHost, SimClient } from "./client.ts";
 import { SimNode } from "./node.ts";
-import { type SimOptions, checkSimOptions } from "./options.ts";
+import { type SimOptions, checkSimOptions, mutationOf } from "./options.ts";
 import { EventQueue } from "./queue.ts";
 import { Rng } from "./rng.ts";
 
@@ -35,6 +36,8 @@ export interface SimStats {
   framesCorrupted: number;
   framesRejected: Record<string, number>;
   crashes: number;
+  compactions: number;
+  tailEntriesMax: number;
   recordsLostInCrashes: number;
   partitions: number;
   membershipChanges: number;
@@ -70,6 +73,8 @@ export class World implements ClientHost {
   private readonly cellMembers = new Map<string, readonly string[]>();
   private readonly blocked = new Set<string>();
   private readonly agreement = new Map<string, Map<number, string>>();
+  /** Per "cell#slot": the lowest ballot at which a leader saw its value chosen, and the value. */
+  private readonly chosenAt = new Map<string, { ballot: Ballot; value: string }>();
   private readonly effects: Effects = createEffects();
   private readonly failures: string[] = [];
   readonly recorder = new HistoryRecorder();
@@ -84,7 +89,7 @@ export class World implements ClientHost {
   private readonly reorderMs: number;
   readonly stats: SimStats = {
     members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
-    crashes: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
+    crashes: 0, compactions: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
 
@@ -103,12 +108,16 @@ export class World implements ClientHost {
     this.corruptRate = faults.has("corrupt") ? 0.002 + this.netRng.next() * 0.02 : 0;
     this.reorderMs = faults.has("reorder") ? 1 + this.netRng.next() * 15 : 0;
 
+    // A small log tail makes teaching by snapshot common, not a rarity of long runs.
+    const mutation = mutationOf(options.bug);
+    const settings = { tailEntriesMax: this.rng.pick([2, 4, 8, limits.logTailEntriesMax]), mutations: mutation === null ? [] : [mutation] };
+    this.stats.tailEntriesMax = settings.tailEntriesMax;
     for (let i = 1; i <= options.nodes; i++) {
       const drift = faults.has("drift");
       const offset = drift ? (this.rng.next() - 0.5) * 1000 : 0;
       const rate = drift ? (this.rng.next() - 0.5) * 0.1 : 0;
       const id = `n${i}`;
-      this.nodes.set(id, new SimNode(id, offset, rate));
+      this.nodes.set(id, new SimNode(id, offset, rate, settings));
     }
     const nodeIds = [...this.nodes.keys()];
     const sizes = [3, 5, 7].filter((m) => m <= options.nodes);
@@ -127,9 +136,15 @@ export class World implements ClientHost {
         this.clients.set(id, new SimClient(id, cell, this, this.rng.fork(), options.opsPerClient, false));
       }
       if (faults.has("membership")) {
+        // Two operators per cell; now and then the second acts the moment the first does, so
+        // that two changes land inside one pipeline window (issue 9 lived there).
         const admin = new SimClient(`admin${c}`, cell, this, this.rng.fork(), 0, true);
-        this.clients.set(admin.id, admin);
-        this.admins.push(admin);
+        const partner = new SimClient(`admin${c}b`, cell, this, this.rng.fork(), 0, true);
+        admin.partner = partner;
+        for (const a of [admin, partner]) {
+          this.clients.set(a.id, a);
+          this.admins.push(a);
+        }
       }
       const auditor = new SimClient(`audit${c}`, cell, this, this.rng.fork(), 0, false);
       this.clients.set(auditor.id, auditor);
@@ -221,7 +236,9 @@ export class World implements ClientHost {
         if (replica === undefined) return;
         node.tickAt.delete(cell);
         if (this.options.trace?.cell === cell) this.trace(`${node.id} tick (${replica.role})`);
+        const before = this.effects.messages.length;
         replica.tick(node.localTime(this.time), this.effects);
+        this.checkSent(node, before);
         this.afterStep(node, [replica]);
         return;
       }
@@ -258,7 +275,13 @@ export class World implements ClientHost {
     }
     const requires = node.disk.records.length;
     for (const message of effects.messages) node.outbox.push({ message, requires });
-    for (const entry of effects.applied) this.checkAgreement(node, entry.cell, entry.slot, entry.value);
+    // A replica applies in memory at once, but what it applied is a fact only once the
+    // records behind it are durable: a crash before the sync loses both, and nothing that
+    // depended on them has left the node. So agreement is checked as the records sync.
+    for (const entry of effects.applied) node.appliedPending.push({ entry, requires });
+    // A leader counts its own vote before that vote is durable, so its "chosen" too is a
+    // fact only once its records are.
+    for (const chosen of effects.chosen) node.chosenPending.push({ chosen, requires });
     clearEffects(effects);
     if (node.disk.records.length > node.disk.synced && !node.disk.syncing) this.startSync(node);
     this.release(node);
@@ -286,6 +309,9 @@ export class World implements ClientHost {
 
   /** Sends every held message whose records are durable, one frame per destination. */
   private release(node: SimNode): void {
+    const durable = countReady(node.appliedPending, node.disk.synced);
+    for (const { entry } of node.appliedPending.splice(0, durable)) this.checkAgreement(node, entry.cell, entry.slot, entry.value);
+    for (const { chosen } of node.chosenPending.splice(0, countReady(node.chosenPending, node.disk.synced))) this.noteChosen(node, chosen);
     const outbox = node.outbox;
     const ready = this.options.bug === "sendBeforeSync" ? outbox.length : countReady(outbox, node.disk.synced);
     if (ready === 0) return;
@@ -313,6 +339,44 @@ export class World implements ClientHost {
 
   private trace(line: string): void {
     this.options.trace?.print(`${this.time.toFixed(2).padStart(9)} ${line}`);
+  }
+
+  /**
+   * Two of the protocol's invariants, checked on every message a replica sends, so that a bug
+   * shows the moment it acts and not only in the rare runs where it chooses two values:
+   * - an acceptor acknowledges (b, s) only while it holds its own vote at b for s;
+   * - a proposal into a slot whose chosen value is known carries that value (Paxos's P2c).
+   */
+  private checkProposal(node: SimNode, cell: string, message: CellMessage): void {
+    if (message.kind === "accepted") {
+      const held = node.replicas.get(cell)?.acceptedBallot(message.slot);
+      if (held === undefined || held.round !== message.ballot.round || held.node !== message.ballot.node) {
+        this.fail(`${node.id} acknowledged ${cell} slot ${message.slot} at ${message.ballot.round}.${message.ballot.node} without holding a vote there`);
+      }
+    } else if (message.kind === "accept") {
+      const known = this.chosenAt.get(`${cell}#${message.slot}`);
+      if (known !== undefined && compareBallots(message.ballot, known.ballot) > 0 && known.value !== printLogValue(message.value)) {
+        this.fail(`${node.id} proposed into ${cell} slot ${message.slot} at ${message.ballot.round}.${message.ballot.node}, chosen at ${known.ballot.round}.${known.ballot.node} as ${known.value.slice(0, 120)}, another value: ${printLogValue(message.value).slice(0, 120)}`);
+      }
+    }
+  }
+
+  /** Checks the messages one step of a replica added to the effects, right after that step. */
+  private checkSent(node: SimNode, from: number): void {
+    const messages = this.effects.messages;
+    for (let i = from; i < messages.length; i++) {
+      const { cell, message } = messages[i] as Outgoing;
+      this.checkProposal(node, cell, message);
+    }
+  }
+
+  /** Records a value chosen at a ballot (the lowest such ballot per slot is what P2c needs). */
+  private noteChosen(node: SimNode, chosen: ChosenAtBallot): void {
+    const key = `${chosen.cell}#${chosen.slot}`;
+    const value = printLogValue(chosen.value);
+    const known = this.chosenAt.get(key);
+    if (known === undefined || compareBallots(chosen.ballot, known.ballot) < 0) this.chosenAt.set(key, { ballot: chosen.ballot, value });
+    if (known !== undefined && known.value !== value) this.fail(`agreement: ${node.id} chose another value for ${chosen.cell} slot ${chosen.slot}: ${value.slice(0, 200)} vs ${known.value.slice(0, 200)}`);
   }
 
   private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue): void {
@@ -378,7 +442,9 @@ export class World implements ClientHost {
       const replica = node.replicas.get(cell);
       if (replica === undefined || message.kind === "create") continue; // The sim creates replicas itself.
       if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describeMessage(message)}`);
+      const before = this.effects.messages.length;
       replica.step(decoded.sender, message, now, this.effects);
+      this.checkSent(node, before);
       touched.add(replica);
     }
     this.afterStep(node, touched);
@@ -395,6 +461,11 @@ export class World implements ClientHost {
         this.queue.push(t, { kind: "fault", action: () => this.crashSomeone() });
       }
     }
+    // Log compaction is not a fault, but it changes what a restart recovers and what a
+    // replica can teach; it runs in every run.
+    for (let t = 100 + rng.next() * 400; t < end; t += 100 + rng.next() * 500) {
+      this.queue.push(t, { kind: "fault", action: () => this.compactSomeone() });
+    }
     if (faults.has("partition")) {
       for (let t = 200 + rng.next() * 600; t < end; t += 400 + rng.next() * 1100) {
         this.queue.push(t, { kind: "fault", action: () => this.partition() });
@@ -410,6 +481,15 @@ export class World implements ClientHost {
     // The adversary prefers a node with writes in flight: that is where durability bugs hide.
     const unsynced = up.filter((n) => n.disk.records.length > n.disk.synced);
     this.crash(unsynced.length > 0 && rng.chance(0.7) ? rng.pick(unsynced) : rng.pick(up));
+  }
+
+  private compactSomeone(): void {
+    const node = this.faultRng.pick([...this.nodes.values()]);
+    this.release(node);
+    if (node.compact()) {
+      this.stats.compactions++;
+      if (node.outbox.length !== 0 || node.appliedPending.length !== 0 || node.chosenPending.length !== 0) this.fail(`${node.id} compacted with messages held for records`);
+    }
   }
 
   private crash(node: SimNode): void {

@@ -3,6 +3,7 @@
 
 import { type DurableRecord, type Outgoing, clearEffects, createEffects } from "../../src/core/effects.ts";
 import type { ClientReply, Consistency, Operation } from "../../src/core/messages.ts";
+import type { Mutation } from "../../src/core/mutations.ts";
 import { Replica, type ReplicaEnv } from "../../src/core/replica.ts";
 
 export interface InFlight {
@@ -19,13 +20,18 @@ export class Cluster {
   /** Links cut in both directions, as "a|b" with a < b. */
   readonly cut = new Set<string>();
   now = 0;
+  /** Prints every message `deliver` hands over, when set (for debugging a schedule). */
+  trace: ((line: string) => void) | null = null;
   private readonly effects = createEffects();
 
-  constructor(readonly cell: string, readonly genesis: readonly string[], options: { alpha?: number } = {}) {
+  private readonly mutations: readonly Mutation[];
+
+  constructor(readonly cell: string, readonly genesis: readonly string[], options: { alpha?: number; mutations?: readonly Mutation[] } = {}) {
     const members = genesis;
+    this.mutations = options.mutations ?? [];
     for (const id of members) {
       const genesis = options.alpha === undefined ? { members } : { members, alpha: options.alpha };
-      this.replicas.set(id, new Replica({ cell, self: id, env: this.env(id), genesis }));
+      this.replicas.set(id, new Replica({ cell, self: id, env: this.env(id), genesis, mutations: this.mutations }));
       this.records.set(id, []);
     }
   }
@@ -50,7 +56,7 @@ export class Cluster {
 
   /** A replica that joins later, with no state. */
   join(id: string): Replica {
-    const replica = new Replica({ cell: this.cell, self: id, env: this.env(id) });
+    const replica = new Replica({ cell: this.cell, self: id, env: this.env(id), mutations: this.mutations });
     this.replicas.set(id, replica);
     this.records.set(id, []);
     return replica;
@@ -80,6 +86,32 @@ export class Cluster {
     this.collect(to);
   }
 
+  /**
+   * Delivers, one at a time and in order, the pending messages that `which` selects, and the
+   * ones they cause that it also selects, until none is left; the others stay pending.
+   */
+  deliver(which: (m: InFlight) => boolean, limit = 10_000): number {
+    let delivered = 0;
+    for (;;) {
+      const index = this.pending.findIndex(which);
+      if (index < 0) return delivered;
+      if (++delivered > limit) throw new Error("deliver: too many messages");
+      const [{ from, out }] = this.pending.splice(index, 1) as [InFlight];
+      this.trace?.(`${from} -> ${out.to} ${out.message.kind} ${JSON.stringify(out.message, (_, v) => (typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? "bytes" : v)).slice(0, 200)}`);
+      this.replica(out.to).step(from, out.message, this.now, this.effects);
+      this.collect(out.to);
+    }
+  }
+
+  /** Drops the pending messages that `which` selects; returns how many. */
+  drop(which: (m: InFlight) => boolean): number {
+    const before = this.pending.length;
+    const kept = this.pending.filter((m) => !which(m));
+    this.pending.length = 0;
+    this.pending.push(...kept);
+    return before - kept.length;
+  }
+
   /** Delivers pending messages (and what they cause) until none are left; drops those across a cut or to a down node. */
   settle(limit = 100_000): number {
     let delivered = 0;
@@ -91,6 +123,12 @@ export class Cluster {
       this.collect(out.to);
     }
     return delivered;
+  }
+
+  /** Ticks one replica at the current time (tests that deliver by hand choose who acts). */
+  tickOne(id: string): void {
+    this.replica(id).tick(this.now, this.effects);
+    this.collect(id);
   }
 
   /** Advances time and ticks every replica whose deadline passed. */
