@@ -5,6 +5,7 @@
 // Writes bench/results/cluster.json. Everything runs on this machine: the nodes, their
 // fsyncs and the load generator share its cores, so the figures are a floor, not a ceiling.
 
+import { limits } from "../src/limits.ts";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -147,40 +148,71 @@ async function main(): Promise<void> {
   }
 }
 
+/** Sessions an open-loop generator spreads its load over. */
+const laneCount = 64;
+
 async function openLoop(cell: string, leader: string, rate: number, keyring: KeyRing, endpoints: ReadonlyMap<string, Endpoint>) {
   // A client id per run: the cell's session table would take reused sequence numbers for retries.
   const self = `openloop-${rate}`;
   const transport = await openUdp({ host: "127.0.0.1", port: 0 });
   const outcomes = new Map<string, number>();
-  const pending = new Map<number, { sentAt: number; timer: ReturnType<typeof setTimeout> }>();
+  const pending = new Map<number, { sentAt: number; timer: ReturnType<typeof setTimeout>; lane: Lane; seq: number }>();
   const goodLatencies: number[] = [];
-  let seq = 0;
+  const opened = new Map<number, (session: number) => void>();
+  let id = 0;
   transport.onReceive((bytes) => {
     const decoded = decodeMessages(bytes, keyring, { receiver: self });
     if (!decoded.ok) return;
     for (const { message } of decoded.messages) {
       if (message.kind !== "reply") continue;
       const reply = message as ClientReply;
-      const entry = pending.get(reply.seq);
+      const open = opened.get(reply.id);
+      if (open !== undefined && reply.outcome.kind === "done" && reply.outcome.result.status === "session") {
+        opened.delete(reply.id);
+        open(reply.outcome.result.session);
+        continue;
+      }
+      const entry = pending.get(reply.id);
       if (entry === undefined) continue;
       clearTimeout(entry.timer);
-      pending.delete(reply.seq);
+      pending.delete(reply.id);
+      entry.lane.waiting.delete(entry.seq);
       const kind = reply.outcome.kind === "done" ? (reply.outcome.result.status === "committed" ? "committed" : reply.outcome.result.status) : reply.outcome.kind;
       outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
       if (kind === "committed") goodLatencies.push(performance.now() - entry.sentAt);
     }
   });
   const target = endpoints.get(leader) as Endpoint;
+  const sendTo = (message: Envelope["message"]) => transport.send(encodeMessages(keyring, { sender: self, receiver: leader, messages: [{ cell, message }] }), target);
+  // Sessions to spread the load over: each may have up to limits.sessionPendingMax commands in flight.
+  interface Lane { session: number; nextSeq: number; readonly waiting: Set<number> }
+  const lanes: Lane[] = await Promise.all(Array.from({ length: laneCount }, () => new Promise<Lane>((resolve) => {
+    const request = ++id;
+    opened.set(request, (session) => resolve({ session, nextSeq: 1, waiting: new Set() }));
+    const ask = () => {
+      if (!opened.has(request)) return;
+      sendTo({ kind: "request", client: self, id: request, session: 0, seq: 0, acked: 0, op: { kind: "openSession", client: self, nonce: request }, consistency: "consistent", minApplied: 0, force: false });
+      setTimeout(ask, 200);
+    };
+    ask();
+  })));
   const started = performance.now();
   const total = rate * seconds;
   for (let i = 0; i < total; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await Bun.sleep(wait);
-    const s = ++seq;
-    const envelope: Envelope = { cell, message: { kind: "request", client: self, seq: s, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `o${s % 16}`, op: "put", value: utf8(`x${s}`) }] } }, consistency: "consistent", minApplied: 0, force: false } };
-    pending.set(s, { sentAt: performance.now(), timer: setTimeout(() => { pending.delete(s); outcomes.set("timeout", (outcomes.get("timeout") ?? 0) + 1); }, 1_000) });
-    transport.send(encodeMessages(keyring, { sender: self, receiver: leader, messages: [envelope] }), target);
+    const lane = lanes[i % lanes.length] as Lane;
+    if (lane.waiting.size >= limits.sessionPendingMax) {
+      outcomes.set("notSent", (outcomes.get("notSent") ?? 0) + 1);
+      continue;
+    }
+    const request = ++id;
+    const seq = lane.nextSeq++;
+    lane.waiting.add(seq);
+    const acked = Math.min(...lane.waiting);
+    pending.set(request, { sentAt: performance.now(), lane, seq, timer: setTimeout(() => { pending.delete(request); lane.waiting.delete(seq); outcomes.set("timeout", (outcomes.get("timeout") ?? 0) + 1); }, 1_000) });
+    sendTo({ kind: "request", client: self, id: request, session: lane.session, seq, acked, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `o${seq % 16}`, op: "put", value: utf8(`x${seq}`) }] } }, consistency: "consistent", minApplied: 0, force: false });
   }
   await Bun.sleep(1_100);
   transport.close();

@@ -27,7 +27,7 @@ function acceptRecord(cell: string, slot: number): CellRecord {
       kind: "accept",
       slot,
       ballot: { round: 3, node: "node-0042" },
-      value: { kind: "batch", commands: [{ client: "client-17", seq: slot, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `volume/${slot % 1000}`, op: "put", value }] } } }] },
+      value: { kind: "batch", commands: [{ session: 64, seq: slot, acked: slot, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `volume/${slot % 1000}`, op: "put", value }] } } }], stamp: { ballot: { round: 3, node: "node-0042" }, time: slot } },
     },
   };
 }

@@ -27,8 +27,18 @@ export const limits = {
   queueCommandsMax: 64,
   batchCommandsMax: 32,
   batchBytesMax: 40 * 1024,
-  /** Clients whose last result a cell remembers, to answer a retry without applying it twice. */
+  /**
+   * Live client sessions a cell holds (each remembers its last result, to answer a retry
+   * without applying it twice). When the table is full, opening another is refused
+   * (`sessionsFull`) until one is closed or expires; no live session is ever forgotten.
+   */
   sessionsPerCellMax: 128,
+  /** Answers a session keeps until its client acknowledges them: the commands one client may have in flight. */
+  sessionPendingMax: 64,
+  /** A session unused for this long, in the cell's log-carried time, expires (default; set per cell at creation). */
+  sessionTtlMsDefault: 60_000,
+  sessionTtlMsMin: 100,
+  sessionTtlMsMax: 24 * 60 * 60 * 1000,
   /** Applied log entries kept in memory for teaching by log segment; older ones need a snapshot. */
   logTailEntriesMax: 64,
   teachEntriesMax: 32,
@@ -37,6 +47,8 @@ export const limits = {
   retransmitMs: 30,
   retransmitBackoffMaxMs: 480,
   learnRetryMs: 60,
+  /** A follower that heard from its leader this recently redirects even a client that asks it to take over (`force`). */
+  leaderQuietMs: 100,
   /** How long a learner waits on a hole in its log before it proposes a no-op into it. */
   holeWaitMs: 150,
   /** Attempts at phase 1 while requests wait; after that the replica drops them and goes quiet. */
@@ -65,5 +77,7 @@ check(limits.frameBytesMax <= 65_507, "a frame must fit one UDP datagram");
 check(limits.batchBytesMax >= limits.transactionBytesMax, "one transaction must fit a batch");
 check(limits.batchBytesMax + 4096 <= limits.frameBytesMax, "an accept carrying a full batch must fit a frame");
 check(limits.pipelineDepthDefault >= 1 && limits.pipelineDepthDefault <= limits.pipelineDepthMax, "the default pipeline depth must be legal");
+check(limits.sessionTtlMsMin <= limits.sessionTtlMsDefault && limits.sessionTtlMsDefault <= limits.sessionTtlMsMax, "the default session lifetime must be legal");
+check(limits.batchCommandsMax <= 64, "a session id packs a command's place in its batch into 6 bits");
 check(limits.teachEntriesMax <= limits.logTailEntriesMax, "a teach message cannot carry more than the tail holds");
 check(limits.cellBytesMax * 2 <= limits.messageBytesMax, "a snapshot of a full cell must fit one message");

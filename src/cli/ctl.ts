@@ -159,6 +159,6 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     if (error instanceof UnreachableError) throw new CliError(error.message);
     throw error;
   } finally {
-    client.close();
+    await client.end();
   }
 }

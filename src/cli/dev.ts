@@ -136,7 +136,7 @@ async function workload(topologyPath: string, keysPath: string, print: (line: st
     }
     return 0;
   } finally {
-    client.close();
+    await client.end();
   }
 }
 

@@ -11,6 +11,7 @@ options:
   --cells M      cells (default ${defaultSimOptions.cells})
   --members R    replicas per cell (default: 3, 5 or 7, chosen per seed)
   --clients C    clients per cell (default ${defaultSimOptions.clientsPerCell})
+  --churn K      short-lived clients per cell, in bursts (default: chosen per seed with the churn fault)
   --ops O        operations per client (default ${defaultSimOptions.opsPerClient})
   --faults F     all | none | comma list of: ${faultKinds.join(", ")} (default all)
   --bug B        run a deliberately broken driver: ${bugKinds.join(", ")}
@@ -25,6 +26,7 @@ const specs = {
   cells: { type: "int", min: 1, max: 1000 },
   members: { type: "int", min: 1, max: 9 },
   clients: { type: "int", min: 1, max: 50 },
+  churn: { type: "int", min: 0, max: 10_000 },
   ops: { type: "int", min: 0, max: 10_000 },
   faults: { type: "string" },
   bug: { type: "string" },
@@ -52,6 +54,7 @@ function optionsFrom(flags: FlagValues, seed: number): SimOptions {
     clientsPerCell: (flags.clients as number | undefined) ?? defaultSimOptions.clientsPerCell,
     opsPerClient: (flags.ops as number | undefined) ?? defaultSimOptions.opsPerClient,
     ...(flags.members === undefined ? {} : { members: flags.members as number }),
+    ...(flags.churn === undefined ? {} : { churnClientsPerCell: flags.churn as number }),
     ...(bug === undefined ? {} : { bug: bug as SimOptions["bug"] & string }),
     ...(flags.trace === undefined ? {} : { trace: { cell: flags.trace as string, print: (line: string) => console.error(line) } }),
   };

@@ -21,6 +21,20 @@ export class UnreachableError extends Error {
   override name = "UnreachableError";
 }
 
+/**
+ * The command may or may not have been applied (once, never twice): its session expired
+ * while the client was retrying it, so the cell can no longer say which. Read the state to
+ * find out. The client has dropped the session; the next command opens a new one.
+ */
+export class OutcomeUnknownError extends Error {
+  override name = "OutcomeUnknownError";
+}
+
+/** The cell refused to open a session for this client (its session table stayed full). */
+export class SessionRefusedError extends Error {
+  override name = "SessionRefusedError";
+}
+
 export interface ClientOptions {
   /** This client's id: the sender of its frames (1 to 64 of [A-Za-z0-9._-]). */
   readonly id: string;
@@ -43,14 +57,48 @@ interface Waiter {
   readonly resolve: (reply: { from: string; reply: ClientReply }) => void;
 }
 
+/** A session this client holds with one cell. */
+interface CellSession {
+  readonly id: number;
+  readonly ttlMs: number;
+  nextSeq: number;
+  /** Sequence numbers sent and not yet answered (or given up on). */
+  readonly waiting: Set<number>;
+}
+
+/** A command to send; its acknowledgement mark is read at each attempt, as answers to others arrive. */
+interface OutgoingCommand {
+  readonly session: number;
+  readonly seq: number;
+  readonly acked: () => number;
+  readonly op: Operation;
+}
+
+function lowestWaited(session: CellSession, seq: number): number {
+  let lowest = seq;
+  for (const other of session.waiting) if (other < lowest) lowest = other;
+  return lowest;
+}
+
+interface Answer {
+  readonly from: string;
+  readonly reply: ClientReply;
+  /** How many times the request was sent, and when first. */
+  readonly sends: number;
+  readonly firstSentAt: number;
+}
+
 const attemptTimeoutMs = 150;
 const attemptTimeoutMaxMs = 1_600;
 
 export class PhysaliaClient {
-  private seq = 0;
+  private requestId = 0;
   private readonly waiters = new Map<number, Waiter>();
   private readonly leaders = new Map<string, string>();
-  private readonly sessions = new Map<string, number>();
+  /** Per cell: the highest slot this client has seen, so eventual reads never go back. */
+  private readonly seen = new Map<string, number>();
+  private readonly sessions = new Map<string, CellSession>();
+  private readonly opening = new Map<string, Promise<CellSession>>();
   private readonly reassembler = new Reassembler();
   private readonly now: () => number;
   private readonly random: () => number;
@@ -77,9 +125,9 @@ export class PhysaliaClient {
   async create(cell: string, alpha: number = limits.pipelineDepthDefault): Promise<{ members: string[]; confirmed: string[] }> {
     const members = this.replicasFor(cell);
     const confirmed = await Promise.all(members.map(async (node) => {
-      const seq = ++this.seq;
-      const message: NodeMessage = { kind: "create", client: this.options.id, seq, members, alpha };
-      const answer = await this.exchange(cell, seq, message, [node]).catch(() => null);
+      const id = ++this.requestId;
+      const message: NodeMessage = { kind: "create", client: this.options.id, id, members, alpha };
+      const answer = await this.exchange(cell, id, message, [node]).catch(() => null);
       return answer !== null && answer.reply.outcome.kind === "done" ? node : null;
     }));
     const ok = confirmed.filter((n): n is string => n !== null);
@@ -100,14 +148,15 @@ export class PhysaliaClient {
     // in a later slot than the last, leave every such slot chosen before the node can vote.
     // We do not know this cell's alpha, so we use the largest a cell may have.
     for (let i = 0; i < limits.pipelineDepthMax; i++) await this.transact(cell, { reads: [], conditions: [], writes: [] });
-    const seq = ++this.seq;
-    const answer = await this.exchange(cell, seq, { kind: "create", client: this.options.id, seq, members: null, alpha: limits.pipelineDepthDefault }, [node]);
+    const id = ++this.requestId;
+    const answer = await this.exchange(cell, id, { kind: "create", client: this.options.id, id, members: null, alpha: limits.pipelineDepthDefault }, [node]);
     if (answer.reply.outcome.kind !== "done") throw new UnreachableError(`Cannot make ${node} join cell ${cell}: ${answer.reply.outcome.kind}`);
   }
 
   async transact(cell: string, tx: Transaction, options: OperationOptions = {}): Promise<TxResult> {
-    const result = await this.command(cell, { kind: "tx", tx }, options.consistency ?? "consistent");
-    if (result.status === "configured") throw new Error("a transaction was answered with a membership result");
+    const consistency = options.consistency ?? "consistent";
+    const result = consistency === "eventual" && tx.writes.length === 0 ? await this.eventualRead(cell, tx) : await this.command(cell, { kind: "tx", tx });
+    if (result.status === "configured" || result.status === "session" || result.status === "closed") throw new Error(`a transaction was answered with a ${result.status} result`);
     return result;
   }
 
@@ -117,36 +166,115 @@ export class PhysaliaClient {
    * (and the cell still needs the node being removed, and cannot count the one being added).
    */
   async configure(cell: string, change: ConfigChange): Promise<CommandResult> {
-    const result = await this.command(cell, { kind: "config", change }, "consistent");
+    const result = await this.command(cell, { kind: "config", change });
     if (result.status === "configured") await this.advancePast(cell, result.effectiveSlot - 1);
     return result;
   }
 
-  /** Runs empty transactions (each in a later slot) until this session has seen `slot`. */
+  /** Runs empty transactions (each in a later slot) until this client has seen `slot`. */
   private async advancePast(cell: string, slot: number): Promise<void> {
-    for (let i = 0; i < limits.pipelineDepthMax + 1 && (this.sessions.get(cell) ?? 0) < slot; i++) {
+    for (let i = 0; i < limits.pipelineDepthMax + 1 && (this.seen.get(cell) ?? 0) < slot; i++) {
       await this.transact(cell, { reads: [], conditions: [], writes: [] });
     }
   }
 
-  private async command(cell: string, op: Operation, consistency: Consistency): Promise<CommandResult> {
-    const seq = ++this.seq;
-    const replicas = this.replicasFor(cell);
+  /**
+   * Closes this client's sessions (each frees a place in its cell's session table; one that
+   * cannot be reached expires by itself), then the transport.
+   */
+  async end(deadlineMs = 1_000): Promise<void> {
+    const sessions = [...this.sessions.entries()];
+    this.sessions.clear();
+    await Promise.all(sessions.map(([cell, session]) => {
+      const seq = session.nextSeq++;
+      return this.send(cell, { session: session.id, seq, acked: () => lowestWaited(session, seq), op: { kind: "closeSession" } }, deadlineMs).catch(() => undefined);
+    }));
+    this.close();
+  }
+
+  /** An eventually consistent read: any replica at or past the slots this client has seen answers. */
+  private async eventualRead(cell: string, tx: Transaction): Promise<CommandResult> {
+    const { reply } = await this.send(cell, { session: 0, seq: 0, acked: () => 0, op: { kind: "tx", tx } }, undefined, "eventual");
+    return reply.outcome.kind === "read" || reply.outcome.kind === "done" ? reply.outcome.result : unreachable(cell, reply.outcome.kind);
+  }
+
+  /**
+   * Runs one command in this client's session with the cell, opening the session first if
+   * it has none. Commands may overlap: each has its own sequence number, and each tells the
+   * cell the lowest one still waited for, so the cell can forget answers below it.
+   */
+  private async command(cell: string, op: Operation): Promise<CommandResult> {
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.sessionFor(cell);
+      const seq = session.nextSeq++;
+      session.waiting.add(seq);
+      let answer: Answer;
+      try {
+        answer = await this.send(cell, { session: session.id, seq, acked: () => lowestWaited(session, seq), op });
+      } finally {
+        // Answered or given up: either way the cell may forget it, and must never carry out a late copy.
+        session.waiting.delete(seq);
+      }
+      const { reply, sends, firstSentAt } = answer;
+      const result = reply.outcome.kind === "done" ? reply.outcome.result : unreachable(cell, reply.outcome.kind);
+      if (result.status !== "rejected" || result.reason !== "sessionExpired") return result;
+      if (this.sessions.get(cell) === session) this.sessions.delete(cell);
+      // Sent once and refused well within the session's lifetime: the command was never
+      // applied (a copy applied earlier would have kept the session alive past this
+      // answer), so it is safe to send it again in a new session. Otherwise nobody knows.
+      if (sends !== 1 || this.now() - firstSentAt >= session.ttlMs / 4 || attempt > 0) {
+        throw new OutcomeUnknownError(`Cannot tell whether the operation on cell ${cell} was applied: its session expired while it was retried (${result.detail}); it was applied at most once. Read the state to find out.`);
+      }
+    }
+  }
+
+  /** This client's session with the cell; opened once, however many commands ask at the same time. */
+  private sessionFor(cell: string): Promise<CellSession> {
+    const known = this.sessions.get(cell);
+    if (known !== undefined) return Promise.resolve(known);
+    let opening = this.opening.get(cell);
+    if (opening === undefined) {
+      opening = this.openSession(cell).finally(() => this.opening.delete(cell));
+      this.opening.set(cell, opening);
+    }
+    return opening;
+  }
+
+  private async openSession(cell: string): Promise<CellSession> {
+    const nonce = Math.floor(this.random() * 0xffff_ffff);
+    const deadline = this.now() + (this.options.deadlineMs ?? 10_000);
+    for (let attempt = 0; ; attempt++) {
+      const { reply } = await this.send(cell, { session: 0, seq: 0, acked: () => 0, op: { kind: "openSession", client: this.options.id, nonce } }, Math.max(1, deadline - this.now()));
+      const result = reply.outcome.kind === "done" ? reply.outcome.result : unreachable(cell, reply.outcome.kind);
+      if (result.status === "session") {
+        const session: CellSession = { id: result.session, ttlMs: result.ttlMs, nextSeq: 1, waiting: new Set() };
+        this.sessions.set(cell, session);
+        return session;
+      }
+      if (result.status === "rejected" && result.reason === "sessionsFull" && this.now() < deadline) {
+        await this.pause(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
+        continue;
+      }
+      throw new SessionRefusedError(`Cannot open a session with cell ${cell}: ${result.status === "rejected" ? `${result.reason}: ${result.detail}` : result.status}`);
+    }
+  }
+
+  /** Sends one command to the cell (to its leader when known) until it is answered. */
+  private async send(cell: string, command: OutgoingCommand, deadlineMs?: number, consistency: Consistency = "consistent"): Promise<Answer> {
+    const id = ++this.requestId;
     const request = (force: boolean): CellMessage => ({
-      kind: "request", client: this.options.id, seq, op, consistency, minApplied: this.sessions.get(cell) ?? 0, force,
+      kind: "request", client: this.options.id, id, session: command.session, seq: command.seq, acked: command.acked(), op: command.op,
+      consistency, minApplied: this.seen.get(cell) ?? 0, force,
     });
-    const { from, reply } = await this.exchange(cell, seq, request, replicas);
-    const outcome = reply.outcome;
+    const answer = await this.exchange(cell, id, request, this.replicasFor(cell), deadlineMs);
+    const outcome = answer.reply.outcome;
     if (outcome.kind === "done") {
-      if (outcome.result.status !== "rejected") this.leaders.set(cell, from);
-      this.sessions.set(cell, Math.max(this.sessions.get(cell) ?? 0, outcome.slot));
-      return outcome.result;
+      if (outcome.result.status !== "rejected") this.leaders.set(cell, answer.from);
+      this.seen.set(cell, Math.max(this.seen.get(cell) ?? 0, outcome.slot));
+    } else if (outcome.kind === "read") {
+      this.seen.set(cell, Math.max(this.seen.get(cell) ?? 0, outcome.applied));
     }
-    if (outcome.kind === "read") {
-      this.sessions.set(cell, Math.max(this.sessions.get(cell) ?? 0, outcome.applied));
-      return outcome.result;
-    }
-    throw new UnreachableError(`Cannot complete the operation on cell ${cell}: ${outcome.kind}`);
+    return answer;
   }
 
   /**
@@ -156,11 +284,14 @@ export class PhysaliaClient {
    */
   private async exchange(
     cell: string,
-    seq: number,
+    id: number,
     message: CellMessage | NodeMessage | ((force: boolean) => CellMessage),
     replicas: readonly string[],
-  ): Promise<{ from: string; reply: ClientReply }> {
-    const deadline = this.now() + (this.options.deadlineMs ?? 10_000);
+    deadlineMs: number = this.options.deadlineMs ?? 10_000,
+  ): Promise<Answer> {
+    const deadline = this.now() + deadlineMs;
+    let sends = 0;
+    let firstSentAt = 0;
     // Commands go to the leader when we know it; a node-level request goes to its one node.
     const toLeader = typeof message === "function";
     let target = (toLeader ? this.leaders.get(cell) : undefined) ?? replicas[Math.floor(this.random() * replicas.length)] ?? "";
@@ -185,7 +316,8 @@ export class PhysaliaClient {
       const force = leaderFailures >= 1;
       const body = typeof message === "function" ? message(force) : message;
       const timeout = Math.min(attemptTimeoutMaxMs, attemptTimeoutMs * 2 ** Math.min(attempt, 4)) * (0.75 + 0.5 * this.random());
-      const answer = await this.sendAndWait(cell, seq, body, target, Math.min(timeout, deadline - this.now()));
+      if (sends++ === 0) firstSentAt = this.now();
+      const answer = await this.sendAndWait(cell, id, body, target, Math.min(timeout, deadline - this.now()));
       attempt++;
       if (answer === null) {
         if (targetLeads) leaderFailures++;
@@ -197,7 +329,7 @@ export class PhysaliaClient {
       switch (outcome.kind) {
         case "done":
         case "read":
-          return answer;
+          return { ...answer, sends, firstSentAt };
         case "redirect":
           if (++redirects > 3) leaderFailures++;
           if (outcome.leader !== null && outcome.leader !== target && this.options.nodes.has(outcome.leader)) {
@@ -224,25 +356,25 @@ export class PhysaliaClient {
           break;
       }
     }
-    throw new UnreachableError(`Cannot reach cell ${cell}: no answer within ${this.options.deadlineMs ?? 10_000} ms (tried ${[...tried].join(", ")})`);
+    throw new UnreachableError(`Cannot reach cell ${cell}: no answer within ${deadlineMs} ms (tried ${[...tried].join(", ")})`);
   }
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => setTimeout(resolve, ms * (0.5 + this.random())));
   }
 
-  private sendAndWait(cell: string, seq: number, message: CellMessage | NodeMessage, target: string, timeoutMs: number): Promise<{ from: string; reply: ClientReply } | null> {
+  private sendAndWait(cell: string, id: number, message: CellMessage | NodeMessage, target: string, timeoutMs: number): Promise<{ from: string; reply: ClientReply } | null> {
     const endpoint = this.options.nodes.get(target);
     if (endpoint === undefined || timeoutMs <= 0) return Promise.resolve(null);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.waiters.delete(seq);
+        this.waiters.delete(id);
         resolve(null);
       }, timeoutMs);
-      this.waiters.set(seq, {
+      this.waiters.set(id, {
         resolve: (answer) => {
           clearTimeout(timer);
-          this.waiters.delete(seq);
+          this.waiters.delete(id);
           resolve(answer);
         },
       });
@@ -256,13 +388,17 @@ export class PhysaliaClient {
     if (!decoded.ok) return;
     for (const { message } of decoded.messages) {
       if (message.kind !== "reply" || message.client !== this.options.id) continue;
-      this.waiters.get(message.seq)?.resolve({ from: decoded.sender, reply: message });
+      this.waiters.get(message.id)?.resolve({ from: decoded.sender, reply: message });
     }
   }
 
   close(): void {
     this.options.transport.close();
   }
+}
+
+function unreachable(cell: string, outcome: string): never {
+  throw new UnreachableError(`Cannot complete the operation on cell ${cell}: ${outcome}`);
 }
 
 function rendezvous(cell: string, node: string): bigint {

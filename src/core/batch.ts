@@ -7,13 +7,17 @@ import { utf8Bytes, valueBytes } from "./value.ts";
 
 /** An estimate of a command's size in a log entry, for the batch byte budget. */
 export function commandBytes(command: Command): number {
-  let bytes = 16 + utf8Bytes(command.client);
-  if (command.op.kind === "config") return bytes + 64;
-  const tx = command.op.tx;
-  for (const key of tx.reads) bytes += utf8Bytes(key) + 2;
-  for (const c of tx.conditions) bytes += utf8Bytes(c.key) + 4 + ("value" in c ? valueBytes(c.value) : 0);
-  for (const w of tx.writes) bytes += utf8Bytes(w.key) + 4 + (w.op === "put" ? valueBytes(w.value) : w.op === "increment" ? valueBytes(w.by) : 0);
-  return bytes;
+  const op = command.op;
+  const bytes = 24;
+  if (op.kind === "config") return bytes + 64 + utf8Bytes(op.change.node);
+  if (op.kind === "openSession") return bytes + 8 + utf8Bytes(op.client);
+  if (op.kind === "closeSession") return bytes;
+  let txBytes = bytes;
+  const tx = op.tx;
+  for (const key of tx.reads) txBytes += utf8Bytes(key) + 2;
+  for (const c of tx.conditions) txBytes += utf8Bytes(c.key) + 4 + ("value" in c ? valueBytes(c.value) : 0);
+  for (const w of tx.writes) txBytes += utf8Bytes(w.key) + 4 + (w.op === "put" ? valueBytes(w.value) : w.op === "increment" ? valueBytes(w.by) : 0);
+  return txBytes;
 }
 
 /**

@@ -1,6 +1,21 @@
-// The replicated state of one cell: its key-value store, its membership over slots, and a
-// session per client so that a retried command is answered, not applied twice. Everything
-// here is a deterministic function of the sequence of applied log entries.
+// The replicated state of one cell: its key-value store, its membership over slots, its
+// clock, and its client sessions, so that a retried command is answered, not applied twice.
+// Everything here is a deterministic function of the sequence of applied log entries.
+//
+// Sessions (issue 8: a command applied twice after its session was evicted from an LRU
+// table). A session is opened through the log and its id is the slot that opened it and its
+// place in the batch, so no one can have had that id before. It lives until it is closed or
+// goes unused for `sessionTtlMs` of the cell's time, which only the log advances (see
+// Stamp). A command whose session is not in the table is never applied: it is answered
+// `sessionExpired`, and since no session ever comes back, it never will be applied. The
+// table is bounded; when it is full of live sessions, opening another is refused
+// (`sessionsFull`), and nothing live is forgotten to make room.
+//
+// A session may have several commands in flight (the client pipelines), each applied at
+// most once: the session remembers the result of every command it carried out until the
+// client acknowledges it, by sending with each command the lowest sequence number it still
+// waits for. A copy of a command below that mark is refused (`staleRequest`), so a command
+// the client gave up on can never be carried out after the client moved on.
 
 import { limits } from "../limits.ts";
 import { assert } from "./assert.ts";
@@ -8,9 +23,11 @@ import { ByteReader, ByteWriter, decodeUtf8 } from "./bytes.ts";
 import type { KvStore } from "./kv.ts";
 import { KvStore as Store } from "./kv.ts";
 import type { Command, CommandResult, ConfigChange, LogValue } from "./messages.ts";
+import { ballotsEqual } from "./ballot.ts";
+import type { Ballot, Stamp } from "./messages.ts";
 import { readResult, writeResult } from "./results.ts";
 import { digest, readKv, writeKv } from "./snapshot.ts";
-import { reject } from "./transaction.ts";
+import { type Rejection, reject } from "./transaction.ts";
 import { utf8 } from "./value.ts";
 
 /** Members deciding every slot from `from` on, until the next membership. */
@@ -19,37 +36,88 @@ export interface Membership {
   readonly members: readonly string[];
 }
 
-interface Session {
-  readonly seq: number;
+/** What a session remembers of one command it carried out, until the client acknowledges it. */
+export interface Remembered {
   readonly slot: number;
   readonly result: CommandResult;
 }
 
-export interface AppliedCommand {
-  readonly client: string;
-  readonly seq: number;
-  readonly result: CommandResult;
-  /** True when this command was a retry answered from the session table. */
-  readonly duplicate: boolean;
+export interface Session {
+  /**
+   * Every command below this sequence number has been answered to the client (the client
+   * says so in each command): a late copy of one is refused, never carried out.
+   */
+  readonly acked: number;
+  /** Results of commands carried out at or above `acked`, by sequence number. */
+  readonly results: ReadonlyMap<number, Remembered>;
+  /** The cell's time when the session was last used. */
+  readonly usedAt: number;
 }
 
-const magic = 0x50435331; // "PCS1"
-const memberIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
+export interface AppliedCommand {
+  readonly command: Command;
+  readonly result: CommandResult;
+  /** False when this command was not carried out: a retry answered from its session, or a command refused for its session. */
+  readonly executed: boolean;
+}
+
+export interface ApplyOptions {
+  /** The lruSessions mutation (core/mutations.ts): forget the oldest session when full, and revive unknown ones. Tests only. */
+  readonly lruSessions?: boolean;
+}
+
+export interface CellSettings {
+  readonly alpha?: number;
+  readonly sessionTtlMs?: number;
+}
+
+const magic = 0x50435332; // "PCS2"
+const memberIdPattern = /^[A-Za-z0-9._-]{1,64}(~[0-9a-f]{16})?$/;
+/** Session ids pack the opening slot and the command's place in its batch (limits checks it fits 6 bits). */
+const sessionSlotFactor = 64;
+
+/** The slot that opened a session. */
+export function sessionSlot(session: number): number {
+  return Math.floor(session / sessionSlotFactor);
+}
+
+interface Clock {
+  /** The cell's time, in milliseconds since its first stamp. */
+  time: number;
+  /** The last stamp applied. */
+  last: Stamp | null;
+}
 
 export class CellState {
   private constructor(
     readonly kv: KvStore,
     private appliedSlot: number,
     readonly alpha: number,
+    readonly sessionTtlMs: number,
     private configs: Membership[],
-    private readonly sessions: Map<string, Session>,
+    /** In order of last use, least recent first: the front is always the next to expire. */
+    private readonly sessions: Map<number, Session>,
+    private readonly clock: Clock,
   ) {}
 
-  static genesis(members: readonly string[], alpha: number = limits.pipelineDepthDefault): CellState {
+  static genesis(members: readonly string[], settings: CellSettings = {}): CellState {
+    const alpha = settings.alpha ?? limits.pipelineDepthDefault;
+    const sessionTtlMs = settings.sessionTtlMs ?? limits.sessionTtlMsDefault;
     assert(members.length >= 1 && members.length <= limits.cellMembersMax, "genesis: member count out of range");
     assert(new Set(members).size === members.length, "genesis: duplicate member");
+    assert(members.every((m) => memberIdPattern.test(m)), "genesis: invalid member id");
     assert(Number.isInteger(alpha) && alpha >= 1 && alpha <= limits.pipelineDepthMax, "genesis: alpha out of range");
-    return new CellState(new Store(), 0, alpha, [{ from: 1, members: [...members] }], new Map());
+    assert(Number.isInteger(sessionTtlMs) && sessionTtlMs >= limits.sessionTtlMsMin && sessionTtlMs <= limits.sessionTtlMsMax, "genesis: session lifetime out of range");
+    return new CellState(new Store(), 0, alpha, sessionTtlMs, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null });
+  }
+
+  /** The cell's time: milliseconds of stamped log, advanced only by applying slots. */
+  get time(): number {
+    return this.clock.time;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
   }
 
   /** The last slot applied to this state. */
@@ -79,36 +147,101 @@ export class CellState {
     return (this.configs[this.configs.length - 1] as Membership).members;
   }
 
-  sessionFor(client: string): Session | undefined {
-    return this.sessions.get(client);
+  sessionFor(session: number): Session | undefined {
+    return this.sessions.get(session);
   }
 
-  apply(slot: number, value: LogValue): AppliedCommand[] {
+  /**
+   * What a replica at this state can say about a command before it reaches the log: the
+   * answer to a retry, or `sessionExpired` for a session opened at or before the applied
+   * slot that is gone (sessions never come back). Null when only the log can tell.
+   */
+  precheck(session: number, seq: number): { readonly result: CommandResult; readonly slot: number } | null {
+    const known = this.sessions.get(session);
+    if (known !== undefined) {
+      if (seq < known.acked) return { result: stale(seq, known.acked), slot: this.appliedSlot };
+      const remembered = known.results.get(seq);
+      return remembered === undefined ? null : remembered;
+    }
+    if (sessionSlot(session) <= this.appliedSlot) return { result: expired(session), slot: this.appliedSlot };
+    return null;
+  }
+
+  apply(slot: number, value: LogValue, options: ApplyOptions = {}): AppliedCommand[] {
     assert(slot === this.appliedSlot + 1, `apply: slot ${slot} after ${this.appliedSlot}`);
     const out: AppliedCommand[] = [];
-    if (value.kind === "batch") for (const command of value.commands) out.push(this.applyCommand(slot, command));
+    if (value.kind === "batch") {
+      this.advanceClock(value.stamp);
+      this.expireSessions();
+      value.commands.forEach((command, index) => out.push(this.applyCommand(slot, index, command, options)));
+    }
     this.appliedSlot = slot;
     // Memberships that no longer decide any future slot are dropped.
     while (this.configs.length > 1 && (this.configs[1] as Membership).from <= slot + 1) this.configs.shift();
     return out;
   }
 
-  private applyCommand(slot: number, command: Command): AppliedCommand {
-    const { client, seq } = command;
-    const session = this.sessions.get(client);
-    if (session !== undefined && seq <= session.seq) {
-      const result = seq === session.seq ? session.result : reject("staleRequest", `request ${seq} precedes ${session.seq}`);
-      return { client, seq, result, duplicate: true };
+  /** Time moves by the distance between two stamps of one ballot: one clock, whatever its offset. */
+  private advanceClock(stamp: Stamp): void {
+    const last = this.clock.last;
+    if (last !== null && ballotsEqual(last.ballot, stamp.ballot)) {
+      if (stamp.time < last.time) return; // Never backwards; keep the later reading.
+      this.clock.time += stamp.time - last.time;
     }
-    const result = command.op.kind === "tx" ? this.kv.apply(command.op.tx) : this.applyChange(slot, command.op.change);
-    // Re-inserting keeps the map in least-recently-used order, the same on every replica.
-    this.sessions.delete(client);
-    this.sessions.set(client, { seq, slot, result });
-    if (this.sessions.size > limits.sessionsPerCellMax) {
-      const oldest = this.sessions.keys().next().value as string;
-      this.sessions.delete(oldest);
+    this.clock.last = stamp;
+  }
+
+  private expireSessions(): void {
+    const horizon = this.clock.time - this.sessionTtlMs;
+    for (const [id, session] of this.sessions) {
+      if (session.usedAt >= horizon) break;
+      this.sessions.delete(id);
     }
-    return { client, seq, result, duplicate: false };
+  }
+
+  private applyCommand(slot: number, index: number, command: Command, options: ApplyOptions): AppliedCommand {
+    const op = command.op;
+    if (op.kind === "openSession") {
+      if (this.sessions.size >= limits.sessionsPerCellMax) {
+        if (options.lruSessions !== true) {
+          const oldest = this.sessions.values().next().value as Session;
+          const wait = oldest.usedAt + this.sessionTtlMs - this.clock.time;
+          return { command, result: reject("sessionsFull", `${this.sessions.size} sessions are open; the oldest expires in ${wait} ms unless used`), executed: false };
+        }
+        this.sessions.delete(this.sessions.keys().next().value as number);
+      }
+      const id = slot * sessionSlotFactor + index;
+      this.sessions.set(id, { acked: 1, results: new Map(), usedAt: this.clock.time });
+      return { command, result: { status: "session", session: id, ttlMs: this.sessionTtlMs }, executed: true };
+    }
+    let session = this.sessions.get(command.session);
+    if (session === undefined) {
+      if (options.lruSessions !== true || command.session === 0) return { command, result: expired(command.session), executed: false };
+      session = { acked: command.acked, results: new Map(), usedAt: this.clock.time };
+    }
+    // Re-inserting keeps the table in order of last use, the same on every replica.
+    this.sessions.delete(command.session);
+    const acked = Math.max(session.acked, command.acked);
+    const results = new Map(session.results);
+    for (const seq of results.keys()) if (seq < acked) results.delete(seq);
+    const keep = (): void => {
+      this.sessions.set(command.session, { acked, results, usedAt: this.clock.time });
+      if (this.sessions.size > limits.sessionsPerCellMax) this.sessions.delete(this.sessions.keys().next().value as number); // lruSessions only
+    };
+    const remembered = results.get(command.seq);
+    if (command.seq < acked || remembered !== undefined) {
+      keep();
+      return { command, result: remembered?.result ?? stale(command.seq, acked), executed: false };
+    }
+    if (op.kind === "closeSession") return { command, result: { status: "closed" }, executed: true };
+    if (results.size >= limits.sessionPendingMax) {
+      keep();
+      return { command, result: reject("tooManyPending", `${results.size} answers in this session are not acknowledged yet`), executed: false };
+    }
+    const result = op.kind === "tx" ? this.kv.apply(op.tx) : this.applyChange(slot, op.change);
+    results.set(command.seq, { slot, result });
+    keep();
+    return { command, result, executed: true };
   }
 
   private applyChange(slot: number, change: ConfigChange): CommandResult {
@@ -134,15 +267,23 @@ export class CellState {
 
   encode(): Uint8Array {
     const out = new ByteWriter(256 + this.kv.bytes);
-    out.u32(magic).u64(this.appliedSlot).u8(this.alpha).u8(this.configs.length);
+    out.u32(magic).u64(this.appliedSlot).u8(this.alpha).u32(this.sessionTtlMs).u8(this.configs.length);
     for (const config of this.configs) {
       out.u64(config.from).u8(config.members.length);
       for (const member of config.members) out.bytes16(utf8(member));
     }
+    out.u64(this.clock.time);
+    const last = this.clock.last;
+    if (last === null) out.u8(0);
+    // A proposer's clock may read below zero (only differences count): sign, then magnitude.
+    else out.u8(1).u64(last.ballot.round).bytes16(utf8(last.ballot.node)).u8(last.time < 0 ? 1 : 0).u64(Math.abs(last.time));
     out.u16(this.sessions.size);
-    for (const [client, session] of this.sessions) {
-      out.bytes16(utf8(client)).u64(session.seq).u64(session.slot);
-      writeResult(out, session.result);
+    for (const [id, session] of this.sessions) {
+      out.u64(id).u64(session.usedAt).u64(session.acked).u16(session.results.size);
+      for (const [seq, { slot, result }] of session.results) {
+        out.u64(seq).u64(slot);
+        writeResult(out, result);
+      }
     }
     writeKv(out, this.kv);
     return out.finish();
@@ -154,6 +295,8 @@ export class CellState {
     const applied = input.u64("applied");
     const alpha = input.u8("alpha");
     if (alpha < 1 || alpha > limits.pipelineDepthMax) return "alpha out of range";
+    const sessionTtlMs = input.u32("session lifetime");
+    if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) return "session lifetime out of range";
     const configCount = input.u8("config count");
     if (configCount < 1 || configCount > limits.pipelineDepthMax + 1) return "config count out of range";
     const configs: Membership[] = [];
@@ -171,24 +314,55 @@ export class CellState {
       if (configs.length > 0 && from <= (configs[configs.length - 1] as Membership).from) return "memberships out of order";
       configs.push({ from, members });
     }
+    const time = input.u64("time");
+    let last: Stamp | null = null;
+    if (input.u8("stamp presence") === 1) {
+      const round = input.u64("stamp round");
+      const node = decodeUtf8(input.bytes16(limits.nodeIdBytesMax, "stamp node"));
+      const negative = input.u8("stamp sign") === 1;
+      const magnitude = input.u64("stamp time");
+      const at = negative ? -magnitude : magnitude;
+      if (node === null) return "invalid stamp";
+      const ballot: Ballot = { round, node };
+      last = { ballot, time: at };
+    }
     const sessionCount = input.u16("session count");
     if (sessionCount > limits.sessionsPerCellMax) return "too many sessions";
-    const sessions = new Map<string, Session>();
+    const sessions = new Map<number, Session>();
+    let usedBefore = 0;
     for (let i = 0; i < sessionCount && input.error === null; i++) {
-      const client = decodeUtf8(input.bytes16(limits.nodeIdBytesMax, "client"));
-      const seq = input.u64("seq");
-      const slot = input.u64("slot");
-      const result = readResult(input);
-      if (client === null || result === null || sessions.has(client)) return input.error ?? "invalid session";
-      sessions.set(client, { seq, slot, result });
+      const id = input.u64("session");
+      const usedAt = input.u64("used at");
+      const acked = input.u64("acked");
+      const count = input.u16("result count");
+      if (sessions.has(id) || sessionSlot(id) > applied || count > limits.sessionPendingMax) return input.error ?? "invalid session";
+      if (usedAt < usedBefore || usedAt > time) return "sessions out of order";
+      usedBefore = usedAt;
+      const results = new Map<number, Remembered>();
+      for (let j = 0; j < count && input.error === null; j++) {
+        const seq = input.u64("seq");
+        const slot = input.u64("slot");
+        const result = readResult(input);
+        if (result === null || seq < acked || slot > applied || results.has(seq)) return input.error ?? "invalid session result";
+        results.set(seq, { slot, result });
+      }
+      sessions.set(id, { acked, results, usedAt });
     }
     const kv = readKv(input);
     if (input.error !== null || kv === null) return input.error ?? "invalid key-value state";
     if (input.remaining !== 0) return `${input.remaining} trailing bytes`;
-    return new CellState(kv, applied, alpha, configs, sessions);
+    return new CellState(kv, applied, alpha, sessionTtlMs, configs, sessions, { time, last });
   }
 
   digest(): Uint8Array {
     return digest(this.encode());
   }
+}
+
+function stale(seq: number, acked: number): Rejection {
+  return reject("staleRequest", `command ${seq} was answered already (the client waits for ${acked} and later)`);
+}
+
+function expired(session: number): Rejection {
+  return reject("sessionExpired", session === 0 ? "no session: open one first" : `session ${session} is closed or expired`);
 }

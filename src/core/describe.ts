@@ -27,11 +27,11 @@ export function describeMessage(message: CellMessage | NodeMessage): string {
     case "teach":
       return `teach through=${message.chosenThrough} entries=${message.entries.map((e) => e.slot).join(",")}${message.snapshot ? ` snapshot@${message.snapshot.slot}` : ""}`;
     case "request":
-      return `request ${message.client}#${message.seq} ${message.consistency}${message.force ? " force" : ""}`;
+      return `request ${message.client}#${message.id} ${message.op.kind} s=${message.session}.${message.seq} ${message.consistency}${message.force ? " force" : ""}`;
     case "reply":
-      return `reply ${message.client}#${message.seq} ${message.outcome.kind}${message.outcome.kind === "redirect" ? ` ${message.outcome.leader}` : ""}`;
+      return `reply ${message.client}#${message.id} ${message.outcome.kind}${message.outcome.kind === "redirect" ? ` ${message.outcome.leader}` : message.outcome.kind === "done" ? ` ${message.outcome.result.status}` : ""}`;
     case "create":
-      return `create ${message.client}#${message.seq} ${message.members === null ? "joining" : message.members.join(",")}`;
+      return `create ${message.client}#${message.id} ${message.members === null ? "joining" : message.members.join(",")}`;
   }
 }
 

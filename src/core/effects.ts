@@ -9,7 +9,7 @@ import type { Ballot, CellMessage, LogValue } from "./messages.ts";
 
 export type DurableRecord =
   /** The cell's first membership: written once by the node that creates the replica. */
-  | { readonly kind: "genesis"; readonly members: readonly string[]; readonly alpha: number }
+  | { readonly kind: "genesis"; readonly members: readonly string[]; readonly alpha: number; readonly sessionTtlMs: number }
   | { readonly kind: "promise"; readonly ballot: Ballot }
   | { readonly kind: "accept"; readonly slot: number; readonly ballot: Ballot; readonly value: LogValue }
   | { readonly kind: "chosen"; readonly slot: number; readonly value: LogValue }
@@ -30,6 +30,8 @@ export interface AppliedEntry {
   readonly cell: string;
   readonly slot: number;
   readonly value: LogValue;
+  /** Per command of a batch: carried out (false: a retry answered from its session, or refused for its session). */
+  readonly executed: readonly boolean[];
 }
 
 /** A leader saw its own quorum accept `value` at `ballot`: the value is chosen at that ballot. */

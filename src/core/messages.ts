@@ -14,20 +14,44 @@ export type ConfigChange =
   | { readonly kind: "addMember"; readonly node: string }
   | { readonly kind: "removeMember"; readonly node: string };
 
+/**
+ * What a client asks of a cell. `openSession` registers a session through the log (its id
+ * is the slot that registered it and its place in the batch, so no one can have had it
+ * before); every other operation runs in a session; `closeSession` ends one.
+ */
 export type Operation =
   | { readonly kind: "tx"; readonly tx: Transaction }
-  | { readonly kind: "config"; readonly change: ConfigChange };
+  | { readonly kind: "config"; readonly change: ConfigChange }
+  /** `client` and `nonce` only tell the asking replica which answer is whose; retries reuse them. */
+  | { readonly kind: "openSession"; readonly client: string; readonly nonce: number }
+  | { readonly kind: "closeSession" };
 
-/** One client request inside a log entry. (client, seq) makes retries idempotent. */
+/**
+ * One client request inside a log entry. (session, seq) makes retries idempotent: a session
+ * applies each sequence number at most once. `openSession` carries session 0 and seq 0.
+ */
 export interface Command {
-  readonly client: string;
+  readonly session: number;
   readonly seq: number;
+  /** The lowest sequence number the client still waits for: it has every answer below. */
+  readonly acked: number;
   readonly op: Operation;
+}
+
+/**
+ * A proposer's clock reading, carried in the log: the cell's time advances by the difference
+ * between two stamps of the same ballot (one clock, so its offset does not matter), never by
+ * a replica's own clock. That is how sessions (and leases) expire the same way everywhere.
+ */
+export interface Stamp {
+  readonly ballot: Ballot;
+  /** Milliseconds on the proposer's clock, an integer. */
+  readonly time: number;
 }
 
 export type LogValue =
   | { readonly kind: "noop" }
-  | { readonly kind: "batch"; readonly commands: readonly Command[] };
+  | { readonly kind: "batch"; readonly commands: readonly Command[]; readonly stamp: Stamp };
 
 export interface ConfigResult {
   readonly status: "configured";
@@ -36,7 +60,19 @@ export interface ConfigResult {
   readonly effectiveSlot: number;
 }
 
-export type CommandResult = TxResult | ConfigResult | Rejection;
+/** The answer to `openSession`: the new session's id. */
+export interface SessionResult {
+  readonly status: "session";
+  readonly session: number;
+  /** The cell's session lifetime: a session unused this long (in the cell's time) expires. */
+  readonly ttlMs: number;
+}
+
+export interface ClosedResult {
+  readonly status: "closed";
+}
+
+export type CommandResult = TxResult | ConfigResult | SessionResult | ClosedResult | Rejection;
 
 export interface AcceptedEntry {
   readonly slot: number;
@@ -72,8 +108,14 @@ export type Consistency = "consistent" | "eventual";
 
 export interface ClientRequest {
   readonly kind: "request";
+  /** Who to answer: the sender's name, for replies and traces. */
   readonly client: string;
+  /** The client's own number for this request, echoed in the reply; retries reuse it. */
+  readonly id: number;
+  /** 0 only for openSession and for eventually consistent reads. */
+  readonly session: number;
   readonly seq: number;
+  readonly acked: number;
   readonly op: Operation;
   readonly consistency: Consistency;
   /** For eventual reads: the lowest applied slot this session may be answered from. */
@@ -93,7 +135,8 @@ export type ReplyOutcome =
 export interface ClientReply {
   readonly kind: "reply";
   readonly client: string;
-  readonly seq: number;
+  /** The request's id. */
+  readonly id: number;
   readonly outcome: ReplyOutcome;
 }
 
@@ -107,7 +150,7 @@ export type CellMessage = PeerMessage | ClientRequest | ClientReply;
 export interface CreateRequest {
   readonly kind: "create";
   readonly client: string;
-  readonly seq: number;
+  readonly id: number;
   readonly members: readonly string[] | null;
   readonly alpha: number;
 }

@@ -35,7 +35,7 @@
 import { limits } from "../limits.ts";
 import { assert } from "./assert.ts";
 import { ballotsEqual, compareBallots, zeroBallot } from "./ballot.ts";
-import { CellState, type Membership } from "./cellstate.ts";
+import { type ApplyOptions, CellState, type CellSettings, type Membership } from "./cellstate.ts";
 import { sameData } from "./equal.ts";
 import type { DurableRecord, Effects } from "./effects.ts";
 import type {
@@ -64,6 +64,7 @@ export interface ReplicaEnv {
 export interface Genesis {
   readonly members: readonly string[];
   readonly alpha?: number;
+  readonly sessionTtlMs?: number;
 }
 
 export interface ReplicaOptions {
@@ -80,6 +81,13 @@ export interface ReplicaOptions {
 
 export type Role = "follower" | "candidate" | "leader";
 
+function settingsOf(genesis: Genesis): CellSettings {
+  const settings: { alpha?: number; sessionTtlMs?: number } = {};
+  if (genesis.alpha !== undefined) settings.alpha = genesis.alpha;
+  if (genesis.sessionTtlMs !== undefined) settings.sessionTtlMs = genesis.sessionTtlMs;
+  return settings;
+}
+
 interface Proposal {
   readonly value: LogValue;
   readonly acks: Set<string>;
@@ -94,11 +102,18 @@ interface PromiseInfo {
 
 interface Waiting {
   readonly command: Command;
+  /** Where the answer goes, and the request id it echoes: the latest copy's. */
   replyTo: string;
+  client: string;
+  id: number;
 }
 
 const noop: LogValue = { kind: "noop" };
-const commandKey = (client: string, seq: number): string => `${client}#${seq}`;
+/** Identifies a command among the waiting ones: by session and seq, or an open by its asker's nonce. */
+function commandKey(command: Command): string {
+  const op = command.op;
+  return op.kind === "openSession" ? `open:${op.client}:${op.nonce}` : `${command.session}#${command.seq}`;
+}
 
 export class Replica {
   readonly cell: string;
@@ -106,6 +121,7 @@ export class Replica {
   private readonly env: ReplicaEnv;
   private readonly mutations: ReadonlySet<Mutation>;
   private readonly tailEntriesMax: number;
+  private readonly applyOptions: ApplyOptions;
 
   // Durable state: every change is in a record before any message that depends on it.
   private state: CellState | null;
@@ -144,8 +160,9 @@ export class Replica {
     this.env = options.env;
     this.mutations = new Set(options.mutations ?? []);
     this.tailEntriesMax = options.tailEntriesMax ?? limits.logTailEntriesMax;
+    this.applyOptions = { lruSessions: this.mutations.has("lruSessions") };
     assert(Number.isInteger(this.tailEntriesMax) && this.tailEntriesMax >= 1 && this.tailEntriesMax <= limits.logTailEntriesMax, "tail size out of range");
-    this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, options.genesis.alpha);
+    this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, settingsOf(options.genesis));
   }
 
   /** Rebuilds a replica from its durable records, in the order they were written. */
@@ -161,7 +178,7 @@ export class Replica {
   private replay(record: DurableRecord): void {
     switch (record.kind) {
       case "genesis":
-        if (this.state === null) this.state = CellState.genesis(record.members, record.alpha);
+        if (this.state === null) this.state = CellState.genesis(record.members, { alpha: record.alpha, sessionTtlMs: record.sessionTtlMs });
         return;
       case "promise":
         if (compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
@@ -242,7 +259,7 @@ export class Replica {
   genesisRecord(): DurableRecord | null {
     const state = this.state;
     if (state === null || state.applied !== 0) return null;
-    return { kind: "genesis", members: state.latestMembers(), alpha: state.alpha };
+    return { kind: "genesis", members: state.latestMembers(), alpha: state.alpha, sessionTtlMs: state.sessionTtlMs };
   }
 
   /**
@@ -311,7 +328,7 @@ export class Replica {
   // ---- clients ------------------------------------------------------------------------
 
   private onRequest(client: string, request: ClientRequest, now: number, out: Effects): void {
-    const reply = (outcome: ReplyOutcome) => this.send(out, client, { kind: "reply", client: request.client, seq: request.seq, outcome });
+    const reply = (outcome: ReplyOutcome) => this.send(out, client, { kind: "reply", client: request.client, id: request.id, outcome });
     const state = this.state;
     if (state === null) {
       reply({ kind: "redirect", leader: this.leaderHint });
@@ -341,21 +358,31 @@ export class Replica {
         return;
       }
     }
-    const session = state.sessionFor(request.client);
-    if (session !== undefined && request.seq <= session.seq) {
-      const result = request.seq === session.seq ? session.result : { status: "rejected" as const, reason: "staleRequest" as const, detail: `request ${request.seq} precedes ${session.seq}` };
-      reply({ kind: "done", result, slot: session.slot });
-      return;
+    const command: Command = op.kind === "openSession" ? { session: 0, seq: 0, acked: 0, op } : { session: request.session, seq: request.seq, acked: request.acked, op };
+    if (op.kind !== "openSession") {
+      // A retry of a command the cell already applied, or a command for a session that is
+      // gone: answered from the applied state, without a slot. Only the log decides the rest.
+      const known = state.precheck(command.session, command.seq);
+      if (known !== null) {
+        reply({ kind: "done", result: known.result, slot: known.slot });
+        return;
+      }
     }
-    const key = commandKey(request.client, request.seq);
+    const key = commandKey(command);
     const known = this.waiting.get(key) ?? this.queue.get(key);
     if (known !== undefined) {
       known.replyTo = client;
+      known.client = request.client;
+      known.id = request.id;
       return;
     }
     if (this.roleNow === "follower") {
+      // `force` asks for a new leader because the client lost the old one; a replica that
+      // heard from that leader a moment ago knows better, and sends the client back. (A
+      // crowd of clients each forcing elections kept two replicas preempting each other.)
       const leader = this.leaderHint;
-      if (leader !== null && leader !== this.self && this.env.isAlive(leader) && !request.force) {
+      const heard = now - this.lastLeaderActivity < limits.leaderQuietMs;
+      if (leader !== null && leader !== this.self && this.env.isAlive(leader) && (!request.force || heard)) {
         reply({ kind: "redirect", leader });
         return;
       }
@@ -364,14 +391,14 @@ export class Replica {
       reply({ kind: "overloaded" });
       return;
     }
-    this.queue.set(key, { command: { client: request.client, seq: request.seq, op: request.op }, replyTo: client });
+    this.queue.set(key, { command, replyTo: client, client: request.client, id: request.id });
     if (this.roleNow === "follower") this.startCandidacy(now, out);
     else if (this.roleNow === "leader") this.propose(now, out);
   }
 
   private replyAll(out: Effects, outcome: ReplyOutcome): void {
     for (const map of [this.waiting, this.queue]) {
-      for (const { command, replyTo } of map.values()) this.send(out, replyTo, { kind: "reply", client: command.client, seq: command.seq, outcome });
+      for (const { replyTo, client, id } of map.values()) this.send(out, replyTo, { kind: "reply", client, id, outcome });
       map.clear();
     }
   }
@@ -712,7 +739,7 @@ export class Replica {
       // it is safe at any ballot, and it is what phase 1 would recover anyway.
       if (known !== undefined) value = known;
       else if (slot <= this.recoveredThrough) value = this.recovered.get(slot)?.value ?? noop;
-      else if (this.queue.size > 0) value = { kind: "batch", commands: takeBatch(this.queue, this.waiting) };
+      else if (this.queue.size > 0) value = { kind: "batch", commands: takeBatch(this.queue, this.waiting), stamp: { ballot: this.ballot, time: Math.floor(now) } };
       else return;
       this.nextSlot++;
       const proposal: Proposal = { value, acks: new Set(), sentAt: now, backoff: limits.retransmitMs };
@@ -746,7 +773,7 @@ export class Replica {
   }
 
   private requeue(command: Command): void {
-    const key = commandKey(command.client, command.seq);
+    const key = commandKey(command);
     const waiting = this.waiting.get(key);
     if (waiting === undefined) return;
     this.waiting.delete(key);
@@ -786,19 +813,19 @@ export class Replica {
       const slot = state.applied + 1;
       const value = this.chosen.get(slot);
       if (value === undefined) break;
-      const results = state.apply(slot, value);
+      const results = state.apply(slot, value, this.applyOptions);
       progressed = true;
       this.accepted.delete(slot);
       this.recovered.delete(slot);
       if (out === null) continue;
-      out.applied.push({ cell: this.cell, slot, value });
-      for (const { client, seq, result } of results) {
-        const key = commandKey(client, seq);
+      out.applied.push({ cell: this.cell, slot, value, executed: results.map((r) => r.executed) });
+      for (const { command, result } of results) {
+        const key = commandKey(command);
         const waiting = this.waiting.get(key) ?? this.queue.get(key);
         if (waiting === undefined) continue;
         this.waiting.delete(key);
         this.queue.delete(key);
-        this.send(out, waiting.replyTo, { kind: "reply", client, seq, outcome: { kind: "done", result, slot } });
+        this.send(out, waiting.replyTo, { kind: "reply", client: waiting.client, id: waiting.id, outcome: { kind: "done", result, slot } });
       }
     }
     while (state.applied - this.tailStart >= this.tailEntriesMax) this.chosen.delete(this.tailStart++);

@@ -6,13 +6,8 @@ import type { ByteReader, ByteWriter } from "./bytes.ts";
 import { decodeUtf8 } from "./bytes.ts";
 import type { CommandResult } from "./messages.ts";
 import { readValue, writeValue } from "./snapshot.ts";
-import type { RejectReason } from "./transaction.ts";
+import { rejectReasons } from "./transaction.ts";
 import { type Value, utf8 } from "./value.ts";
-
-const rejectReasons: readonly RejectReason[] = [
-  "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
-  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid", "staleRequest",
-];
 
 function writeText(out: ByteWriter, text: string): void {
   out.bytes16(utf8(text));
@@ -46,6 +41,14 @@ export function writeResult(out: ByteWriter, result: CommandResult): void {
     out.u8(1).u8(result.members.length);
     for (const member of result.members) writeText(out, member);
     out.u64(result.effectiveSlot);
+    return;
+  }
+  if (result.status === "session") {
+    out.u8(4).u64(result.session).u32(result.ttlMs);
+    return;
+  }
+  if (result.status === "closed") {
+    out.u8(5);
     return;
   }
   out.u8(result.status === "committed" ? 2 : 3);
@@ -89,6 +92,8 @@ export function readResult(input: ByteReader): CommandResult | null {
     for (let i = 0; i < count && input.error === null; i++) members.push(readText(input, "member"));
     return { status: "configured", members, effectiveSlot: input.u64("effective slot") };
   }
+  if (tag === 4) return { status: "session", session: input.u64("session"), ttlMs: input.u32("session lifetime") };
+  if (tag === 5) return { status: "closed" };
   if (tag !== 2 && tag !== 3) {
     input.fail(`unknown result tag ${tag}`);
     return null;

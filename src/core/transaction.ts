@@ -54,7 +54,20 @@ export type RejectReason =
   | "wrongType"
   | "cellFull"
   | "configInvalid"
-  | "staleRequest";
+  | "staleRequest"
+  /** The command's session is unknown: it expired, or never existed. The command was not applied now, and never will be. */
+  | "sessionExpired"
+  /** openSession found the cell's session table full of live sessions. */
+  | "sessionsFull"
+  /** A session has `limits.sessionPendingMax` answers its client has not acknowledged. */
+  | "tooManyPending";
+
+/** Every rejection reason, in the order of their codes in snapshots and frames (append only). */
+export const rejectReasons: readonly RejectReason[] = [
+  "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
+  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid", "staleRequest",
+  "sessionExpired", "sessionsFull", "tooManyPending",
+];
 
 export interface Rejection {
   readonly status: "rejected";

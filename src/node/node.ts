@@ -199,7 +199,7 @@ export class PhysaliaNode {
       this.metrics.drop("unknownCell");
       if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(sender)) this.options.onUnknownCell?.(cell, sender);
       if (message.kind === "request") {
-        this.reply(sender, cell, message.client, message.seq, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
+        this.reply(sender, cell, message.client, message.id, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
       }
       return;
     }
@@ -211,7 +211,7 @@ export class PhysaliaNode {
   private create(sender: string, cell: string, request: CreateRequest): void {
     const existing = this.replicas.get(cell);
     const answer = (members: readonly string[]) =>
-      this.reply(sender, cell, request.client, request.seq, { kind: "done", result: { status: "configured", members, effectiveSlot: 1 }, slot: 0 });
+      this.reply(sender, cell, request.client, request.id, { kind: "done", result: { status: "configured", members, effectiveSlot: 1 }, slot: 0 });
     if (existing !== undefined) {
       answer(existing.cellState?.latestMembers() ?? []);
       return;
@@ -226,7 +226,7 @@ export class PhysaliaNode {
         request.alpha < 1 || request.alpha > limits.pipelineDepthMax ? `alpha must be 1 to ${limits.pipelineDepthMax}` :
         null;
       if (problem !== null) {
-        this.reply(sender, cell, request.client, request.seq, { kind: "unavailable", reason: `cannot create ${cell}: ${problem}` });
+        this.reply(sender, cell, request.client, request.id, { kind: "unavailable", reason: `cannot create ${cell}: ${problem}` });
         return;
       }
     }
@@ -239,8 +239,8 @@ export class PhysaliaNode {
     answer(members ?? []);
   }
 
-  private reply(client: string, cell: string, name: string, seq: number, outcome: ReplyOutcome): void {
-    this.effects.messages.push({ to: client, cell, message: { kind: "reply", client: name, seq, outcome } });
+  private reply(client: string, cell: string, name: string, id: number, outcome: ReplyOutcome): void {
+    this.effects.messages.push({ to: client, cell, message: { kind: "reply", client: name, id, outcome } });
   }
 
   // ---- time ---------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-// Simulated clients: each runs one operation at a time against its cell, retries with
-// exponential backoff and jitter on timeouts, follows redirects, and records what it saw.
+// Simulated clients: each runs one operation at a time against its cell, in a session it
+// opens through the log, retries with exponential backoff and jitter on timeouts, follows
+// redirects, and records what it saw. Some are long-lived; many (the churn) come, do an
+// operation or two, and go, some closing their session and some simply vanishing, so that
+// the cell's session table fills and sessions expire while late copies are still about.
 
 import type { HistoryRecorder } from "../check/recorder.ts";
 import type { OpId } from "../check/operation.ts";
 import type { TxResult } from "../core/kv.ts";
-import type { CellMessage, ClientReply, ConfigChange, Consistency, Operation } from "../core/messages.ts";
+import type { CellMessage, ClientReply, Command, CommandResult, ConfigChange, Consistency, Operation } from "../core/messages.ts";
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
 import type { Rng } from "./rng.ts";
@@ -24,6 +27,8 @@ export interface ClientHost {
   readonly recorder: HistoryRecorder;
 }
 
+export type ClientKind = "regular" | "admin" | "churn" | "auditor";
+
 interface Current {
   readonly op: Operation;
   readonly consistency: Consistency;
@@ -31,13 +36,30 @@ interface Current {
   readonly startedAt: number;
 }
 
+/** What is on the wire for the current operation: the session's opening, or the command itself. */
+interface InFlight {
+  readonly id: number;
+  readonly command: Command;
+  readonly consistency: Consistency;
+  sends: number;
+  firstSentAt: number;
+}
+
+interface Session {
+  readonly id: number;
+  readonly ttlMs: number;
+  nextSeq: number;
+}
+
 const plainKeys = ["a", "b", "c", "d"];
 const counterKeys = ["n", "m"];
 const giveUpAttempts = 3;
 
 export class SimClient {
-  private seq = 0;
+  private requestId = 0;
   private current: Current | null = null;
+  private inFlight: InFlight | null = null;
+  private session: Session | null = null;
   private target: string | null = null;
   private leaderGuess: string | null = null;
   private attempt = 0;
@@ -45,9 +67,14 @@ export class SimClient {
   private token = 0;
   private minApplied = 0;
   private done = 0;
+  private pendingSend = false;
+  /** Operations given up on, by the request id of their command, so a late reply still tells their outcome. */
   private readonly gaveUp = new Map<number, OpId>();
   finished = false;
   timeouts = 0;
+  sessionsOpened = 0;
+  sessionsRefused = 0;
+  sessionsExpired = 0;
   /** An operator who now and then acts at the same moment as this one. */
   partner: SimClient | null = null;
 
@@ -57,7 +84,7 @@ export class SimClient {
     private readonly host: ClientHost,
     private readonly rng: Rng,
     private readonly ops: number,
-    private readonly admin: boolean,
+    readonly kind: ClientKind,
   ) {}
 
   get busy(): boolean {
@@ -67,22 +94,24 @@ export class SimClient {
   /** Starts the next operation; an admin keeps going only while faults are on. */
   next(): void {
     const host = this.host;
-    if (this.admin ? !host.inFaultPhase() : this.done >= this.ops) {
-      this.finished = true;
-      this.current = null;
+    const admin = this.kind === "admin";
+    if (admin ? !host.inFaultPhase() : this.done >= this.ops) {
+      this.finish();
       return;
     }
-    this.seq++;
-    this.attempt = 0;
-    this.redirects = 0;
-    this.pendingSend = false;
     const now = host.now();
-    if (this.admin) {
+    if (admin) {
       const partner = this.partner;
       if (partner !== null && !partner.busy && !partner.finished && this.rng.chance(0.5)) partner.actNow();
       const change = this.pickChange();
       host.prepareChange(this.cell, change);
       this.current = { op: { kind: "config", change }, consistency: "consistent", historyId: null, startedAt: now };
+    } else if (this.kind === "churn") {
+      // The churn writes keys of its own, outside every recorded scan, and is not recorded:
+      // a crowd of concurrent operations would make the history too costly to check, and
+      // what the churn must not do (carry a command out twice) is checked directly.
+      const tx: Transaction = { reads: [], conditions: [], writes: [{ key: `~${this.id}`, op: "increment", by: 1n }] };
+      this.current = { op: { kind: "tx", tx }, consistency: "consistent", historyId: null, startedAt: now };
     } else if (this.rng.chance(0.1)) {
       const tx: Transaction = { reads: this.rng.shuffle(plainKeys).slice(0, 2), conditions: [], writes: [] };
       this.current = { op: { kind: "tx", tx }, consistency: "eventual", historyId: null, startedAt: now };
@@ -91,7 +120,7 @@ export class SimClient {
       this.current = { op: { kind: "tx", tx }, consistency: "consistent", historyId: host.recorder.invoke(this.cell, this.id, tx, now), startedAt: now };
     }
     this.target = this.leaderGuess ?? this.rng.pick(host.members(this.cell));
-    this.sendAttempt();
+    this.begin();
   }
 
   /** Starts the next operation at once, cutting short the think time. */
@@ -103,14 +132,50 @@ export class SimClient {
 
   /** The final audit: one consistent read of every key, after everything has healed. */
   audit(): void {
-    this.seq++;
-    this.attempt = 0;
-    const tx: Transaction = { reads: [...plainKeys, ...counterKeys], conditions: [], writes: [], scan: { start: "", limit: 10 } };
+    const tx: Transaction = { reads: [...plainKeys, ...counterKeys], conditions: [], writes: [], scan: { start: "", limit: 10, end: "~" } };
     const now = this.host.now();
     this.finished = false;
     this.current = { op: { kind: "tx", tx }, consistency: "consistent", historyId: this.host.recorder.invoke(this.cell, this.id, tx, now), startedAt: now };
     this.target = this.rng.pick(this.host.members(this.cell));
+    this.begin();
+  }
+
+  /** Sends the current operation: as an eventual read, in the session, or after opening one. */
+  private begin(): void {
+    const current = this.current;
+    if (current === null) return;
+    this.attempt = 0;
+    this.redirects = 0;
+    this.pendingSend = false;
+    if (current.consistency === "eventual") this.transmit({ session: 0, seq: 0, acked: 0, op: current.op }, "eventual");
+    else if (this.session === null) this.transmit({ session: 0, seq: 0, acked: 0, op: { kind: "openSession", client: this.id, nonce: this.rng.int(0x7fff_ffff) } }, "consistent");
+    else this.transmitInSession(this.session, current.op);
+  }
+
+  /** One command at a time: it is the lowest this client waits for, so every earlier one is settled (or given up, never to be carried out). */
+  private transmitInSession(session: Session, op: Operation): void {
+    const seq = session.nextSeq++;
+    this.transmit({ session: session.id, seq, acked: seq, op }, "consistent");
+  }
+
+  private transmit(command: Command, consistency: Consistency): void {
+    this.inFlight = { id: ++this.requestId, command, consistency, sends: 0, firstSentAt: this.host.now() };
     this.sendAttempt();
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.current = null;
+    this.inFlight = null;
+    const session = this.session;
+    // Half of the churn closes its session on the way out; the rest just vanish, and their
+    // sessions wait out their lifetime in the cell's table.
+    if (session !== null && this.kind !== "admin" && this.rng.chance(0.5) && this.target !== null) {
+      this.host.send(this.id, this.target, this.cell, {
+        kind: "request", client: this.id, id: ++this.requestId, session: session.id, seq: session.nextSeq, acked: session.nextSeq++, op: { kind: "closeSession" }, consistency: "consistent", minApplied: this.minApplied, force: false,
+      });
+      this.session = null;
+    }
   }
 
   private pickChange(): ConfigChange {
@@ -128,7 +193,7 @@ export class SimClient {
     const rng = this.rng;
     const key = rng.pick(plainKeys);
     const counter = rng.pick(counterKeys);
-    const value = utf8(`${this.id}:${this.seq}`);
+    const value = utf8(`${this.id}:${this.requestId + 1}`);
     const roll = rng.int(100);
     if (roll < 20) return { reads: [key], conditions: [], writes: [] };
     if (roll < 25) return { reads: rng.shuffle([...plainKeys, ...counterKeys]).slice(0, 3), conditions: [], writes: [] };
@@ -140,7 +205,7 @@ export class SimClient {
       const [k1, k2] = rng.shuffle(plainKeys) as [string, string];
       return { reads: [], conditions: [], writes: [{ key: k1, op: "put", value }, { key: k2, op: "put", value }] };
     }
-    if (roll < 80) return { reads: [], conditions: [], writes: [], scan: { start: rng.pick(["", "b"]), limit: rng.between(1, 3) } };
+    if (roll < 80) return { reads: [], conditions: [], writes: [], scan: { start: rng.pick(["", "b"]), limit: rng.between(1, 3), end: "~" } };
     if (roll < 90) {
       // The compound read-and-conditional-write: read a counter, write only if it is small.
       return { reads: [counter, key], conditions: [{ key: counter, test: "le", value: BigInt(rng.between(0, 8)) }], writes: [{ key, op: "put", value }] };
@@ -149,12 +214,14 @@ export class SimClient {
   }
 
   private sendAttempt(): void {
-    const current = this.current;
-    if (current === null || this.target === null) return;
+    const flight = this.inFlight;
+    if (flight === null || this.target === null) return;
     this.token++;
+    flight.sends++;
     const force = this.attempt >= 2;
+    const { command } = flight;
     this.host.send(this.id, this.target, this.cell, {
-      kind: "request", client: this.id, seq: this.seq, op: current.op, consistency: current.consistency, minApplied: this.minApplied, force,
+      kind: "request", client: this.id, id: flight.id, session: command.session, seq: command.seq, acked: command.acked, op: command.op, consistency: flight.consistency, minApplied: this.minApplied, force,
     });
     const timeout = Math.min(1600, 80 * 2 ** Math.min(this.attempt, 5)) * (0.75 + 0.5 * this.rng.next());
     this.host.wake(this.host.now() + timeout, this, this.token);
@@ -166,14 +233,8 @@ export class SimClient {
     this.target = this.rng.pick(others.length > 0 ? others : members);
     this.attempt++;
     if (delayMs <= 0) this.sendAttempt();
-    else {
-      this.token++;
-      this.pendingSend = true;
-      this.host.wake(this.host.now() + delayMs * (0.5 + this.rng.next()), this, this.token);
-    }
+    else this.retryLater(delayMs);
   }
-
-  private pendingSend = false;
 
   /** A timer: either a backoff ended (send again) or an attempt timed out. */
   wake(token: number): void {
@@ -190,43 +251,41 @@ export class SimClient {
     }
     this.timeouts++;
     const current = this.current;
-    if (this.host.inFaultPhase() && this.attempt >= giveUpAttempts && this.rng.chance(0.5)) {
-      // Give up: the outcome is unknown, and the next operation uses a new sequence number.
-      if (current.historyId !== null) {
-        this.host.recorder.timeout(current.historyId, this.host.now());
-        this.gaveUp.set(this.seq, current.historyId);
-      }
-      this.done++;
-      this.current = null;
-      this.next();
+    const opening = this.inFlight?.command.op.kind === "openSession";
+    if (this.host.inFaultPhase() && this.attempt >= giveUpAttempts && this.rng.chance(0.5) && !opening) {
+      this.giveUp(current);
       return;
     }
     this.retryElsewhere(0);
   }
 
+  /** Stops waiting: the outcome is unknown, and the next operation uses the next sequence number. */
+  private giveUp(current: Current): void {
+    const flight = this.inFlight;
+    if (current.historyId !== null) {
+      this.host.recorder.timeout(current.historyId, this.host.now());
+      if (flight !== null) this.gaveUp.set(flight.id, current.historyId);
+    }
+    this.done++;
+    this.current = null;
+    this.inFlight = null;
+    this.next();
+  }
+
   onReply(from: string, reply: ClientReply): void {
     const current = this.current;
-    if (reply.seq !== this.seq || current === null) {
+    const flight = this.inFlight;
+    if (current === null || flight === null || reply.id !== flight.id) {
       this.lateReply(reply);
       return;
     }
     const outcome = reply.outcome;
-    const now = this.host.now();
     switch (outcome.kind) {
-      case "done": {
-        const result = outcome.result;
-        if (current.op.kind === "config") {
-          if (result.status === "configured") this.host.configured(this.cell, result.members);
-        } else if (result.status === "configured") {
-          this.host.fail(`client ${this.id}: a transaction was answered with a membership result`);
-        } else if (current.historyId !== null) {
-          this.host.recorder.complete(current.historyId, result, now);
-        }
+      case "done":
         this.leaderGuess = from;
         this.minApplied = Math.max(this.minApplied, outcome.slot);
-        this.finishOp();
+        this.onResult(current, flight, outcome.result);
         return;
-      }
       case "read":
         if (outcome.applied < this.minApplied) {
           this.host.fail(`client ${this.id}: eventual read at applied ${outcome.applied} went back before ${this.minApplied}`);
@@ -260,6 +319,45 @@ export class SimClient {
     }
   }
 
+  private onResult(current: Current, flight: InFlight, result: CommandResult): void {
+    const now = this.host.now();
+    if (flight.command.op.kind === "openSession") {
+      if (result.status === "session") {
+        this.sessionsOpened++;
+        this.session = { id: result.session, ttlMs: result.ttlMs, nextSeq: 1 };
+        this.transmitInSession(this.session, current.op);
+      } else if (result.status === "rejected" && result.reason === "sessionsFull") {
+        this.sessionsRefused++;
+        this.attempt++;
+        this.retryLater(20 * 2 ** Math.min(this.attempt, 5));
+      } else {
+        this.host.fail(`client ${this.id}: opening a session was answered ${JSON.stringify(result.status)}`);
+      }
+      return;
+    }
+    if (result.status === "rejected" && result.reason === "sessionExpired") {
+      this.sessionsExpired++;
+      const session = this.session;
+      this.session = null;
+      // Sent once and refused well within the session's lifetime: never applied, so it is
+      // safe to send again in a new session. Otherwise its outcome is unknown.
+      if (flight.sends === 1 && session !== null && now - flight.firstSentAt < session.ttlMs / 4) {
+        this.begin();
+        return;
+      }
+      this.giveUp(current);
+      return;
+    }
+    if (current.op.kind === "config") {
+      if (result.status === "configured") this.host.configured(this.cell, result.members);
+    } else if (result.status === "configured" || result.status === "session" || result.status === "closed") {
+      this.host.fail(`client ${this.id}: a transaction was answered with a ${result.status} result`);
+    } else if (current.historyId !== null) {
+      this.host.recorder.complete(current.historyId, result, now);
+    }
+    this.finishOp();
+  }
+
   private retryLater(delayMs: number): void {
     this.token++;
     this.pendingSend = true;
@@ -268,21 +366,23 @@ export class SimClient {
 
   private lateReply(reply: ClientReply): void {
     // A reply to an operation we gave up on still tells us its outcome.
-    const historyId = this.gaveUp.get(reply.seq);
+    const historyId = this.gaveUp.get(reply.id);
     if (historyId === undefined || reply.outcome.kind !== "done") return;
     const result = reply.outcome.result;
-    if (result.status === "configured" || (result.status === "rejected" && result.reason === "staleRequest")) return;
+    if (result.status === "configured" || result.status === "session" || result.status === "closed") return;
+    if (result.status === "rejected" && (result.reason === "staleRequest" || result.reason === "sessionExpired")) return;
     this.host.recorder.complete(historyId, result as TxResult, this.host.now());
-    this.gaveUp.delete(reply.seq);
+    this.gaveUp.delete(reply.id);
   }
 
   private finishOp(): void {
     this.done++;
     this.current = null;
+    this.inFlight = null;
     this.token++;
     this.pendingSend = true;
     // Think time before the next operation; an operator changes membership only now and then.
-    const pause = this.admin ? 100 + this.rng.next() * 400 : this.rng.next() * 20;
+    const pause = this.kind === "admin" ? 100 + this.rng.next() * 400 : this.rng.next() * 20;
     this.host.wake(this.host.now() + pause, this, this.token);
   }
 }

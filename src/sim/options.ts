@@ -1,6 +1,6 @@
 // What one simulated run does. Everything is derived from the seed and these options.
 
-export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership"] as const;
+export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership", "late", "churn"] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 import { type Mutation, mutationKinds } from "../core/mutations.ts";
@@ -28,6 +28,8 @@ export interface SimOptions {
   /** Replicas per cell; when absent each seed picks 3, 5 or 7 (tight quorums find more bugs). */
   readonly members?: number;
   readonly clientsPerCell: number;
+  /** Short-lived clients per cell (one or two operations each, in bursts); when absent, chosen per seed with the churn fault. */
+  readonly churnClientsPerCell?: number;
   readonly opsPerClient: number;
   readonly faults: ReadonlySet<FaultKind>;
   readonly bug?: BugKind;
@@ -76,6 +78,7 @@ export function checkSimOptions(options: SimOptions): SimOptions {
   integer(options.cells, "cells", 1, 1000);
   if (options.members !== undefined) integer(options.members, "members", 1, 9);
   integer(options.clientsPerCell, "clients per cell", 1, 50);
+  if (options.churnClientsPerCell !== undefined) integer(options.churnClientsPerCell, "churn clients per cell", 0, 10_000);
   integer(options.opsPerClient, "ops per client", 0, 10_000);
   if (options.members !== undefined && options.members > options.nodes) {
     throw bad(`members (${options.members}) cannot exceed nodes (${options.nodes})`);

@@ -37,6 +37,13 @@ export interface SimStats {
   framesRejected: Record<string, number>;
   crashes: number;
   compactions: number;
+  sessionTtlMs: number;
+  sessionsOpened: number;
+  /** Openings refused because a cell's session table was full. */
+  sessionsRefused: number;
+  /** Commands answered sessionExpired. */
+  sessionsExpired: number;
+  lateCopies: number;
   tailEntriesMax: number;
   recordsLostInCrashes: number;
   partitions: number;
@@ -70,6 +77,7 @@ export class World implements ClientHost {
   private readonly clients = new Map<string, SimClient>();
   private readonly admins: SimClient[] = [];
   private readonly auditors = new Map<string, SimClient>();
+  private readonly churnStarts = new Map<SimClient, number>();
   private readonly cellMembers = new Map<string, readonly string[]>();
   private readonly blocked = new Set<string>();
   private readonly agreement = new Map<string, Map<number, string>>();
@@ -87,9 +95,12 @@ export class World implements ClientHost {
   private readonly duplicateRate: number;
   private readonly corruptRate: number;
   private readonly reorderMs: number;
+  private readonly lateCopyRate: number;
+  /** Per cell, the (session, seq) of every command carried out, to show none is carried out twice. */
+  private readonly executed = new Map<string, Set<string>>();
   readonly stats: SimStats = {
     members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
-    crashes: 0, compactions: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
+    crashes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
 
@@ -107,6 +118,8 @@ export class World implements ClientHost {
     this.duplicateRate = faults.has("duplicate") ? 0.01 + this.netRng.next() * 0.08 : 0;
     this.corruptRate = faults.has("corrupt") ? 0.002 + this.netRng.next() * 0.02 : 0;
     this.reorderMs = faults.has("reorder") ? 1 + this.netRng.next() * 15 : 0;
+    // Late copies: a frame kept back and delivered seconds later, after sessions came and went.
+    this.lateCopyRate = faults.has("late") ? 0.002 + this.netRng.next() * 0.01 : 0;
 
     // A small log tail makes teaching by snapshot common, not a rarity of long runs.
     const mutation = mutationOf(options.bug);
@@ -123,30 +136,42 @@ export class World implements ClientHost {
     const sizes = [3, 5, 7].filter((m) => m <= options.nodes);
     const memberCount = options.members ?? (sizes.length > 0 ? this.rng.pick(sizes) : options.nodes);
     this.memberCount = memberCount;
+    // Short session lifetimes, so that sessions expire within a run while copies of their
+    // commands are still in flight; and now and then a crowd of short-lived clients that
+    // fills the session table (limits.sessionsPerCellMax) in a burst.
+    const sessionTtlMs = this.rng.pick([150, 400, 1000, 2500]);
+    const churn = options.churnClientsPerCell ?? (faults.has("churn") ? this.rng.pick([0, 0, 30, 2 * limits.sessionsPerCellMax]) : 0);
+    this.stats.sessionTtlMs = sessionTtlMs;
     for (let c = 1; c <= options.cells; c++) {
       const cell = `cell-${c}`;
       const members = this.rng.shuffle(nodeIds).slice(0, memberCount);
       this.cellMembers.set(cell, members);
       for (const member of members) {
         const node = this.nodes.get(member) as SimNode;
-        node.host(cell, { members }, this.envFor(node));
+        node.host(cell, { members, sessionTtlMs }, this.envFor(node));
       }
       for (let i = 1; i <= options.clientsPerCell; i++) {
         const id = `c${c}-${i}`;
-        this.clients.set(id, new SimClient(id, cell, this, this.rng.fork(), options.opsPerClient, false));
+        this.clients.set(id, new SimClient(id, cell, this, this.rng.fork(), options.opsPerClient, "regular"));
+      }
+      const bursts = [this.rng.next() * this.options.faultMs * 0.8, this.rng.next() * this.options.faultMs * 0.8];
+      for (let i = 1; i <= churn; i++) {
+        const client = new SimClient(`t${c}-${i}`, cell, this, this.rng.fork(), 1 + this.rng.int(2), "churn");
+        this.clients.set(client.id, client);
+        this.churnStarts.set(client, (this.rng.pick(bursts) as number) + this.rng.next() * 150);
       }
       if (faults.has("membership")) {
         // Two operators per cell; now and then the second acts the moment the first does, so
         // that two changes land inside one pipeline window (issue 9 lived there).
-        const admin = new SimClient(`admin${c}`, cell, this, this.rng.fork(), 0, true);
-        const partner = new SimClient(`admin${c}b`, cell, this, this.rng.fork(), 0, true);
+        const admin = new SimClient(`admin${c}`, cell, this, this.rng.fork(), 0, "admin");
+        const partner = new SimClient(`admin${c}b`, cell, this, this.rng.fork(), 0, "admin");
         admin.partner = partner;
         for (const a of [admin, partner]) {
           this.clients.set(a.id, a);
           this.admins.push(a);
         }
       }
-      const auditor = new SimClient(`audit${c}`, cell, this, this.rng.fork(), 0, false);
+      const auditor = new SimClient(`audit${c}`, cell, this, this.rng.fork(), 0, "auditor");
       this.clients.set(auditor.id, auditor);
       this.auditors.set(cell, auditor);
     }
@@ -202,7 +227,7 @@ export class World implements ClientHost {
 
   run(): SimReport {
     for (const client of this.clients.values()) {
-      if (!client.id.startsWith("audit")) this.queue.push(this.rng.next() * 20, { kind: "client", client, token: 0 });
+      if (client.kind !== "auditor") this.queue.push(this.churnStarts.get(client) ?? this.rng.next() * 20, { kind: "client", client, token: 0 });
     }
     this.scheduleFaults();
     this.queue.push(this.options.faultMs, { kind: "fault", action: () => this.heal() });
@@ -310,7 +335,7 @@ export class World implements ClientHost {
   /** Sends every held message whose records are durable, one frame per destination. */
   private release(node: SimNode): void {
     const durable = countReady(node.appliedPending, node.disk.synced);
-    for (const { entry } of node.appliedPending.splice(0, durable)) this.checkAgreement(node, entry.cell, entry.slot, entry.value);
+    for (const { entry } of node.appliedPending.splice(0, durable)) this.checkAgreement(node, entry.cell, entry.slot, entry.value, entry.executed);
     for (const { chosen } of node.chosenPending.splice(0, countReady(node.chosenPending, node.disk.synced))) this.noteChosen(node, chosen);
     const outbox = node.outbox;
     const ready = this.options.bug === "sendBeforeSync" ? outbox.length : countReady(outbox, node.disk.synced);
@@ -379,15 +404,30 @@ export class World implements ClientHost {
     if (known !== undefined && known.value !== value) this.fail(`agreement: ${node.id} chose another value for ${chosen.cell} slot ${chosen.slot}: ${value.slice(0, 200)} vs ${known.value.slice(0, 200)}`);
   }
 
-  private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue): void {
+  /** No command is carried out twice: a session applies each sequence number at most once. */
+  private checkOnce(cell: string, slot: number, value: LogValue, executed: readonly boolean[]): void {
+    if (value.kind !== "batch") return;
+    let seen = this.executed.get(cell);
+    if (seen === undefined) this.executed.set(cell, (seen = new Set()));
+    value.commands.forEach((command, i) => {
+      if (executed[i] !== true || command.op.kind === "openSession") return;
+      const key = `${command.session}#${command.seq}`;
+      if (seen.has(key)) this.fail(`exactly once: ${cell} carried out session ${command.session} command ${command.seq} a second time, at slot ${slot}`);
+      seen.add(key);
+    });
+  }
+
+  private checkAgreement(node: SimNode, cell: string, slot: number, value: LogValue, executed: readonly boolean[]): void {
     this.stats.slotsApplied++;
     if (this.options.trace?.cell === cell) this.trace(`${node.id} applied ${slot}: ${printLogValue(value).slice(0, 120)}`);
     let slots = this.agreement.get(cell);
     if (slots === undefined) this.agreement.set(cell, (slots = new Map()));
     const printed = printLogValue(value);
     const known = slots.get(slot);
-    if (known === undefined) slots.set(slot, printed);
-    else if (known !== printed) this.fail(`agreement: ${node.id} applied a different value at ${cell} slot ${slot}: ${printed.slice(0, 200)} vs ${known.slice(0, 200)}`);
+    if (known === undefined) {
+      slots.set(slot, printed);
+      this.checkOnce(cell, slot, value, executed);
+    } else if (known !== printed) this.fail(`agreement: ${node.id} applied a different value at ${cell} slot ${slot}: ${printed.slice(0, 200)} vs ${known.slice(0, 200)}`);
   }
 
   // ---- network ------------------------------------------------------------------------
@@ -402,6 +442,10 @@ export class World implements ClientHost {
     }
     const copies = this.faulty && rng.chance(this.duplicateRate) ? 2 : 1;
     if (copies === 2) this.stats.framesDuplicated++;
+    if (this.faulty && rng.chance(this.lateCopyRate)) {
+      this.stats.lateCopies++;
+      this.queue.push(this.time + 300 + rng.next() * 3_000, { kind: "deliver", from, to, bytes, corrupted: false });
+    }
     for (let i = 0; i < copies; i++) {
       let delay = 0.1 + rng.next() * 0.9 + rng.next() * this.reorderMs;
       if (this.faulty && this.options.faults.has("delay") && rng.chance(0.02)) delay += 50 + rng.next() * 250;
@@ -550,7 +594,7 @@ export class World implements ClientHost {
   }
 
   private monitor(): void {
-    const regular = [...this.clients.values()].filter((c) => !c.id.startsWith("audit"));
+    const regular = [...this.clients.values()].filter((c) => c.kind !== "auditor");
     if (!this.auditing) {
       if (regular.every((c) => c.finished && !c.busy)) {
         this.auditing = true;
@@ -567,11 +611,16 @@ export class World implements ClientHost {
   // ---- checks -------------------------------------------------------------------------
 
   private finalChecks(): void {
-    const unfinished = [...this.clients.values()].filter((c) => c.busy || (!c.finished && !c.id.startsWith("audit")));
+    const unfinished = [...this.clients.values()].filter((c) => c.busy || (!c.finished && c.kind !== "auditor"));
     if (unfinished.length > 0 || !this.auditing) {
       this.fail(`liveness: ${unfinished.length} clients still had work ${this.options.livenessMs}ms after healing (${unfinished.map((c) => c.id).join(", ")})`);
     }
-    for (const client of this.clients.values()) this.stats.clientTimeouts += client.timeouts;
+    for (const client of this.clients.values()) {
+      this.stats.clientTimeouts += client.timeouts;
+      this.stats.sessionsOpened += client.sessionsOpened;
+      this.stats.sessionsRefused += client.sessionsRefused;
+      this.stats.sessionsExpired += client.sessionsExpired;
+    }
     for (const cell of this.cellMembers.keys()) {
       const digests = new Map<number, { node: string; digest: string }>();
       for (const node of this.nodes.values()) {

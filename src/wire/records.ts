@@ -11,7 +11,7 @@ export function encodeRecord(entry: CellRecord): Uint8Array {
   const { cell, record } = entry;
   switch (record.kind) {
     case "genesis":
-      return encodeCbor([cell, "g", record.members, record.alpha]);
+      return encodeCbor([cell, "g", record.members, record.alpha, record.sessionTtlMs]);
     case "promise":
       return encodeCbor([cell, "p", encodeBallot(record.ballot)]);
     case "accept":
@@ -36,8 +36,10 @@ export function decodeRecord(bytes: Uint8Array): RecordResult {
         case "g": {
           const members = list(fields[2], "record.members", limits.cellMembersMax).map((m, i) => str(m, `record.members[${i}]`, limits.nodeIdBytesMax));
           const alpha = nat(fields[3], "record.alpha");
+          const sessionTtlMs = nat(fields[4], "record.sessionTtlMs");
           if (members.length === 0 || alpha < 1 || alpha > limits.pipelineDepthMax) bad("record", "invalid genesis");
-          return { kind: "genesis", members, alpha };
+          if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) bad("record.sessionTtlMs", "out of range");
+          return { kind: "genesis", members, alpha, sessionTtlMs };
         }
         case "p":
           return { kind: "promise", ballot: decodeBallot(fields[2], "record.ballot") };

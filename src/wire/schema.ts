@@ -21,12 +21,12 @@ import type {
   ReplyOutcome,
 } from "../core/messages.ts";
 import type { Condition, RejectReason, ScanRange, Transaction, Write } from "../core/transaction.ts";
-import { isRecord } from "../core/transaction.ts";
+import { isRecord, rejectReasons as allRejectReasons } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
 import { limits } from "../limits.ts";
 import { decodeCbor, encodeCbor } from "./cbor.ts";
 
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 
 export type BodyRejectReason = "badCbor" | "unsupportedProtocol" | "unknownKind" | "badSchema";
 
@@ -45,10 +45,7 @@ export class SchemaError extends Error {
 
 const listMax = 4096;
 const stringMax = 1024;
-const rejectReasons: ReadonlySet<string> = new Set<RejectReason>([
-  "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
-  "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid", "staleRequest",
-]);
+const rejectReasons: ReadonlySet<string> = new Set<RejectReason>(allRejectReasons);
 
 // ---- encoding -------------------------------------------------------------------------
 
@@ -67,12 +64,21 @@ function encodeTransaction(tx: Transaction): unknown {
 }
 
 function encodeOperation(op: Operation): unknown {
-  return op.kind === "tx" ? { t: encodeTransaction(op.tx) } : { g: [op.change.kind === "addMember" ? "+" : "-", op.change.node] };
+  switch (op.kind) {
+    case "tx":
+      return { t: encodeTransaction(op.tx) };
+    case "config":
+      return { g: [op.change.kind === "addMember" ? "+" : "-", op.change.node] };
+    case "openSession":
+      return { o: [op.client, op.nonce] };
+    case "closeSession":
+      return { x: true };
+  }
 }
 
 export function encodeLogValue(value: LogValue): unknown {
   if (value.kind === "noop") return { n: true };
-  return { b: value.commands.map((c: Command) => [c.client, c.seq, encodeOperation(c.op)]) };
+  return { b: value.commands.map((c: Command) => [c.session, c.seq, c.acked, encodeOperation(c.op)]), st: [encodeBallot(value.stamp.ballot), value.stamp.time] };
 }
 
 export const encodeBallot = (b: Ballot): unknown => [b.round, b.node];
@@ -89,6 +95,8 @@ function encodeTxResult(result: TxResult): unknown {
 
 function encodeCommandResult(result: CommandResult): unknown {
   if (result.status === "configured") return { s: "g", m: result.members, e: result.effectiveSlot };
+  if (result.status === "session") return { s: "o", n: result.session, t: result.ttlMs };
+  if (result.status === "closed") return { s: "x" };
   return encodeTxResult(result);
 }
 
@@ -112,7 +120,7 @@ function encodeOutcome(outcome: ReplyOutcome): unknown {
 function encodeMessage(cell: string, m: CellMessage | NodeMessage): unknown {
   switch (m.kind) {
     case "create":
-      return { c: cell, k: "NEW", cl: m.client, q: m.seq, ms: m.members, a: m.alpha };
+      return { c: cell, k: "NEW", cl: m.client, q: m.id, ms: m.members, a: m.alpha };
     case "prepare":
       return { c: cell, k: "P1a", b: ballot(m.ballot), f: m.from };
     case "promise":
@@ -133,9 +141,9 @@ function encodeMessage(cell: string, m: CellMessage | NodeMessage): unknown {
       return out;
     }
     case "request":
-      return { c: cell, k: "REQ", cl: m.client, q: m.seq, op: encodeOperation(m.op), y: m.consistency === "consistent" ? 1 : 0, ma: m.minApplied, fo: m.force };
+      return { c: cell, k: "REQ", cl: m.client, q: m.id, se: m.session, sq: m.seq, ak: m.acked, op: encodeOperation(m.op), y: m.consistency === "consistent" ? 1 : 0, ma: m.minApplied, fo: m.force };
     case "reply":
-      return { c: cell, k: "REP", cl: m.client, q: m.seq, r: encodeOutcome(m.outcome) };
+      return { c: cell, k: "REP", cl: m.client, q: m.id, r: encodeOutcome(m.outcome) };
   }
 }
 
@@ -171,6 +179,13 @@ export function nat(input: unknown, path: string): number {
   if (typeof input === "bigint" && input >= 0n && input <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(input);
   if (typeof input === "number" && Number.isSafeInteger(input) && input >= 0) return input;
   return bad(path, "expected a non-negative integer");
+}
+
+/** Any safe integer, of either sign (a clock reading: only differences between two matter). */
+function safeInteger(input: unknown, path: string): number {
+  if (typeof input === "bigint" && input >= BigInt(Number.MIN_SAFE_INTEGER) && input <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(input);
+  if (typeof input === "number" && Number.isSafeInteger(input)) return input;
+  return bad(path, "expected an integer");
 }
 
 function bool(input: unknown, path: string): boolean {
@@ -234,6 +249,11 @@ function decodeTransaction(input: unknown, path: string): Transaction {
 function decodeOperation(input: unknown, path: string): Operation {
   const m = map(input, path);
   if (m.t !== undefined) return { kind: "tx", tx: decodeTransaction(m.t, `${path}.t`) };
+  if (m.o !== undefined) {
+    const [client, nonce] = list(m.o, `${path}.o`, 2);
+    return { kind: "openSession", client: str(client, `${path}.o.client`, limits.nodeIdBytesMax), nonce: nat(nonce, `${path}.o.nonce`) };
+  }
+  if (m.x === true) return { kind: "closeSession" };
   const [sign, node] = list(m.g, `${path}.g`, 2);
   const target = str(node, `${path}.g.node`, limits.nodeIdBytesMax);
   if (sign !== "+" && sign !== "-") bad(`${path}.g`, "unknown change");
@@ -244,11 +264,12 @@ function decodeOperation(input: unknown, path: string): Operation {
 export function decodeLogValue(input: unknown, path: string): LogValue {
   const m = map(input, path);
   if (m.n === true) return { kind: "noop" };
-  const commands = list(m.b, `${path}.b`).map((raw, i): Command => {
-    const [client, seq, op] = list(raw, `${path}.b[${i}]`, 3);
-    return { client: str(client, `${path}.b[${i}].client`), seq: nat(seq, `${path}.b[${i}].seq`), op: decodeOperation(op, `${path}.b[${i}].op`) };
+  const commands = list(m.b, `${path}.b`, limits.batchCommandsMax).map((raw, i): Command => {
+    const [session, seq, acked, op] = list(raw, `${path}.b[${i}]`, 4);
+    return { session: nat(session, `${path}.b[${i}].session`), seq: nat(seq, `${path}.b[${i}].seq`), acked: nat(acked, `${path}.b[${i}].acked`), op: decodeOperation(op, `${path}.b[${i}].op`) };
   });
-  return { kind: "batch", commands };
+  const [stampBallot, stampTime] = list(m.st, `${path}.st`, 2);
+  return { kind: "batch", commands, stamp: { ballot: decodeBallot(stampBallot, `${path}.st.ballot`), time: safeInteger(stampTime, `${path}.st.time`) } };
 }
 
 function decodeReads(input: unknown, path: string): (Value | null)[] {
@@ -295,6 +316,8 @@ function decodeCommandResult(input: unknown, path: string): CommandResult {
   if (m.s === "g") {
     return { status: "configured", members: list(m.m, `${path}.m`, 16).map((n, i) => str(n, `${path}.m[${i}]`)), effectiveSlot: nat(m.e, `${path}.e`) };
   }
+  if (m.s === "o") return { status: "session", session: nat(m.n, `${path}.n`), ttlMs: nat(m.t, `${path}.t`) };
+  if (m.s === "x") return { status: "closed" };
   return decodeTxResult(m, path);
 }
 
@@ -325,7 +348,7 @@ function decodeMessage(input: unknown, path: string): Envelope {
     switch (m.k) {
       case "NEW": {
         const members = m.ms === null ? null : list(m.ms, `${path}.ms`, limits.cellMembersMax).map((n, i) => str(n, `${path}.ms[${i}]`, limits.nodeIdBytesMax));
-        return { kind: "create", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), members, alpha: nat(m.a, `${path}.a`) };
+        return { kind: "create", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), members, alpha: nat(m.a, `${path}.a`) };
       }
       case "P1a":
         return { kind: "prepare", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`) };
@@ -361,12 +384,12 @@ function decodeMessage(input: unknown, path: string): Envelope {
       case "REQ": {
         const consistency = m.y === 1 ? "consistent" : m.y === 0 ? "eventual" : bad(`${path}.y`, "unknown consistency");
         return {
-          kind: "request", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), op: decodeOperation(m.op, `${path}.op`),
+          kind: "request", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), session: nat(m.se, `${path}.se`), seq: nat(m.sq, `${path}.sq`), acked: nat(m.ak, `${path}.ak`), op: decodeOperation(m.op, `${path}.op`),
           consistency, minApplied: nat(m.ma, `${path}.ma`), force: bool(m.fo, `${path}.fo`),
         };
       }
       case "REP":
-        return { kind: "reply", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), seq: nat(m.q, `${path}.q`), outcome: decodeOutcome(m.r, `${path}.r`) };
+        return { kind: "reply", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), outcome: decodeOutcome(m.r, `${path}.r`) };
       default:
         throw new SchemaError("unknownKind", `${path}.k: unknown message kind ${JSON.stringify(String(m.k)).slice(0, 40)}`);
     }

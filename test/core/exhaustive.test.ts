@@ -11,7 +11,6 @@ import { toHex } from "../../src/core/bytes.ts";
 import { type Outgoing, clearEffects, createEffects } from "../../src/core/effects.ts";
 import type { Ballot, LogValue, Operation } from "../../src/core/messages.ts";
 import { Replica, type ReplicaEnv } from "../../src/core/replica.ts";
-import { utf8 } from "../../src/core/value.ts";
 
 interface InFlight {
   readonly from: string;
@@ -31,7 +30,6 @@ const members = ["a", "b", "c"];
 const roundsMax = Number(process.env.ROUNDS ?? 1);
 // Nobody is ever believed alive: every nack makes a proposer try again, higher.
 const env: ReplicaEnv = { isAlive: () => false, jitter: () => 0.5 };
-const write = (value: string): Operation => ({ kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: "k", op: "put", value: utf8(value) }] } });
 
 function clone<T>(value: T, seen = new Map<unknown, unknown>()): T {
   if (typeof value !== "object" || value === null || (value as unknown) === env) return value;
@@ -120,7 +118,9 @@ test("for one slot and three acceptors, no order or loss of messages chooses two
   const pending: InFlight[] = [];
   // Two clients insist at two replicas at once, so both campaign.
   for (const [to, value] of [["a", "x"], ["b", "y"]] as const) {
-    replicas.get(to)?.step(`client-${value}`, { kind: "request", client: `client-${value}`, seq: 1, op: write(value), consistency: "consistent", minApplied: 0, force: true }, 0, effects);
+    // Each opens a session: the first command of any client, and a value like any other.
+    const op: Operation = { kind: "openSession", client: `client-${value}`, nonce: 1 };
+    replicas.get(to)?.step(`client-${value}`, { kind: "request", client: `client-${value}`, id: 1, session: 0, seq: 0, acked: 0, op, consistency: "consistent", minApplied: 0, force: true }, 0, effects);
     for (const out of effects.messages) if (members.includes(out.to)) pending.push({ from: to, out });
     clearEffects(effects);
   }

@@ -18,7 +18,8 @@ describe("a cell's replicas", () => {
     cell.settle();
     expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { status: "committed" } });
     expect(cell.replica("n1").role).toBe("leader");
-    for (const id of three) expect(cell.replica(id).applied).toBe(1);
+    // Slot 1 opened the client's session; slot 2 holds the write.
+    for (const id of three) expect(cell.replica(id).applied).toBe(2);
     expect(new Set(digests(cell, three)).size).toBe(1);
   });
 
@@ -53,11 +54,14 @@ describe("a cell's replicas", () => {
 
   test("make no progress without a majority, and answer unavailable after giving up", () => {
     const cell = new Cluster("v", three);
+    // The session is opened through n2, which then leads; n1 stays a follower.
+    cell.openSession("n2", "c");
     cell.down.add("n2");
     cell.down.add("n3");
-    cell.request("n1", "c", 1, put("k", "x"));
+    cell.now += 1_000;
+    cell.request("n1", "c", 1, put("k", "x"), { force: true });
     cell.run(50, 200);
-    expect(cell.replica("n1").applied).toBe(0);
+    expect(cell.replica("n1").applied).toBe(1);
     expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "unavailable" });
     expect(cell.replica("n1").nextDeadline()).toBeNull();
   });
@@ -97,13 +101,16 @@ describe("a cell's replicas", () => {
     const cell = new Cluster("v", three);
     cell.request("n1", "c0", 1, put("k", "x"));
     cell.settle();
+    const commands = limits.pipelineDepthDefault * limits.batchCommandsMax + limits.queueCommandsMax + 5;
+    // A few clients, each with many commands in flight in its session.
+    const clients = Math.ceil(commands / limits.sessionPendingMax);
+    for (let i = 0; i < clients; i++) cell.openSession("n1", `c${i + 1}`);
     // Followers stop answering: slots stay in flight and requests queue up.
     cell.isolate("n1");
-    const clients = limits.pipelineDepthDefault * limits.batchCommandsMax + limits.queueCommandsMax + 5;
-    for (let i = 0; i < clients; i++) cell.request("n1", `c${i + 1}`, 1, put("k", `v${i}`));
+    for (let i = 0; i < commands; i++) cell.request("n1", `c${(i % clients) + 1}`, 1 + Math.floor(i / clients), put("k", `v${i}`), { acked: 1 });
     const overloaded = cell.replies.filter((r) => r.outcome.kind === "overloaded");
     expect(overloaded.length).toBeGreaterThanOrEqual(5);
-    expect(overloaded.length).toBeLessThan(clients);
+    expect(overloaded.length).toBeLessThan(commands);
   });
 
   test("teach a member that fell behind by log segment", () => {
@@ -116,7 +123,7 @@ describe("a cell's replicas", () => {
       cell.settle();
     }
     cell.down.delete("n3");
-    expect(cell.replica("n3").applied).toBe(1);
+    expect(cell.replica("n3").applied).toBe(2);
     cell.request("n1", "c", 7, put("k7", "x"));
     cell.run();
     expect(cell.replica("n3").applied).toBe(cell.replica("n1").applied);
@@ -142,6 +149,7 @@ describe("a cell's replicas", () => {
     expect(cell.replica("n4").applied).toBe(cell.replica("n1").applied);
     expect(new Set(digests(cell, ["n1", "n2", "n3", "n4"])).size).toBe(1);
     // With four members, two of them down means no majority.
+    cell.openSession("n1", "c3");
     cell.down.add("n2");
     cell.down.add("n3");
     cell.request("n1", "c3", 1, put("q", "x"));
@@ -154,7 +162,8 @@ describe("a cell's replicas", () => {
     cell.request("n1", "admin", 1, { kind: "config", change: { kind: "removeMember", node: "n3" } });
     cell.run();
     const outcome = cell.lastReply("admin")?.outcome;
-    expect(outcome).toMatchObject({ kind: "done", result: { status: "configured", members: ["n1", "n2"], effectiveSlot: 1 + limits.pipelineDepthDefault } });
+    // Slot 1 opened the operator's session; the change is applied at slot 2.
+    expect(outcome).toMatchObject({ kind: "done", result: { status: "configured", members: ["n1", "n2"], effectiveSlot: 2 + limits.pipelineDepthDefault } });
     cell.down.add("n3");
     for (let i = 1; i <= 6; i++) cell.request("n1", "c", i, put("k", `${i}`));
     cell.run();
@@ -175,7 +184,7 @@ describe("a cell's replicas", () => {
     cell.down.delete("n3");
     const slot = cell.replica("n1").applied;
     cell.request("n3", "r", 1, get("k"), { consistency: "eventual", minApplied: slot });
-    expect(cell.lastReply("r")?.outcome).toEqual({ kind: "stale", applied: 1 });
+    expect(cell.lastReply("r")?.outcome).toEqual({ kind: "stale", applied: 2 });
     cell.request("n2", "r", 2, get("k"), { consistency: "eventual", minApplied: slot });
     expect(cell.lastReply("r")?.outcome).toMatchObject({ kind: "read", applied: slot, result: { reads: [utf8("y")] } });
   });

@@ -18,7 +18,7 @@ export function acceptRecord(cell: string, slot: number, valueBytes = 100): Cell
       kind: "accept",
       slot,
       ballot: { round: 1 + (slot % 7), node: "node-a" },
-      value: { kind: "batch", commands: [{ client: "client-1", seq: slot, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `key-${slot}`, op: "put", value }] } } }] },
+      value: { kind: "batch", commands: [{ session: 64, seq: slot, acked: slot, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `key-${slot}`, op: "put", value }] } } }], stamp: { ballot: { round: 3, node: "node-0042" }, time: slot } },
     },
   };
 }

@@ -79,11 +79,52 @@ export class Cluster {
     clearEffects(this.effects);
   }
 
-  request(to: string, client: string, seq: number, op: Operation, options: { consistency?: Consistency; force?: boolean; minApplied?: number } = {}): void {
+  /** Each client's session, opened through the log on its first consistent request. */
+  readonly sessions = new Map<string, number>();
+  private requestIds = 0;
+
+  /**
+   * Sends a client's command: in its session (opened first, with everything delivered, if it
+   * has none yet; a test that cannot let messages flow calls `openSession` beforehand).
+   * Retries reuse the seq. The reply's `id` is the seq, so tests can match it.
+   */
+  request(to: string, client: string, seq: number, op: Operation, options: { consistency?: Consistency; force?: boolean; minApplied?: number; acked?: number } = {}): void {
+    const consistency = options.consistency ?? "consistent";
+    const eventual = consistency === "eventual";
+    const session = eventual ? 0 : this.sessions.get(client) ?? this.openSession(to, client);
     this.replica(to).step(client, {
-      kind: "request", client, seq, op, consistency: options.consistency ?? "consistent", minApplied: options.minApplied ?? 0, force: options.force ?? false,
+      kind: "request", client, id: seq, session, seq, acked: options.acked ?? seq, op, consistency, minApplied: options.minApplied ?? 0, force: options.force ?? false,
     }, this.now, this.effects);
     this.collect(to);
+  }
+
+  /**
+   * Opens a session for `client` through replica `to` (following redirects), delivering
+   * everything until it is answered; the answer is not left among `replies`.
+   */
+  openSession(to: string, client: string): number {
+    const id = 1_000_000 + ++this.requestIds;
+    let target = to;
+    for (let tries = 0; tries < 5; tries++) {
+      const before = this.replies.length;
+      this.replica(target).step(client, {
+        kind: "request", client, id, session: 0, seq: 0, acked: 0, op: { kind: "openSession", client, nonce: id },
+        consistency: "consistent", minApplied: 0, force: false,
+      }, this.now, this.effects);
+      this.collect(target);
+      this.run();
+      const answers = this.replies.splice(before).filter((r) => r.client === client && r.id === id);
+      this.replies.push(...this.replies.splice(before).filter((r) => !(r.client === client && r.id === id)));
+      const done = answers.find((r) => r.outcome.kind === "done");
+      if (done !== undefined && done.outcome.kind === "done" && done.outcome.result.status === "session") {
+        this.sessions.set(client, done.outcome.result.session);
+        return done.outcome.result.session;
+      }
+      const redirect = answers.find((r) => r.outcome.kind === "redirect");
+      if (redirect === undefined || redirect.outcome.kind !== "redirect" || redirect.outcome.leader === null) break;
+      target = redirect.outcome.leader;
+    }
+    throw new Error(`openSession: ${client} got no session through ${to}`);
   }
 
   /**

@@ -10,11 +10,14 @@ const ballot: fc.Arbitrary<Ballot> = fc.record({ round: slot, node: nodeId });
 const operation: fc.Arbitrary<Operation> = fc.oneof(
   transaction.map((tx) => ({ kind: "tx" as const, tx })),
   fc.record({ kind: fc.constant("config" as const), change: fc.record({ kind: fc.constantFrom("addMember" as const, "removeMember" as const), node: nodeId }) }),
+  fc.record({ kind: fc.constant("openSession" as const), client: nodeId, nonce: fc.nat() }),
+  fc.constant({ kind: "closeSession" as const }),
 );
-const command: fc.Arbitrary<Command> = fc.record({ client: nodeId, seq: slot, op: operation });
+const command: fc.Arbitrary<Command> = fc.record({ session: slot, seq: slot, acked: slot, op: operation });
+const stamp = fc.record({ ballot, time: fc.oneof(fc.integer(), fc.constantFrom(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) });
 const logValue: fc.Arbitrary<LogValue> = fc.oneof(
   fc.constant({ kind: "noop" as const }),
-  fc.array(command, { maxLength: 3 }).map((commands) => ({ kind: "batch" as const, commands })),
+  fc.record({ commands: fc.array(command, { maxLength: 3 }), stamp }).map(({ commands, stamp: st }) => ({ kind: "batch" as const, commands, stamp: st })),
 );
 const reads = fc.array(fc.option(value, { nil: null }), { maxLength: 3 });
 const scan = fc.option(fc.record({ entries: fc.array(fc.tuple(smallKey, value), { maxLength: 3 }), next: fc.option(smallKey, { nil: null }) }), { nil: undefined });
@@ -28,6 +31,9 @@ const txResult: fc.Arbitrary<TxResult> = fc.oneof(
 const commandResult: fc.Arbitrary<CommandResult> = fc.oneof(
   txResult,
   fc.record({ status: fc.constant("configured" as const), members: fc.array(nodeId, { maxLength: 7 }), effectiveSlot: slot }),
+  fc.record({ status: fc.constant("session" as const), session: slot, ttlMs: fc.nat() }),
+  fc.constant({ status: "closed" as const }),
+  fc.record({ status: fc.constant("rejected" as const), reason: fc.constantFrom("sessionExpired" as const, "sessionsFull" as const, "tooManyPending" as const, "staleRequest" as const), detail: fc.string({ maxLength: 20 }) }),
 );
 const outcome: fc.Arbitrary<ReplyOutcome> = fc.oneof(
   fc.record({ kind: fc.constant("done" as const), result: commandResult, slot }),
@@ -48,13 +54,13 @@ export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
   fc.record({ kind: fc.constant("learn" as const), from: slot }),
   fc.record({ kind: fc.constant("teach" as const), entries: fc.array(fc.record({ slot, value: logValue }), { maxLength: 3 }), chosenThrough: slot }),
   fc.record({ kind: fc.constant("teach" as const), entries: fc.constant([]), chosenThrough: slot, snapshot: fc.record({ slot, state: fc.uint8Array({ maxLength: 40 }) }) }),
-  fc.record({ kind: fc.constant("request" as const), client: nodeId, seq: slot, op: operation, consistency: fc.constantFrom("consistent" as const, "eventual" as const), minApplied: slot, force: fc.boolean() }),
-  fc.record({ kind: fc.constant("reply" as const), client: nodeId, seq: slot, outcome }),
+  fc.record({ kind: fc.constant("request" as const), client: nodeId, id: slot, session: slot, seq: slot, acked: slot, op: operation, consistency: fc.constantFrom("consistent" as const, "eventual" as const), minApplied: slot, force: fc.boolean() }),
+  fc.record({ kind: fc.constant("reply" as const), client: nodeId, id: slot, outcome }),
 );
 
 const anyMessage = fc.oneof(
   { arbitrary: cellMessage, weight: 10 },
-  { arbitrary: fc.record({ kind: fc.constant("create" as const), client: nodeId, seq: slot, members: fc.option(fc.array(nodeId, { minLength: 1, maxLength: 7 }), { nil: null }), alpha: fc.integer({ min: 1, max: 8 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("create" as const), client: nodeId, id: slot, members: fc.option(fc.array(nodeId, { minLength: 1, maxLength: 7 }), { nil: null }), alpha: fc.integer({ min: 1, max: 8 }) }), weight: 1 },
 );
 
 export const envelopes: fc.Arbitrary<Envelope[]> = fc.array(fc.record({ cell: fc.constantFrom("vol-1", "vol-2", "é"), message: anyMessage }), { minLength: 1, maxLength: 4 });
