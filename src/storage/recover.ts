@@ -183,7 +183,12 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
     const damage: Damage[] = [];
     const identity = readIdentity(disk, directory, names);
     let incarnation: string;
-    if (identity.ok) {
+    const named = files.flatMap((segment) => (segment.header.ok ? [segment.header.header.incarnation] : []));
+    if (identity.ok && named.length > 0 && !named.includes(identity.incarnation)) {
+      // Every readable segment header names one log, and IDENTITY another: IDENTITY changed.
+      damage.push({ segment: 0, offset: 0, reason: "identity", detail: `IDENTITY names log ${identity.incarnation}, the segments ${named[0]!}`, bytes: 0 });
+      incarnation = named[0]!;
+    } else if (identity.ok) {
       incarnation = identity.incarnation;
     } else if (identity.missing && files.length === 0) {
       // A new log: its identity is durable before any segment exists, so segments without one are damage.
@@ -192,8 +197,7 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
     } else {
       damage.push({ segment: 0, offset: 0, reason: "identity", detail: identity.detail, bytes: 0 });
       // Read what can be read with the incarnation the segment headers name.
-      const named = files.find((segment) => segment.header.ok);
-      incarnation = named?.header.ok === true ? named.header.header.incarnation : newIncarnation();
+      incarnation = named[0] ?? newIncarnation();
     }
 
     // A frame never exceeds its file, so small logs need no more buffer than their largest file.
