@@ -341,10 +341,14 @@ export class MemoryDisk implements Disk {
       if (this.random() < 0.5) return durable.slice();
       return current.slice(0, common + Math.floor(this.random() * (current.length - common + 1)));
     }
-    const length = durable.length + Math.floor(this.random() * (current.length - durable.length + 1));
+    const chosen = model ?? (this.random() < 0.5 ? "prefix" : "sectors");
+    // With sectors in any order, the file's new length often reached the disk whole (it is
+    // metadata, journaled apart from the data): then even the last sectors may survive alone.
+    const whole = chosen === "sectors" && this.random() < 0.5;
+    const length = whole ? current.length : durable.length + Math.floor(this.random() * (current.length - durable.length + 1));
     const bytes = current.slice(0, length);
     if (length === durable.length) return bytes;
-    if ((model ?? (this.random() < 0.5 ? "prefix" : "sectors")) === "prefix") {
+    if (chosen === "prefix") {
       if (this.random() < 0.3) {
         // A torn write: the last few unsynced bytes are zeros or noise.
         const from = Math.max(durable.length, length - 1 - Math.floor(this.random() * sectorBytes));

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { copyFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MemoryDisk, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
+import { MemoryDisk, moveLogAside, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
 import { encodeRecord } from "../../src/wire/records.ts";
 import { TestRandom, acceptRecord, byCell, canonicalRecords, frameLayout, openIntact, segmentPath, withTempDirectory, writtenLog } from "./support.ts";
 
@@ -299,5 +299,64 @@ describe("the directory's durability (issue 10)", () => {
     await log.sync();
     const after = disk.crash("power", { nameChangeSurvives: () => false, unsyncedBytesSurvive: false });
     expect((await openIntact("/data/log", { disk: after })).records.get("cell")).toHaveLength(1);
+  });
+});
+
+describe("moving a damaged log aside", () => {
+  test("renames the directory to <directory>.damaged-<UTC time>, unique, and a fresh log can begin in its place", async () => {
+    await withTempDirectory(async (root) => {
+      const directory = join(root, "node");
+      const now = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 678));
+      const first = await openIntact(directory);
+      first.log.append([acceptRecord("cell", 1)]);
+      await first.log.close();
+      const aside = await moveLogAside(directory, { now });
+      expect(aside).toBe(`${directory}.damaged-20260102T030405.678Z`);
+      expect((await readdir(aside)).sort()).toEqual([segmentName(1), "IDENTITY"]);
+      expect((await readdir(root)).sort()).toEqual(["node.damaged-20260102T030405.678Z"]);
+
+      const fresh = await openIntact(directory);
+      expect(fresh.records.size).toBe(0);
+      expect(fresh.incarnation).not.toBe(first.incarnation);
+      await fresh.log.close();
+      expect(await moveLogAside(directory, { now })).toBe(`${directory}.damaged-20260102T030405.678Z-2`);
+      await expect(moveLogAside(join(root, "missing"))).rejects.toThrow("Cannot move the damaged log");
+    });
+  });
+
+  test("makes the rename durable: it survives a power failure at once", async () => {
+    const synced: string[] = [];
+    const disk = new MemoryDisk({ onOperation: (operation, path) => void (operation === "syncDirectory" && synced.push(path)) });
+    const { log } = await openIntact("/data/log", { disk });
+    log.append([acceptRecord("cell", 1)]);
+    await log.close();
+    synced.length = 0;
+    const aside = await moveLogAside("/data/log", { disk, now: new Date(0) });
+    expect(synced).toEqual(["/data"]);
+    const after = disk.crash("power", { nameChangeSurvives: () => false, unsyncedBytesSurvive: false });
+    expect(after.directoryNames()).toEqual(["/data", aside]);
+    expect((await openIntact(aside, { disk: after })).records.get("cell")).toHaveLength(1);
+  });
+});
+
+describe("the confirmation of the last sync", () => {
+  test("is synced by itself shortly after the last sync, so that damage to the last batch is damage after a power failure too", async () => {
+    const disk = new MemoryDisk();
+    const { log } = await openIntact("/log", { disk, confirmationDelayMs: 1 });
+    const entries = Array.from({ length: 5 }, (_, i) => acceptRecord("cell", i + 1));
+    log.append(entries);
+    await log.sync();
+    const rounds = log.syncRounds;
+    // Wait for the log's own round; the test's timeout bounds the wait.
+    while (log.syncRounds === rounds) await new Promise((resolve) => setTimeout(resolve, 2));
+    const after = disk.crash("power", { unsyncedBytesSurvive: false });
+    const image = after.snapshot().get(segmentPath(1))!;
+    const last = frameLayout(image).filter((frame) => frame.kind === 1).at(-1)!;
+    image[last.offset + storageLimits.frameHeaderBytes + 2]! ^= 0x10;
+    after.replace(segmentPath(1), image);
+    const opened = await openLog("/log", { disk: after });
+    expect(opened.torn).toBeNull();
+    expect(opened.damage).toMatchObject([{ segment: 1, offset: last.offset, reason: "checksum" }]);
+    await log.close();
   });
 });
