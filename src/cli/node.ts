@@ -2,12 +2,11 @@
 // replicas, listens on its UDP address, serves /metrics and /status on loopback, and runs
 // until SIGTERM or SIGINT.
 
-import { rename } from "node:fs/promises";
 import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
 import type { Endpoint } from "../transport/transport.ts";
 import type { KeyRing } from "../wire/keyring.ts";
-import { openLog, LogOpenError } from "../storage/mod.ts";
+import { openLog, LogOpenError, moveLogAside } from "../storage/mod.ts";
 import { serveStatus } from "../transport/http.ts";
 import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseFlags } from "./args.ts";
@@ -54,34 +53,37 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   }
   // Cells this node must replace itself in, when its log lost acknowledged state.
   let rejoin: string[] | null = null;
-  const damage = opened.damage;
-  if (damage !== null) {
-    if (damage.reason === "torn") {
-      // A write cut short by a crash: it was never synced, so nothing in it was acknowledged.
-      print(`node ${id}: discarded a torn write at the end of segment ${damage.segment} (${damage.lostBytes} bytes, never acknowledged)`);
-    } else {
-      // Records that were synced, and so possibly acknowledged, are gone. A node must never
-      // vote with state it does not have: it keeps the damaged log aside, starts empty (so it
-      // votes in no cell), and replaces itself in each of its cells: removed, then added back
-      // as a new, empty replica that learns the cell from its peers.
-      rejoin = [...opened.records.keys()];
-      await opened.log.close();
-      lock.release();
-      const aside = `${data}.damaged-${Date.now()}`;
-      try {
-        await rename(data, aside);
-      } catch (error) {
-        throw new CliError(`Cannot move the damaged log ${data} aside: ${error instanceof Error ? error.message : String(error)}`);
-      }
-      print(
-        `node ${id}: its log was damaged at segment ${damage.segment} offset ${damage.offset} (${damage.reason}: ${damage.detail}); ` +
-        `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
-      );
-      lock = lockDirectory(data);
-      opened = await openLog(data);
+  const { damage, torn } = opened;
+  if (damage.length === 0 && torn !== null) {
+    // Bytes no completed sync covered: nothing in them was acknowledged.
+    print(`node ${id}: discarded a torn tail at segment ${torn.segment} offset ${torn.offset} (${torn.lostBytes} bytes, never acknowledged)`);
+  }
+  const first = damage[0];
+  if (first !== undefined) {
+    // Records that were synced, and so possibly acknowledged, are gone. A node must never
+    // vote with state it does not have: it keeps the damaged log aside, starts empty (so it
+    // votes in no cell), and replaces itself in each of its cells: removed, then added back
+    // as a new, empty replica that learns the cell from its peers.
+    rejoin = [...opened.records.keys()];
+    lock.release();
+    let aside: string;
+    try {
+      aside = await moveLogAside(data);
+    } catch (error) {
+      throw new CliError(error instanceof Error ? error.message : String(error));
     }
+    print(
+      `node ${id}: its log was damaged in ${damage.length} place(s), first at segment ${first.segment} offset ${first.offset} (${first.reason}: ${first.detail}); ` +
+      `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
+    );
+    lock = lockDirectory(data);
+    opened = await openLog(data);
   }
   const { log, records } = opened;
+  if (log === null) {
+    lock.release();
+    throw new CliError(`Cannot open log: ${data} is damaged although it was just created: ${opened.damage[0]?.detail ?? ""}`);
+  }
 
   const transport = await openUdp(local).catch((error: unknown) => {
     void log.close();

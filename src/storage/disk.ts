@@ -5,8 +5,9 @@
 //
 // Contract. Paths are directory + "/" + name. Writes are positional and may land in a page
 // cache: only `sync` makes a file's data (and its length) durable, and only `syncDirectory`
-// makes the creation or removal of a name durable. Any method may throw; the log treats an
-// error from `write`, `truncate`, `sync` or `syncDirectory` as fatal.
+// of the directory that holds a name makes its creation, removal or renaming durable; that
+// includes a directory's own name, which its parent holds. Any method may throw; the log
+// treats an error from `write`, `truncate`, `sync` or `syncDirectory` as fatal.
 
 import * as fs from "node:fs";
 
@@ -14,8 +15,15 @@ import * as fs from "node:fs";
 export type FileHandle = number;
 
 export interface Disk {
-  /** Creates the directory (and its parents) when missing. */
-  makeDirectory(directory: string): void;
+  /**
+   * Creates the directory (and its parents) when missing; returns the directories it created,
+   * outermost first, whose names are not durable until their parents are synced.
+   */
+  makeDirectory(directory: string): string[];
+  /** Whether a file or directory of that path exists. */
+  exists(path: string): boolean;
+  /** Renames a file or a directory; the target must not exist. */
+  rename(from: string, to: string): void;
   /** The names in a directory, in no particular order. */
   list(directory: string): string[];
   /** Creates a new, empty file for reading and writing; throws if the name exists. */
@@ -51,7 +59,23 @@ export function nodeDisk(): Disk {
   const syncFile = (file: FileHandle) =>
     new Promise<void>((resolve, reject) => fs.fdatasync(file, (error) => (error === null ? resolve() : reject(error))));
   return {
-    makeDirectory: (directory) => void fs.mkdirSync(directory, { recursive: true }),
+    makeDirectory: (directory) => {
+      const first = fs.mkdirSync(directory, { recursive: true });
+      if (first === undefined) return [];
+      // Node returns the outermost directory it created; the rest lie between it and `directory`.
+      const created = [directory];
+      for (let at = directory; at !== first && at.length > first.length; ) {
+        at = at.slice(0, Math.max(at.lastIndexOf("/"), 0));
+        created.unshift(at);
+      }
+      return created;
+    },
+    exists: (path) => fs.existsSync(path),
+    rename: (from, to) => {
+      // rename(2) replaces an existing file or empty directory: refuse instead.
+      if (fs.existsSync(to)) throw new Error(`EEXIST: ${to} exists`);
+      fs.renameSync(from, to);
+    },
     list: (directory) => fs.readdirSync(directory),
     create: (path) => fs.openSync(path, "wx+"),
     open: (path) => fs.openSync(path, "r+"),

@@ -12,7 +12,10 @@ export class StorageFailed extends Error {
   override name = "StorageFailed";
 }
 
-/** The log directory cannot be opened: unreadable, written by another format, or missing its beginning. */
+/**
+ * The log directory cannot be opened at all: unreadable, or written by another format version.
+ * Damage is not an error: `openLog` reports it (see recover.ts).
+ */
 export class LogOpenError extends Error {
   override name = "LogOpenError";
 }

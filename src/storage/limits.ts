@@ -4,12 +4,27 @@
 import { limits } from "../limits.ts";
 
 export const storageLimits = {
-  /** The only on-disk format version this code reads and writes. */
-  formatVersion: 1,
-  /** Bytes of a segment header: magic, version, kind, numbers, previous length, checksum. */
-  segmentHeaderBytes: 40,
-  /** Bytes before each frame's payload: length, checksum, kind. */
-  frameHeaderBytes: 9,
+  /**
+   * The only on-disk format version this code reads and writes. Version 2 added the frame
+   * header checksum, frame sequence numbers, sync confirmations and the directory's identity.
+   */
+  formatVersion: 2,
+  /** Bytes of a segment header: magic, version, kind, numbers, previous length, incarnation, checksum. */
+  segmentHeaderBytes: 48,
+  /** Bytes before each frame's payload: length, kind, sequence number, payload checksum, header checksum. */
+  frameHeaderBytes: 24,
+  /** Bytes of a sync confirmation's payload: the segment and the offset it confirms. */
+  confirmationPayloadBytes: 16,
+  /**
+   * How long a sync confirmation may wait in the page cache for the next sync before the log
+   * syncs it by itself. Until it is durable, a power failure can take it, and with it the proof
+   * that the batch before it was synced (see recover.ts, the residual case).
+   */
+  confirmationDelayMsDefault: 50,
+  /** Largest confirmation delay a caller may ask for. */
+  confirmationDelayMsMax: 10_000,
+  /** Bytes of the IDENTITY file: 16 lowercase hex digits and a newline. */
+  identityBytes: 17,
   /**
    * The largest record payload (an `encodeRecord` result). The largest record is a snapshot,
    * whose state fits one message; the rest is the CBOR envelope around it (cell id, slot).
@@ -57,4 +72,5 @@ check(storageLimits.segmentBytesDefault <= storageLimits.segmentBytesMax, "the d
 check(storageLimits.segmentBytesMax < Number.MAX_SAFE_INTEGER / 1024, "byte counts stay exact");
 check(storageLimits.pendingBytesMax < storageLimits.segmentBytesDefault, "the write buffer is smaller than a segment");
 check(storageLimits.compactionChunkBytes >= storageLimits.frameHeaderBytes + 1, "a compaction chunk holds a frame");
+check(storageLimits.confirmationDelayMsDefault <= storageLimits.confirmationDelayMsMax, "the default confirmation delay is allowed");
 check(storageLimits.compactRatioDefault > 1, "compaction must shrink the log before it triggers again");

@@ -3,11 +3,20 @@
 // Group commit. `append` encodes records into frames and buffers them (they reach the file
 // when the buffer fills or at the next sync; either way they are not durable yet). `sync`
 // makes everything appended so far durable: one fdatasync of the current segment per round,
-// plus, when a segment was begun since the last round, the final fdatasync of the segments
-// before it and an fsync of the directory. Syncs coalesce: one round is in flight at a time;
+// plus, when a segment was begun since the last round, an fsync of the directory and the
+// final fdatasync of the segments before it. Syncs coalesce: one round is in flight at a time;
 // a sync asked for during a round joins the next round, which covers every record appended
 // until that round starts. A caller's promise resolves once a round that began after the call
 // has finished, so the records it appended before calling are durable.
+//
+// Proof of durability, for recovery (recover.ts). After every round that made frames durable,
+// the log appends a sync confirmation frame naming the point it synced through, and writes it
+// to the page cache at once (so a killed process always leaves it readable). It needs no fsync
+// of its own: the next round makes it durable, or, when no other sync follows, a round the log
+// starts by itself `confirmationDelayMs` later. A segment's header is written only once its
+// predecessor's last fdatasync has returned, in the round after the segment was begun, so a
+// header on disk proves every earlier segment whole. The directory is synced before that
+// header is written, so the new segment's name is durable by then too.
 //
 // Failure. Any error from the disk while writing or syncing is fatal (see StorageFailed): the
 // log rejects every waiting and later call and never retries.
@@ -28,9 +37,21 @@ import type { CellRecord, DurableRecord } from "../core/effects.ts";
 import { encodeRecord } from "../wire/records.ts";
 import { type Disk, type FileHandle, nodeDisk } from "./disk.ts";
 import { LogOpenError, RecordTooLargeError, StorageFailed, describeError } from "./errors.ts";
-import { type FrameKind, encodeMarkerPayload, encodeSegmentHeader, frameKind, frameSeed, segmentName, writeFrameHeader } from "./format.ts";
+import {
+  type FrameKind,
+  type LogPoint,
+  comparePoints,
+  encodeConfirmationPayload,
+  encodeMarkerPayload,
+  encodeSegmentHeader,
+  frameKind,
+  frameSeed,
+  frameSequenceMax,
+  segmentName,
+  writeFrameHeader,
+} from "./format.ts";
 import { storageLimits } from "./limits.ts";
-import { type Damage, type RecoveryStats, recover } from "./recover.ts";
+import { type Damage, type RecoveryStats, type TornTail, parentDirectory, recover } from "./recover.ts";
 
 export interface LogOptions {
   /** The file system; the real one (`nodeDisk()`) when absent. */
@@ -45,21 +66,33 @@ export interface LogOptions {
   readonly compactionChunkBytes?: number;
   /** Bytes appended during a compaction that it holds in memory before it finishes at once. */
   readonly compactionAppendedBytesMax?: number;
+  /** How long a sync confirmation waits for the next sync before the log syncs it by itself. */
+  readonly confirmationDelayMs?: number;
 }
 
 export interface OpenedLog {
-  readonly log: NodeLog;
-  /** Every cell's durable records, in the order they were written. */
+  /** The log, to append to; null exactly when `damage` is not empty. */
+  readonly log: NodeLog | null;
+  /** Every record read, per cell in write order: with damage, those before and after the damaged regions. */
   readonly records: Map<string, DurableRecord[]>;
-  /** The first torn or corrupt bytes found, after which everything was discarded; null if none. */
-  readonly damage: Damage | null;
+  /** The unsynced end of the log: discarded, or with damage only reported. Null if there was none. */
+  readonly torn: TornTail | null;
+  /** Bytes that were durable and changed, in log order; empty when the log is intact. */
+  readonly damage: Damage[];
+  /** The directory's incarnation: 16 lowercase hex digits, from its IDENTITY file. */
+  readonly incarnation: string;
   readonly stats: RecoveryStats;
 }
 
-/** Opens (or creates) the log in `directory` and reads back everything it holds. */
+/**
+ * Opens (or creates) the log in `directory` and reads back everything it holds. A torn tail is
+ * discarded; damage is reported and left as it is, with no writable log (see recover.ts). Throws
+ * LogOpenError when the directory cannot be read or holds another format version.
+ */
 export async function openLog(directory: string, options: LogOptions = {}): Promise<OpenedLog> {
   const disk = options.disk ?? nodeDisk();
   const settings = settingsFrom(options);
+  directory = trimSlashes(directory);
   let recovery: Awaited<ReturnType<typeof recover>>;
   try {
     recovery = await recover(disk, directory);
@@ -67,6 +100,8 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
     if (error instanceof LogOpenError) throw error;
     throw new LogOpenError(`Cannot open log: ${directory}: ${describeError(error)}`, { cause: error });
   }
+  const { records, torn, damage, incarnation, stats } = recovery;
+  if (damage.length > 0) return { log: null, records, torn, damage, incarnation, stats };
   const segments = [...recovery.segments];
   const opened: FileHandle[] = segments.map((segment) => segment.file);
   try {
@@ -81,18 +116,30 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
       assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
       const file = disk.create(`${directory}/${segmentName(number)}`);
       opened.push(file);
-      const header = encodeSegmentHeader({ number, kind: "log", previous: 0, previousBytes: 0, retiresFrom: 0 });
+      const header = encodeSegmentHeader({ number, kind: "log", previous: 0, previousBytes: 0, retiresFrom: 0, incarnation });
       disk.write(file, header, 0);
       await disk.sync(file);
-      current = { number, file, seed: frameSeed(number), written: header.length, bytes: header.length };
+      current = { number, file, seed: frameSeed(incarnation, number), written: header.length, bytes: header.length, header: null };
     } else {
-      current = { number: last.number, file: last.file, seed: frameSeed(last.number), written: last.bytes, bytes: last.bytes };
+      current = { number: last.number, file: last.file, seed: frameSeed(incarnation, last.number), written: last.bytes, bytes: last.bytes, header: null };
     }
     for (const segment of segments) disk.close(segment.file);
     await disk.syncDirectory(directory);
     const sealed = new Map(segments.map((segment) => [segment.number, segment.bytes]));
-    const log = new NodeLog({ disk, directory, settings, current, sealed, highestNumber: Math.max(recovery.highestNumber, current.number), compactionBytes: recovery.compactionBytes });
-    return { log, records: recovery.records, damage: recovery.damage, stats: recovery.stats };
+    const log = new NodeLog({
+      disk,
+      directory,
+      settings,
+      current,
+      sealed,
+      highestNumber: Math.max(recovery.highestNumber, current.number),
+      compactionBytes: recovery.compactionBytes,
+      incarnation,
+      nextSequence: recovery.nextSequence,
+    });
+    // What was read is durable now; say so, so that a later fault in it reads as damage.
+    if (segments.length > 0 || current.bytes > storageLimits.segmentHeaderBytes) await log.confirmRecovered();
+    return { log, records, torn, damage, incarnation, stats };
   } catch (error) {
     for (const file of opened) {
       try {
@@ -105,12 +152,42 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
   }
 }
 
+/**
+ * Renames a damaged log directory to `<directory>.damaged-<UTC time>` (with a number after it
+ * if that name is taken), makes the rename durable, and returns the new path: the node can then
+ * start afresh in `directory` and keep the evidence. Throws LogOpenError if it cannot.
+ */
+export async function moveLogAside(directory: string, options: { readonly disk?: Disk; readonly now?: Date } = {}): Promise<string> {
+  const disk = options.disk ?? nodeDisk();
+  directory = trimSlashes(directory);
+  const stamp = (options.now ?? new Date()).toISOString().replace(/[-:]/g, "");
+  try {
+    let target = `${directory}.damaged-${stamp}`;
+    for (let suffix = 2; disk.exists(target); suffix++) {
+      assert(suffix < 1_000_000, "a free name for the damaged log");
+      target = `${directory}.damaged-${stamp}-${suffix}`;
+    }
+    disk.rename(directory, target);
+    await disk.syncDirectory(parentDirectory(directory));
+    return target;
+  } catch (error) {
+    throw new LogOpenError(`Cannot move the damaged log ${directory} aside: ${describeError(error)}`, { cause: error });
+  }
+}
+
+function trimSlashes(directory: string): string {
+  let trimmed = directory;
+  while (trimmed.length > 1 && trimmed.endsWith("/")) trimmed = trimmed.slice(0, -1);
+  return trimmed;
+}
+
 interface Settings {
   readonly segmentBytes: number;
   readonly compactBytesMin: number;
   readonly compactRatio: number;
   readonly compactionChunkBytes: number;
   readonly compactionAppendedBytesMax: number;
+  readonly confirmationDelayMs: number;
 }
 
 function settingsFrom(options: LogOptions): Settings {
@@ -129,17 +206,23 @@ function settingsFrom(options: LogOptions): Settings {
   if (!Number.isInteger(compactionAppendedBytesMax) || compactionAppendedBytesMax < 0 || compactionAppendedBytesMax > storageLimits.compactionAppendedBytesMax) {
     throw new LogOpenError(`Cannot open log: compactionAppendedBytesMax must be an integer in [0, ${storageLimits.compactionAppendedBytesMax}], got ${compactionAppendedBytesMax}`);
   }
-  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionAppendedBytesMax };
+  const confirmationDelayMs = options.confirmationDelayMs ?? storageLimits.confirmationDelayMsDefault;
+  if (!Number.isInteger(confirmationDelayMs) || confirmationDelayMs < 0 || confirmationDelayMs > storageLimits.confirmationDelayMsMax) {
+    throw new LogOpenError(`Cannot open log: confirmationDelayMs must be an integer in [0, ${storageLimits.confirmationDelayMsMax}], got ${confirmationDelayMs}`);
+  }
+  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionAppendedBytesMax, confirmationDelayMs };
 }
 
 interface ActiveSegment {
   readonly number: number;
   readonly file: FileHandle;
   readonly seed: number;
-  /** Bytes in the file. */
+  /** Bytes in the file (a header still to be written counts: its place is kept). */
   written: number;
   /** Bytes in the file plus bytes still in the write buffer. */
   bytes: number;
+  /** The segment's header while it waits for its predecessor's last sync; null once written. */
+  header: Uint8Array | null;
 }
 
 /** A compaction in progress: its segment, what is left to copy, and what was appended meanwhile. */
@@ -169,6 +252,8 @@ interface LogParts {
   readonly sealed: Map<number, number>;
   readonly highestNumber: number;
   readonly compactionBytes: number;
+  readonly incarnation: string;
+  readonly nextSequence: number;
 }
 
 export class NodeLog {
@@ -179,7 +264,14 @@ export class NodeLog {
   /** Live segments before the current one: number to length. Closed, or waiting in `unsynced`. */
   private readonly sealed: Map<number, number>;
   /** Segments closed for appending whose last sync (and close) is still to come. */
-  private readonly unsynced: { readonly number: number; readonly file: FileHandle }[] = [];
+  private readonly unsynced: ActiveSegment[] = [];
+  private readonly incarnation: string;
+  /** The sequence number of the next frame. */
+  private nextSequence: number;
+  /** The point the last confirmation names, and the point just past that confirmation frame. */
+  private confirmed: LogPoint = { segment: 0, offset: 0 };
+  private confirmationEnd: LogPoint = { segment: 0, offset: 0 };
+  private confirmationTimer: ReturnType<typeof setTimeout> | null = null;
   private directoryDirty = false;
   private highestNumber: number;
   private readonly pending = new Uint8Array(storageLimits.pendingBytesMax);
@@ -187,6 +279,8 @@ export class NodeLog {
 
   private frames = 0;
   private framesDurable = 0;
+  /** Frames up to the last one a caller appended (a confirmation is the log's own). */
+  private framesWanted = 0;
   private readonly waiters: Waiter[] = [];
   private roundsStarted = 0;
   private flushing = false;
@@ -211,6 +305,9 @@ export class NodeLog {
     this.sealed = parts.sealed;
     this.highestNumber = parts.highestNumber;
     this.lastCompactionBytes = parts.compactionBytes;
+    this.incarnation = parts.incarnation;
+    this.nextSequence = parts.nextSequence;
+    assert(Number.isSafeInteger(this.nextSequence) && this.nextSequence >= 1, "a frame sequence number");
     assert(this.current.bytes >= storageLimits.segmentHeaderBytes, "a segment holds its header");
   }
 
@@ -284,7 +381,14 @@ export class NodeLog {
   sync(): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     assert(!this.closed, "sync of a closed log");
-    if (this.frames === this.framesDurable && this.unsynced.length === 0 && !this.directoryDirty && !this.flushing) return Promise.resolve();
+    // A confirmation alone waits for its own, later round: the caller's records are durable.
+    if (this.framesWanted <= this.framesDurable && this.unsynced.length === 0 && !this.directoryDirty && !this.flushing) return Promise.resolve();
+    return this.nextRound();
+  }
+
+  /** Resolves once a sync round that begins after this call has finished. */
+  private nextRound(): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
     assert(this.waiters.length < storageLimits.syncWaitersMax, "too many syncs waiting at once");
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ round: this.roundsStarted + 1, resolve, reject });
@@ -315,17 +419,28 @@ export class NodeLog {
     return compaction;
   }
 
-  /** Syncs what was appended and releases the files. Later calls other than `close` are bugs. */
+  /**
+   * Syncs what was appended, and then the confirmation of that sync, so that a cleanly closed
+   * log is confirmed to its end; then releases the files. Later calls other than `close` are bugs.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     try {
       if (this.compaction !== null) await this.compaction.catch(() => undefined);
       if (this.failure === null) await this.sync();
+      if (this.failure === null && this.frames > this.framesDurable) await this.nextRound();
     } finally {
       this.closed = true;
+      this.cancelConfirmationSync();
       for (const { file } of this.unsynced.splice(0)) this.closeQuietly(file);
       this.closeQuietly(this.current.file);
     }
+  }
+
+  /** Confirms, durably, everything recovery read: it was synced at open. For openLog only. */
+  async confirmRecovered(): Promise<void> {
+    this.confirm({ segment: this.current.number, offset: this.current.bytes });
+    if (this.frames > this.framesDurable) await this.nextRound();
   }
 
   // ---- internals ------------------------------------------------------------------------
@@ -345,10 +460,10 @@ export class NodeLog {
     this.highestNumber = number;
     this.directoryDirty = true;
     // For a compaction segment, the previous length is informational: recovery never chains to it.
-    const header = encodeSegmentHeader({ number, kind: "compaction", previous: this.current.number, previousBytes: this.current.bytes, retiresFrom });
+    const header = encodeSegmentHeader({ number, kind: "compaction", previous: this.current.number, previousBytes: this.current.bytes, retiresFrom, incarnation: this.incarnation });
     this.disk.write(file, header, 0);
     const copy: Copy = {
-      segment: { number, file, seed: frameSeed(number), written: header.length, bytes: header.length },
+      segment: { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header: null },
       entries: entries[Symbol.iterator](),
       appended: [],
       appendedBytes: 0,
@@ -442,7 +557,7 @@ export class NodeLog {
     copy.markerEnd = copy.segment.bytes;
     this.writePending();
     const before = this.current;
-    this.unsynced.push({ number: before.number, file: before.file });
+    this.unsynced.push(before);
     this.sealed.set(before.number, before.bytes);
     this.current = copy.segment;
     this.copying = null;
@@ -457,7 +572,7 @@ export class NodeLog {
     const frames = new Uint8Array(total);
     let at = 0;
     for (const payload of payloads) {
-      writeFrameHeader(frames, at, kind, payload, segment.seed);
+      writeFrameHeader(frames, at, { kind, sequence: this.takeSequence(), payload, seed: segment.seed });
       frames.set(payload, at + headerBytes);
       at += headerBytes + payload.length;
     }
@@ -475,19 +590,21 @@ export class NodeLog {
     if (full && this.copying === null) this.rotate();
     if (this.pendingLength + frameBytes > this.pending.length) this.writePending();
     const current = this.current;
+    const sequence = this.takeSequence();
     if (frameBytes > this.pending.length) {
       const header = new Uint8Array(headerBytes);
-      writeFrameHeader(header, 0, kind, payload, current.seed);
+      writeFrameHeader(header, 0, { kind, sequence, payload, seed: current.seed });
       this.disk.write(current.file, header, current.written);
       this.disk.write(current.file, payload, current.written + headerBytes);
       current.written += frameBytes;
     } else {
-      writeFrameHeader(this.pending, this.pendingLength, kind, payload, current.seed);
+      writeFrameHeader(this.pending, this.pendingLength, { kind, sequence, payload, seed: current.seed });
       this.pending.set(payload, this.pendingLength + headerBytes);
       this.pendingLength += frameBytes;
     }
     current.bytes += frameBytes;
     this.frames++;
+    if (kind !== frameKind.confirmation) this.framesWanted = this.frames;
     assert(current.bytes === current.written + this.pendingLength, "the segment length adds up");
   }
 
@@ -499,7 +616,18 @@ export class NodeLog {
     this.pendingLength = 0;
   }
 
-  /** Closes the current segment for appending and begins the next one. */
+  private takeSequence(): number {
+    const sequence = this.nextSequence;
+    assert(sequence < frameSequenceMax, "frame sequence numbers are not exhausted");
+    this.nextSequence = sequence + 1;
+    return sequence;
+  }
+
+  /**
+   * Closes the current segment for appending and begins the next one. The new segment's
+   * header waits for the sync round that makes its predecessor durable (see `flush`); its
+   * frames may reach the file before it, after the place kept for it.
+   */
   private rotate(): void {
     this.writePending();
     const before = this.current;
@@ -508,14 +636,51 @@ export class NodeLog {
     assert(this.sealed.size + 1 < storageLimits.segmentsMax, "compaction keeps the number of segments bounded");
     const file = this.disk.create(`${this.directory}/${segmentName(number)}`);
     this.highestNumber = number;
-    this.unsynced.push({ number: before.number, file: before.file });
+    this.unsynced.push(before);
     this.sealed.set(before.number, before.bytes);
-    const header = encodeSegmentHeader({ number, kind: "log", previous: before.number, previousBytes: before.bytes, retiresFrom: 0 });
-    this.current = { number, file, seed: frameSeed(number), written: 0, bytes: 0 };
+    const header = encodeSegmentHeader({ number, kind: "log", previous: before.number, previousBytes: before.bytes, retiresFrom: 0, incarnation: this.incarnation });
+    this.current = { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header };
     this.directoryDirty = true;
-    this.disk.write(file, header, 0);
-    this.current.written = header.length;
-    this.current.bytes = header.length;
+  }
+
+  /** Writes a segment's header if it still waits; its predecessor must be durable in full. */
+  private writeHeader(segment: ActiveSegment): void {
+    if (segment.header === null) return;
+    this.disk.write(segment.file, segment.header, 0);
+    segment.header = null;
+  }
+
+  /**
+   * Appends a confirmation that every byte before `point` is durable, and writes it to the
+   * page cache at once. Skipped when nothing but the last confirmation was synced since it.
+   */
+  private confirm(point: LogPoint): void {
+    if (comparePoints(point, this.confirmed) <= 0 || comparePoints(point, this.confirmationEnd) === 0) return;
+    if (point.offset < storageLimits.segmentHeaderBytes) return;
+    this.writeFrame(frameKind.confirmation, encodeConfirmationPayload(point));
+    this.writePending();
+    this.confirmed = point;
+    this.confirmationEnd = { segment: this.current.number, offset: this.current.bytes };
+  }
+
+  /** Syncs the last confirmation by itself if no other sync has come within the delay. */
+  private scheduleConfirmationSync(): void {
+    if (this.confirmationTimer !== null || this.closed) return;
+    const timer = setTimeout(() => {
+      this.confirmationTimer = null;
+      if (this.failure !== null || this.closed || this.frames === this.framesDurable) return;
+      // A failure here is the log's failure: it is recorded, and the next caller gets it.
+      this.nextRound().catch(() => undefined);
+    }, this.settings.confirmationDelayMs);
+    // The timer must not keep a process alive that is otherwise done.
+    (timer as { unref?: () => void }).unref?.();
+    this.confirmationTimer = timer;
+  }
+
+  private cancelConfirmationSync(): void {
+    if (this.confirmationTimer === null) return;
+    clearTimeout(this.confirmationTimer);
+    this.confirmationTimer = null;
   }
 
   /** Runs sync rounds until no caller waits. Only one runs at a time. */
@@ -529,22 +694,31 @@ export class NodeLog {
         const frames = this.frames;
         this.writePending();
         const finished = this.unsynced.splice(0);
-        const file = this.current.file;
+        const segment = this.current;
+        const through: LogPoint = { segment: segment.number, offset: segment.written };
         const directory = this.directoryDirty;
         this.directoryDirty = false;
-        // Segments closed since the last round get their last sync before the current one
-        // (order does not matter for safety: the chain check in recovery covers it).
-        for (const segment of finished) {
-          await this.disk.sync(segment.file);
-          this.disk.close(segment.file);
-        }
-        await this.disk.sync(file);
+        // Names first: the segments begun since the last round (and any removed) become durable
+        // before a header that follows them can reach the disk.
         if (directory) await this.disk.syncDirectory(this.directory);
+        // Segments closed since the last round get their last sync, oldest first, each after
+        // the header that its predecessor's sync allows.
+        for (const closed of finished) {
+          this.writeHeader(closed);
+          await this.disk.sync(closed.file);
+          this.disk.close(closed.file);
+        }
+        this.writeHeader(segment);
+        await this.disk.sync(segment.file);
         this.framesDurable = Math.max(this.framesDurable, frames);
         this.syncRounds++;
         let done = 0;
         while (done < this.waiters.length && this.waiters[done]!.round <= round) done++;
         for (const waiter of this.waiters.splice(0, done)) waiter.resolve();
+        if (this.failure === null && !this.closed) {
+          this.confirm(through);
+          if (this.waiters.length === 0 && this.frames > this.framesDurable) this.scheduleConfirmationSync();
+        }
       }
     } catch (error) {
       this.fail("Cannot sync log", error);
@@ -559,6 +733,7 @@ export class NodeLog {
     if (this.failure === null) {
       const detail = cause instanceof AssertionError ? `bug: ${cause.message}` : describeError(cause);
       this.failure = new StorageFailed(`${context} in ${this.directory}: ${detail}`, { cause });
+      this.cancelConfirmationSync();
       for (const waiter of this.waiters.splice(0)) waiter.reject(this.failure);
     }
     return this.failure;

@@ -1,20 +1,38 @@
 // A simulated disk for tests and the simworld. It keeps two versions of everything: what the
 // page cache holds (what reads see) and what is durable (what survives a power failure). A
-// file's data becomes durable at `sync`, and a directory's names at `syncDirectory`.
+// file's data becomes durable at `sync`; a name (of a file or of a directory) at
+// `syncDirectory` of the directory that holds it.
 //
 // `crash(mode)` returns a new disk holding what survives:
 // - "process": the process died, the kernel did not; everything written survives.
-// - "power": the machine lost power. Each file keeps its durable bytes plus a random prefix of
-//   what was written after its last sync, sometimes with the tail of that prefix garbled (a
-//   torn sector); each name created or removed since its directory's last sync may or may not
-//   have reached the disk.
+// - "power": the machine lost power. Each file keeps its durable bytes; of what was written
+//   after its last sync, either a random prefix survives (sometimes with its last bytes
+//   zeroed or garbled: a torn sector), or the file's length reaches some point past its
+//   durable length and each 512-byte sector of the unsynced part independently holds its new
+//   bytes, zeros or noise (sectors reach the platter in any order). Each name created,
+//   removed or renamed since its directory's last sync may or may not have reached the disk;
+//   a directory whose name did not survive takes everything in it along.
 // Every operation first calls `options.onOperation`, which may throw to inject a failure, or
 // take a `crash` snapshot to model a crash right before that operation.
 
 import { assert } from "../core/assert.ts";
 import type { Disk, FileHandle } from "./disk.ts";
 
-export type DiskOperation = "makeDirectory" | "list" | "create" | "open" | "size" | "read" | "write" | "truncate" | "sync" | "syncDirectory" | "close" | "remove";
+export type DiskOperation =
+  | "makeDirectory"
+  | "exists"
+  | "list"
+  | "create"
+  | "open"
+  | "size"
+  | "read"
+  | "write"
+  | "truncate"
+  | "sync"
+  | "syncDirectory"
+  | "close"
+  | "remove"
+  | "rename";
 
 export interface MemoryDiskOptions {
   /** A number in [0, 1); used by `crash("power")` only. */
@@ -27,11 +45,16 @@ export type CrashMode = "process" | "power";
 
 /** How a power failure treats what was not synced; random choices when absent. */
 export interface PowerLoss {
-  /** Whether a name created or removed since its directory's last sync keeps its new state. */
+  /** Whether a name created, removed or renamed since its directory's last sync keeps its new state. */
   readonly nameChangeSurvives?: (path: string) => boolean;
   /** Whether a file keeps any byte written after its last sync. */
   readonly unsyncedBytesSurvive?: boolean;
+  /** How unsynced bytes survive: a prefix, or sectors in any order. */
+  readonly unsyncedBytesModel?: "prefix" | "sectors";
 }
+
+/** The size of a sector: the unit a disk writes atomically, or tears. */
+export const sectorBytes = 512;
 
 class MemoryFile {
   data: Uint8Array;
@@ -56,12 +79,31 @@ class MemoryFile {
   }
 }
 
+/** The directory a path is in: "/" for "/log", "." for a bare name. */
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+}
+
+function within(path: string, directory: string): boolean {
+  return path.startsWith(directory === "/" ? "/" : `${directory}/`);
+}
+
+function moved(path: string, from: string, to: string): string {
+  return path === from ? to : `${to}${path.slice(from.length)}`;
+}
+
 export class MemoryDisk implements Disk {
-  private readonly directories = new Set<string>();
+  /** Directories reads see; the root always exists. */
+  private readonly directories = new Set<string>(["/", "."]);
+  /** Directories whose names are durable in their parents. */
+  private readonly durableDirectories = new Set<string>(["/", "."]);
   /** The names reads see. */
   private readonly names = new Map<string, MemoryFile>();
   /** The names as of each directory's last sync. */
   private readonly durableNames = new Map<string, MemoryFile>();
+  /** Directory renames not yet made durable by a sync of the parent: a power failure undoes each, or not, whole. */
+  private readonly pendingRenames: { readonly from: string; readonly to: string }[] = [];
   private readonly handles = new Map<FileHandle, { readonly path: string; readonly file: MemoryFile }>();
   private nextHandle = 3;
   private readonly random: () => number;
@@ -76,22 +118,33 @@ export class MemoryDisk implements Disk {
 
   // ---- Disk ---------------------------------------------------------------------------
 
-  makeDirectory(directory: string): void {
+  makeDirectory(directory: string): string[] {
     this.before("makeDirectory", directory);
-    this.directories.add(directory);
+    const created: string[] = [];
+    for (let at = directory; !this.directories.has(at); at = parentOf(at)) {
+      if (this.names.has(at)) throw new Error(`ENOTDIR: ${at} is a file`);
+      created.unshift(at);
+    }
+    for (const path of created) this.directories.add(path);
+    return created;
+  }
+
+  exists(path: string): boolean {
+    this.before("exists", path);
+    return this.directories.has(path) || this.names.has(path);
   }
 
   list(directory: string): string[] {
     this.before("list", directory);
     if (!this.directories.has(directory)) throw new Error(`ENOENT: no such directory ${directory}`);
-    const prefix = `${directory}/`;
-    return [...this.names.keys()].filter((path) => path.startsWith(prefix)).map((path) => path.slice(prefix.length));
+    const children = (paths: Iterable<string>) => [...paths].filter((path) => path !== directory && parentOf(path) === directory).map((path) => path.slice(path.lastIndexOf("/") + 1));
+    return [...children(this.names.keys()), ...children(this.directories)];
   }
 
   create(path: string): FileHandle {
     this.before("create", path);
     this.checkParent(path);
-    if (this.names.has(path)) throw new Error(`EEXIST: ${path} exists`);
+    if (this.names.has(path) || this.directories.has(path)) throw new Error(`EEXIST: ${path} exists`);
     const file = new MemoryFile(new Uint8Array(0), new Uint8Array(0));
     this.names.set(path, file);
     return this.handle(path, file);
@@ -151,11 +204,15 @@ export class MemoryDisk implements Disk {
 
   async syncDirectory(directory: string): Promise<void> {
     this.before("syncDirectory", directory);
-    const prefix = `${directory}/`;
-    const current = [...this.names].filter(([path]) => path.startsWith(prefix));
+    if (!this.directories.has(directory)) throw new Error(`ENOENT: no such directory ${directory}`);
+    const files = [...this.names].filter(([path]) => parentOf(path) === directory);
+    const directories = [...this.directories].filter((path) => path !== directory && parentOf(path) === directory);
     await Promise.resolve();
-    for (const path of [...this.durableNames.keys()]) if (path.startsWith(prefix)) this.durableNames.delete(path);
-    for (const [path, file] of current) this.durableNames.set(path, file);
+    for (const path of [...this.durableNames.keys()]) if (parentOf(path) === directory) this.durableNames.delete(path);
+    for (const [path, file] of files) this.durableNames.set(path, file);
+    for (const path of [...this.durableDirectories]) if (path !== directory && parentOf(path) === directory && !this.directories.has(path)) this.durableDirectories.delete(path);
+    for (const path of directories) this.durableDirectories.add(path);
+    for (let i = this.pendingRenames.length - 1; i >= 0; i--) if (parentOf(this.pendingRenames[i]!.to) === directory) this.pendingRenames.splice(i, 1);
   }
 
   close(handle: FileHandle): void {
@@ -169,33 +226,94 @@ export class MemoryDisk implements Disk {
     if (!this.names.delete(path)) throw new Error(`ENOENT: no such file ${path}`);
   }
 
+  rename(from: string, to: string): void {
+    this.before("rename", from);
+    if (this.names.has(to) || this.directories.has(to)) throw new Error(`EEXIST: ${to} exists`);
+    this.checkParent(to);
+    const file = this.names.get(from);
+    if (file !== undefined) {
+      // A file's old and new names are two name changes, each durable with its directory's sync.
+      this.names.delete(from);
+      this.names.set(to, file);
+      for (const entry of this.handles.values()) assert(entry.path !== from, `rename of an open file ${from}`);
+      return;
+    }
+    if (!this.directories.has(from) || from === "/" || within(to, from)) throw new Error(`ENOENT: no such file or directory ${from}`);
+    for (const entry of this.handles.values()) assert(!within(entry.path, from), `rename of a directory with open files ${from}`);
+    this.moveDirectory(from, to);
+    this.pendingRenames.push({ from, to });
+  }
+
+  private moveDirectory(from: string, to: string): void {
+    // A directory moves whole: what is durable inside it stays durable, and the rename itself
+    // is undone or kept, as one, by a power failure before the parent's next sync.
+    const move = <T>(map: Map<string, T>) => {
+      for (const [path, value] of [...map]) {
+        if (!within(path, from)) continue;
+        map.delete(path);
+        map.set(moved(path, from, to), value);
+      }
+    };
+    const moveSet = (set: Set<string>) => {
+      for (const path of [...set]) {
+        if (path !== from && !within(path, from)) continue;
+        set.delete(path);
+        set.add(moved(path, from, to));
+      }
+    };
+    move(this.names);
+    move(this.durableNames);
+    moveSet(this.directories);
+    moveSet(this.durableDirectories);
+  }
+
   // ---- simulation -----------------------------------------------------------------------
 
   /** What survives a crash right now, as a new disk with no open files. */
   crash(mode: CrashMode, options: MemoryDiskOptions & PowerLoss = {}): MemoryDisk {
     const after = new MemoryDisk(options);
-    for (const directory of this.directories) after.directories.add(directory);
     if (mode === "process") {
+      for (const directory of this.directories) after.directories.add(directory);
+      for (const directory of this.directories) after.durableDirectories.add(directory);
       for (const [path, file] of this.names) after.install(path, file.current, file.durable);
       return after;
     }
+    const survives = (path: string) => options.nameChangeSurvives?.(path) ?? this.random() < 0.5;
+    // Directories first, outermost first: one whose name did not survive takes its contents along.
+    const lost = new Set<string>();
+    for (const directory of [...this.directories].sort((a, b) => a.length - b.length)) {
+      const parentLost = lost.has(parentOf(directory));
+      if (parentLost || (!this.durableDirectories.has(directory) && !survives(directory))) lost.add(directory);
+      else after.directories.add(directory);
+    }
+    for (const directory of after.directories) after.durableDirectories.add(directory);
     const paths = new Set([...this.names.keys(), ...this.durableNames.keys()]);
     for (const path of [...paths].sort()) {
+      if (!after.directories.has(parentOf(path))) continue;
       const now = this.names.get(path);
       const then = this.durableNames.get(path);
       // A name changed since its directory's last sync reached the disk, or did not.
-      const survives = options.nameChangeSurvives?.(path) ?? this.random() < 0.5;
-      const file = now === then ? now : survives ? now : then;
+      const file = now === then ? now : survives(path) ? now : then;
       if (file === undefined) continue;
-      const content = options.unsyncedBytesSurvive === false ? file.durable.slice() : this.survivingBytes(file);
+      const content = options.unsyncedBytesSurvive === false ? file.durable.slice() : this.survivingBytes(file, options.unsyncedBytesModel);
       after.install(path, content, content);
+    }
+    // Renames of directories not yet durable: each is undone, or not, as a whole.
+    for (const { from, to } of [...this.pendingRenames].reverse()) {
+      if (!after.directories.has(to) || after.directories.has(from) || !after.directories.has(parentOf(from)) || survives(to)) continue;
+      after.moveDirectory(to, from);
     }
     return after;
   }
 
-  /** Every path and its bytes as reads see them, for tests that inspect or damage files. */
+  /** Every file and its bytes as reads see them, for tests that inspect or damage files. */
   snapshot(): Map<string, Uint8Array> {
     return new Map([...this.names].map(([path, file]) => [path, file.current.slice()]));
+  }
+
+  /** Directories reads see, the root excluded. */
+  directoryNames(): string[] {
+    return [...this.directories].filter((path) => path !== "/" && path !== ".").sort();
   }
 
   /** Replaces a file's bytes, durably (a test damaging the disk behind the log's back). */
@@ -212,7 +330,7 @@ export class MemoryDisk implements Disk {
     return this.handles.size;
   }
 
-  private survivingBytes(file: MemoryFile): Uint8Array {
+  private survivingBytes(file: MemoryFile, model: PowerLoss["unsyncedBytesModel"]): Uint8Array {
     const durable = file.durable;
     const current = file.current;
     let common = 0;
@@ -223,13 +341,29 @@ export class MemoryDisk implements Disk {
       if (this.random() < 0.5) return durable.slice();
       return current.slice(0, common + Math.floor(this.random() * (current.length - common + 1)));
     }
-    const length = durable.length + Math.floor(this.random() * (current.length - durable.length + 1));
+    const chosen = model ?? (this.random() < 0.5 ? "prefix" : "sectors");
+    // With sectors in any order, the file's new length often reached the disk whole (it is
+    // metadata, journaled apart from the data): then even the last sectors may survive alone.
+    const whole = chosen === "sectors" && this.random() < 0.5;
+    const length = whole ? current.length : durable.length + Math.floor(this.random() * (current.length - durable.length + 1));
     const bytes = current.slice(0, length);
-    if (length > durable.length && this.random() < 0.3) {
-      // A torn write: the last few unsynced bytes are zeros or noise.
-      const from = Math.max(durable.length, length - 1 - Math.floor(this.random() * 512));
-      const noise = this.random() < 0.5;
-      for (let i = from; i < length; i++) bytes[i] = noise ? Math.floor(this.random() * 256) : 0;
+    if (length === durable.length) return bytes;
+    if (chosen === "prefix") {
+      if (this.random() < 0.3) {
+        // A torn write: the last few unsynced bytes are zeros or noise.
+        const from = Math.max(durable.length, length - 1 - Math.floor(this.random() * sectorBytes));
+        const noise = this.random() < 0.5;
+        for (let i = from; i < length; i++) bytes[i] = noise ? Math.floor(this.random() * 256) : 0;
+      }
+      return bytes;
+    }
+    // The file's length reached the disk; its unsynced sectors did, or did not, each on its own.
+    for (let sector = Math.floor(durable.length / sectorBytes) * sectorBytes; sector < length; sector += sectorBytes) {
+      const from = Math.max(sector, durable.length);
+      const to = Math.min(sector + sectorBytes, length);
+      const roll = this.random();
+      if (roll < 0.4) continue; // the new bytes
+      for (let i = from; i < to; i++) bytes[i] = roll < 0.75 ? 0 : Math.floor(this.random() * 256);
     }
     return bytes;
   }
@@ -258,7 +392,6 @@ export class MemoryDisk implements Disk {
   }
 
   private checkParent(path: string): void {
-    const slash = path.lastIndexOf("/");
-    if (slash <= 0 || !this.directories.has(path.slice(0, slash))) throw new Error(`ENOENT: no directory for ${path}`);
+    if (!this.directories.has(parentOf(path))) throw new Error(`ENOENT: no directory for ${path}`);
   }
 }

@@ -2,7 +2,8 @@
 // as its first argument, checks what it recovered, and reports it; then appends numbered
 // records as fast as it can, syncing as it goes and compacting when the log says so. It
 // reports, with synchronous writes to stdout so that nothing is lost when it is killed:
-//   "recovered <n> <damage reason or none>"  after opening: records 1..n came back, intact
+//   "recovered <n> <outcome>"                after opening: records 1..n came back, intact;
+//                                            the outcome is "none", "torn" or "damage:<reason>"
 //   "invalid <detail>"                       if what came back is not exactly 1..n (then exits 1)
 //   "W <n>"                                   before it appends records up to n
 //   "A <n>"                                   once a sync covering records up to n resolved
@@ -21,7 +22,7 @@ const directory = process.argv[2];
 const verifyOnly = process.argv[3] === "--verify-only";
 if (directory === undefined) throw new Error("usage: crash-child.ts DIRECTORY [--verify-only]");
 
-const { log, records, damage } = await openLog(directory, { segmentBytes: 128 * 1024, compactBytesMin: 512 * 1024 });
+const { log, records, damage, torn } = await openLog(directory, { segmentBytes: 128 * 1024, compactBytesMin: 512 * 1024 });
 
 // Check: every record is the one its slot names, each cell's records ascend, and the slots are exactly 1..n.
 const all: CellRecord[] = [];
@@ -47,7 +48,8 @@ for (let i = 0; i < all.length; i++) {
     process.exit(1);
   }
 }
-say(`recovered ${all.length} ${damage?.reason ?? "none"}`);
+say(`recovered ${all.length} ${damage.length > 0 ? `damage:${damage[0]!.reason}` : torn !== null ? "torn" : "none"}`);
+if (log === null) process.exit(1);
 if (verifyOnly) {
   await log.close();
   process.exit(0);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { type Disk, type DiskOperation, MemoryDisk, StorageFailed, nodeDisk, openLog, storageLimits } from "../../src/storage/mod.ts";
-import { acceptRecord, snapshotRecord, withTempDirectory } from "./support.ts";
+import { type Disk, type DiskOperation, MemoryDisk, StorageFailed, nodeDisk, storageLimits } from "../../src/storage/mod.ts";
+import { acceptRecord, openIntact, snapshotRecord, withTempDirectory } from "./support.ts";
 
 /** A memory disk whose operations of one kind fail once `armed` is set. */
 function failingDisk(failing: DiskOperation) {
@@ -18,7 +18,7 @@ function failingDisk(failing: DiskOperation) {
 describe("a failing disk", () => {
   test("a failed fsync rejects every waiting and later sync and append with StorageFailed, and is never retried", async () => {
     const { disk, state } = failingDisk("sync");
-    const { log } = await openLog("/log", { disk });
+    const { log } = await openIntact("/log", { disk });
     log.append([acceptRecord("cell", 1)]);
     await log.sync();
 
@@ -46,7 +46,7 @@ describe("a failing disk", () => {
 
   test("a failed write makes the sync or the append that wrote fail with StorageFailed, and the log stays failed", async () => {
     const buffered = failingDisk("write");
-    const { log } = await openLog("/log", { disk: buffered.disk });
+    const { log } = await openIntact("/log", { disk: buffered.disk });
     buffered.state.armed = true;
     // Small appends are buffered: the write, and its failure, come with the sync.
     log.append([acceptRecord("cell", 1)]);
@@ -56,7 +56,7 @@ describe("a failing disk", () => {
 
     // A record larger than the write buffer is written at once, and fails at once.
     const direct = failingDisk("write");
-    const { log: other } = await openLog("/log", { disk: direct.disk });
+    const { log: other } = await openIntact("/log", { disk: direct.disk });
     direct.state.armed = true;
     expect(() => other.append([snapshotRecord("cell", 1, storageLimits.pendingBytesMax + 1)])).toThrow(StorageFailed);
     await expect(other.sync()).rejects.toBeInstanceOf(StorageFailed);
@@ -65,7 +65,7 @@ describe("a failing disk", () => {
 
   test("a directory fsync that fails while a segment is begun is fatal too", async () => {
     const { disk, state } = failingDisk("syncDirectory");
-    const { log } = await openLog("/log", { disk, segmentBytes: 4096 });
+    const { log } = await openIntact("/log", { disk, segmentBytes: 4096 });
     state.armed = true;
     for (let slot = 1; slot <= 60; slot++) log.append([acceptRecord("cell", slot)]);
     await expect(log.sync()).rejects.toBeInstanceOf(StorageFailed);
@@ -74,7 +74,7 @@ describe("a failing disk", () => {
 
   test("a compaction whose records cannot be encoded fails the log instead of leaving a segment without its marker", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk });
+    const { log } = await openIntact("/log", { disk });
     log.append([acceptRecord("cell", 1)]);
     await log.sync();
     function* entries() {
@@ -85,7 +85,7 @@ describe("a failing disk", () => {
     expect(() => log.append([acceptRecord("cell", 2)])).toThrow(StorageFailed);
     await log.close();
     expect(disk.openFiles).toBe(0);
-    const reopened = await openLog("/log", { disk });
+    const reopened = await openIntact("/log", { disk });
     expect(reopened.records.get("cell")).toHaveLength(1);
   });
 
@@ -102,7 +102,7 @@ describe("a failing disk", () => {
           return Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
         },
       };
-      const { log } = await openLog(directory, { disk });
+      const { log } = await openIntact(directory, { disk });
       log.append([acceptRecord("cell", 1)]);
       await log.sync();
       failing = true;
@@ -113,7 +113,7 @@ describe("a failing disk", () => {
       expect(((error as StorageFailed).cause as { code?: string }).code).toBe("EIO");
       await log.close();
       expect(fsyncs).toBe(1);
-      const reopened = await openLog(directory);
+      const reopened = await openIntact(directory);
       expect(reopened.records.get("cell")!.length).toBeGreaterThanOrEqual(1);
       await reopened.log.close();
     });

@@ -3,15 +3,16 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CellRecord } from "../../src/core/effects.ts";
 import { LogOpenError, MemoryDisk, RecordTooLargeError, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
-import { acceptRecord, byCell, canonicalRecords, snapshotRecord, withTempDirectory } from "./support.ts";
+import { acceptRecord, byCell, canonicalRecords, frameLayout, openIntact, snapshotRecord, withTempDirectory } from "./support.ts";
 
 describe("the node's log", () => {
   test("records appended and synced come back on reopen, per cell and in order", async () => {
     await withTempDirectory(async (directory) => {
       const written: CellRecord[] = [];
-      const { log, records, damage } = await openLog(directory);
+      const { log, records, damage, torn } = await openIntact(directory);
       expect(records.size).toBe(0);
-      expect(damage).toBeNull();
+      expect(damage).toEqual([]);
+      expect(torn).toBeNull();
       for (let batch = 0; batch < 20; batch++) {
         const entries = Array.from({ length: 1 + (batch % 5) }, (_, i) => acceptRecord(`cell-${(batch * 7 + i) % 6}`, batch * 10 + i, 50 + batch));
         log.append(entries);
@@ -22,8 +23,8 @@ describe("the node's log", () => {
       log.append(written.slice(-1));
       await log.close();
 
-      const reopened = await openLog(directory);
-      expect(reopened.damage).toBeNull();
+      const reopened = await openIntact(directory);
+      expect(reopened.damage).toEqual([]);
       expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell(written)));
       expect(reopened.stats.records).toBe(written.length);
       await reopened.log.close();
@@ -32,7 +33,7 @@ describe("the node's log", () => {
 
   test("a segment file begins with its header and the log rotates past the segment size", async () => {
     await withTempDirectory(async (directory) => {
-      const { log } = await openLog(directory, { segmentBytes: 8192 });
+      const { log } = await openIntact(directory, { segmentBytes: 8192 });
       const written: CellRecord[] = [];
       for (let slot = 1; slot <= 300; slot++) {
         const entry = acceptRecord(`cell-${slot % 3}`, slot);
@@ -42,15 +43,15 @@ describe("the node's log", () => {
       }
       expect(log.segments).toBeGreaterThan(3);
       await log.close();
-      const names = (await readdir(directory)).sort();
+      const names = (await readdir(directory)).filter((name) => name.endsWith(".log")).sort();
       expect(names[0]).toBe(segmentName(1));
       expect(names.length).toBeGreaterThan(3);
       const first = await Bun.file(join(directory, names[0]!)).bytes();
       expect(new TextDecoder().decode(first.subarray(0, 7))).toBe("PHYSLOG");
       expect(first.length).toBeLessThanOrEqual(8192);
 
-      const reopened = await openLog(directory, { segmentBytes: 8192 });
-      expect(reopened.damage).toBeNull();
+      const reopened = await openIntact(directory, { segmentBytes: 8192 });
+      expect(reopened.damage).toEqual([]);
       expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell(written)));
       await reopened.log.close();
     });
@@ -68,7 +69,7 @@ describe("the node's log", () => {
         }
       },
     });
-    const { log } = await openLog("/log", { disk });
+    const { log } = await openIntact("/log", { disk });
     const roundsBefore = log.syncRounds;
     const promises: Promise<void>[] = [];
     for (let i = 1; i <= 50; i++) {
@@ -80,12 +81,12 @@ describe("the node's log", () => {
     // The first call starts a round; the other 49 share the next one.
     expect(log.syncRounds - roundsBefore).toBe(2);
     const after = disk.crash("power", { random: () => 0 });
-    const reopened = await openLog("/log", { disk: after });
+    const reopened = await openIntact("/log", { disk: after });
     expect(reopened.records.get("cell")?.length).toBe(50);
   });
 
   test("a sync with nothing new to cover resolves without a round", async () => {
-    const { log } = await openLog("/log", { disk: new MemoryDisk() });
+    const { log } = await openIntact("/log", { disk: new MemoryDisk() });
     log.append([acceptRecord("cell", 1)]);
     await log.sync();
     const rounds = log.syncRounds;
@@ -95,29 +96,29 @@ describe("the node's log", () => {
 
   test("a record larger than the limit is refused and nothing of its batch is appended", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk });
+    const { log } = await openIntact("/log", { disk });
     const huge = snapshotRecord("cell", 1, storageLimits.recordBytesMax);
     expect(() => log.append([acceptRecord("cell", 1), huge])).toThrow(RecordTooLargeError);
     log.append([acceptRecord("cell", 2)]);
     await log.close();
-    const reopened = await openLog("/log", { disk });
+    const reopened = await openIntact("/log", { disk });
     expect(reopened.records.get("cell")?.map((record) => (record.kind === "accept" ? record.slot : -1))).toEqual([2]);
   });
 
   test("a record of the largest size round-trips", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk, segmentBytes: storageLimits.segmentBytesMin });
+    const { log } = await openIntact("/log", { disk, segmentBytes: storageLimits.segmentBytesMin });
     const big = snapshotRecord("cell", 1, storageLimits.recordBytesMax - 100);
     log.append([acceptRecord("cell", 1), big, acceptRecord("cell", 2)]);
     await log.close();
-    const reopened = await openLog("/log", { disk });
-    expect(reopened.damage).toBeNull();
+    const reopened = await openIntact("/log", { disk });
+    expect(reopened.damage).toEqual([]);
     expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([acceptRecord("cell", 1), big, acceptRecord("cell", 2)])));
   });
 
   test("a log that closes cleanly leaves no open files", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk, segmentBytes: 4096 });
+    const { log } = await openIntact("/log", { disk, segmentBytes: 4096 });
     for (let i = 0; i < 100; i++) log.append([acceptRecord("cell", i)]);
     await log.compact([acceptRecord("cell", 99)]);
     for (let i = 100; i < 200; i++) log.append([acceptRecord("cell", i)]);
@@ -125,27 +126,53 @@ describe("the node's log", () => {
     expect(disk.openFiles).toBe(0);
   });
 
-  test("a directory whose first segment follows a missing one is refused, not rewritten", async () => {
+  test("a directory whose first segment is missing is damage: reported, read, and not rewritten", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk, segmentBytes: 4096 });
-    for (let i = 0; i < 100; i++) log.append([acceptRecord("cell", i)]);
+    const { log } = await openIntact("/log", { disk, segmentBytes: 4096 });
+    const written = Array.from({ length: 100 }, (_, i) => acceptRecord("cell", i));
+    for (const entry of written) log.append([entry]);
     await log.close();
-    const before = disk.snapshot();
+    const firstBytes = disk.snapshot().get(`/log/${segmentName(1)}`)!;
     disk.remove(`/log/${segmentName(1)}`);
-    await expect(openLog("/log", { disk })).rejects.toBeInstanceOf(LogOpenError);
-    expect(disk.snapshot().size).toBe(before.size - 1);
+    const before = disk.snapshot();
+    const opened = await openLog("/log", { disk });
+    expect(opened.log).toBeNull();
+    expect(opened.damage).toMatchObject([{ segment: 2, offset: 0, reason: "chain" }]);
+    // The records of the segments that are left all come back.
+    const inFirst = frameLayout(firstBytes).filter((frame) => frame.kind === 1).length;
+    expect(inFirst).toBeGreaterThan(0);
+    expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(written.slice(inFirst))));
+    expect(disk.snapshot()).toEqual(before);
   });
 
-  test("segment files of another format version are refused", async () => {
+  test("segment files of another format version are refused, but a flipped version bit is damage", async () => {
     const disk = new MemoryDisk();
-    const { log } = await openLog("/log", { disk });
+    const { log } = await openIntact("/log", { disk });
+    log.append([acceptRecord("cell", 1)]);
     await log.close();
     const path = `/log/${segmentName(1)}`;
-    const bytes = disk.snapshot().get(path)!;
-    bytes[8] = 9; // version; the header checksum must still match for this to be a version mismatch
+    const intact = disk.snapshot().get(path)!;
     const { crc32c } = await import("../../src/storage/crc32c.ts");
-    new DataView(bytes.buffer).setUint32(36, crc32c(bytes, 0, 0, 36), true);
-    disk.replace(path, bytes);
+
+    const future = intact.slice();
+    future[8] = 9; // the version, with a header checksum that holds: a log of another version
+    new DataView(future.buffer).setUint32(44, crc32c(future, 0, 0, 44), true);
+    disk.replace(path, future);
     await expect(openLog("/log", { disk })).rejects.toThrow("format version 9");
+
+    // A version 1 header (40 bytes, its checksum at 36), as the previous format wrote it.
+    const old = intact.slice(0, 40);
+    old.set([1, 0], 8);
+    new DataView(old.buffer).setUint32(36, crc32c(old, 0, 0, 36), true);
+    disk.replace(path, old);
+    await expect(openLog("/log", { disk })).rejects.toBeInstanceOf(LogOpenError);
+    await expect(openLog("/log", { disk })).rejects.toThrow("format version 1");
+
+    const flipped = intact.slice();
+    flipped[8]! ^= 0x04;
+    disk.replace(path, flipped);
+    const opened = await openLog("/log", { disk });
+    expect(opened.damage).toMatchObject([{ segment: 1, offset: 0, reason: "header" }]);
+    expect(opened.records.get("cell")).toHaveLength(1);
   });
 });

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CellRecord, DurableRecord } from "../../src/core/effects.ts";
+import { type LogOptions, MemoryDisk, type NodeLog, type OpenedLog, openLog, storageLimits } from "../../src/storage/mod.ts";
 import { encodeRecord } from "../../src/wire/records.ts";
 
 /** An accept record carrying one put of `valueBytes` bytes: about `valueBytes + 90` encoded. */
@@ -101,4 +102,75 @@ export class TestRandom {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)]!;
   }
+}
+
+/** An opened log that must be intact (no damage): its writable log, and what it read. */
+export interface IntactLog extends OpenedLog {
+  readonly log: NodeLog;
+}
+
+/** Opens a log that must have no damage, failing the test with the damage otherwise. */
+export async function openIntact(directory: string, options: LogOptions = {}): Promise<IntactLog> {
+  const opened = await openLog(directory, options);
+  if (opened.log === null) throw new Error(`the log in ${directory} is damaged: ${JSON.stringify(opened.damage)}`);
+  return { ...opened, log: opened.log };
+}
+
+/** One frame of a segment image, as laid out on disk (read without checking it). */
+export interface FrameLayout {
+  readonly offset: number;
+  readonly length: number;
+  readonly kind: number;
+  readonly end: number;
+}
+
+/** The frames of an intact segment image, in order. */
+export function frameLayout(image: Uint8Array): FrameLayout[] {
+  const view = new DataView(image.buffer, image.byteOffset, image.length);
+  const frames: FrameLayout[] = [];
+  for (let at: number = storageLimits.segmentHeaderBytes; at + storageLimits.frameHeaderBytes <= image.length; ) {
+    const length = view.getUint32(at, true);
+    const end = at + storageLimits.frameHeaderBytes + length;
+    if (length === 0 || end > image.length) break;
+    frames.push({ offset: at, length, kind: image[at + 4]!, end });
+    at = end;
+  }
+  return frames;
+}
+
+export const confirmationFrameKind = 3;
+
+/** Where a record's frame lies: its segment, its offset, and the offset just past it. */
+export interface RecordPlace {
+  readonly segment: number;
+  readonly offset: number;
+  readonly end: number;
+}
+
+export const logPath = "/log";
+export const segmentPath = (number: number): string => `${logPath}/${String(number).padStart(8, "0")}.log`;
+
+/**
+ * Writes `count` records into a fresh log on a memory disk, each appended and synced on its
+ * own, and closes it; returns the disk, the records, and where each record's frame lies.
+ */
+export async function writtenLog(count: number, options: { readonly segmentBytes?: number; readonly valueBytes?: (slot: number) => number } = {}) {
+  const disk = new MemoryDisk();
+  const { log } = await openIntact(logPath, { disk, ...(options.segmentBytes === undefined ? {} : { segmentBytes: options.segmentBytes }) });
+  const entries: CellRecord[] = [];
+  for (let slot = 1; slot <= count; slot++) {
+    const entry = acceptRecord(`cell-${slot % 4}`, slot, options.valueBytes?.(slot) ?? 40 + (slot % 13));
+    log.append([entry]);
+    await log.sync();
+    entries.push(entry);
+  }
+  await log.close();
+  const places: RecordPlace[] = [];
+  const segments = [...disk.snapshot()].filter(([path]) => path.endsWith(".log")).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const [path, image] of segments) {
+    const segment = Number(path.slice(path.lastIndexOf("/") + 1, -4));
+    for (const frame of frameLayout(image)) if (frame.kind === 1) places.push({ segment, offset: frame.offset, end: frame.end });
+  }
+  if (places.length !== count) throw new Error(`found ${places.length} record frames, wrote ${count}`);
+  return { disk, entries, places };
 }
