@@ -9,12 +9,14 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysaliaClient } from "../src/client/client.ts";
-import { newKeyFile } from "../src/cli/colony.ts";
+import { readKeys } from "../src/cli/colony.ts";
+import { writeKeyDirectory } from "../src/cli/keys.ts";
 import type { ClientReply, Envelope } from "../src/core/messages.ts";
 import { utf8 } from "../src/core/value.ts";
 import { openUdp } from "../src/transport/udp.ts";
 import type { Endpoint } from "../src/transport/transport.ts";
-import { type KeyRing, parseKeyFile } from "../src/wire/keyring.ts";
+import { Stamper, freshEpoch } from "../src/wire/freshness.ts";
+import type { KeySet } from "../src/wire/keyring.ts";
 import { decodeMessages, encodeMessages } from "../src/wire/message.ts";
 
 const nodes = 7;
@@ -52,11 +54,10 @@ async function main(): Promise<void> {
     }),
   };
   await writeFile(join(dir, "topology.json"), JSON.stringify(topology));
-  const keys = newKeyFile();
-  await writeFile(join(dir, "keys.json"), keys);
-  const keyring = parseKeyFile(keys) as KeyRing;
+  await writeKeyDirectory(join(dir, "keys"), ["blue"]);
+  const { keys } = await readKeys(join(dir, "keys/control.json"), ["control"]);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
+    Bun.spawn([process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys/node-blue.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
   );
   try {
     for (let i = 0; i < nodes; i++) {
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
         await Bun.sleep(50);
       }
     }
-    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keyring, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 30_000 });
+    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keys, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 30_000 });
     const admin = await client("admin");
     const manyCells = 32;
     const cells = Array.from({ length: manyCells }, (_, i) => `bench-${i}`);
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
     const leader = await findLeader(cell, basePort);
     const openLoops = [];
     for (const multiple of [2, 8]) {
-      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keyring, endpoints);
+      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keys, endpoints);
       openLoops.push({ multipleOfPeak: multiple, ...result });
       console.log(`open loop at ${result.offeredPerSecond}/s (${multiple}x peak): goodput ${result.goodputPerSecond}/s, outcomes ${JSON.stringify(result.outcomes)}`);
     }
@@ -147,7 +148,10 @@ async function main(): Promise<void> {
   }
 }
 
-async function openLoop(cell: string, leader: string, rate: number, keyring: KeyRing, endpoints: ReadonlyMap<string, Endpoint>) {
+async function openLoop(cell: string, leader: string, rate: number, keys: KeySet, endpoints: ReadonlyMap<string, Endpoint>) {
+  const ring = keys.ring("control");
+  if (ring === undefined) throw new Error("the open loop needs the control key");
+  const stamper = new Stamper(freshEpoch());
   // A client id per run: the cell's session table would take reused sequence numbers for retries.
   const self = `openloop-${rate}`;
   const transport = await openUdp({ host: "127.0.0.1", port: 0 });
@@ -156,7 +160,7 @@ async function openLoop(cell: string, leader: string, rate: number, keyring: Key
   const goodLatencies: number[] = [];
   let seq = 0;
   transport.onReceive((bytes) => {
-    const decoded = decodeMessages(bytes, keyring, { receiver: self });
+    const decoded = decodeMessages(bytes, keys, { receiver: self });
     if (!decoded.ok) return;
     for (const { message } of decoded.messages) {
       if (message.kind !== "reply") continue;
@@ -180,7 +184,7 @@ async function openLoop(cell: string, leader: string, rate: number, keyring: Key
     const s = ++seq;
     const envelope: Envelope = { cell, message: { kind: "request", client: self, seq: s, op: { kind: "tx", tx: { reads: [], conditions: [], writes: [{ key: `o${s % 16}`, op: "put", value: utf8(`x${s}`) }] } }, consistency: "consistent", minApplied: 0, force: false } };
     pending.set(s, { sentAt: performance.now(), timer: setTimeout(() => { pending.delete(s); outcomes.set("timeout", (outcomes.get("timeout") ?? 0) + 1); }, 1_000) });
-    transport.send(encodeMessages(keyring, { sender: self, receiver: leader, messages: [envelope] }), target);
+    transport.send(encodeMessages(ring, { sender: self, receiver: leader, stamp: stamper.next(), messages: [envelope] }), target);
   }
   await Bun.sleep(1_100);
   transport.close();
