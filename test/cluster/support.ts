@@ -106,6 +106,16 @@ export class ProcessColony {
     this.processes.get(id)?.kill(signal);
   }
 
+  /** Stops a node gracefully (SIGTERM), starts it again with the files as they are now, and waits until it serves. */
+  async restart(id: string): Promise<void> {
+    const child = this.processes.get(id);
+    child?.kill("SIGTERM");
+    await child?.exited;
+    this.processes.delete(id);
+    this.startNode(id);
+    await this.waitUp(id);
+  }
+
   async kill(id: string): Promise<void> {
     const child = this.processes.get(id);
     child?.kill("SIGKILL");
