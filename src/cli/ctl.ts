@@ -1,6 +1,6 @@
 // `physalia ctl`: one operation against the colony, printed as JSON.
 
-import { PhysaliaClient, UnreachableError } from "../client/client.ts";
+import { MissingKeyError, PhysaliaClient, UnreachableError } from "../client/client.ts";
 import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, valueFromJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
@@ -162,7 +162,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     print(JSON.stringify(resultToJson(transaction, result)));
     return result.status === "rejected" ? 1 : 0;
   } catch (error) {
-    if (error instanceof UnreachableError) throw new CliError(error.message);
+    if (error instanceof UnreachableError || error instanceof MissingKeyError) throw new CliError(error.message);
     throw error;
   } finally {
     client.close();
