@@ -10,12 +10,14 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysaliaClient } from "../src/client/client.ts";
-import { newKeyFile } from "../src/cli/colony.ts";
+import { readKeys } from "../src/cli/colony.ts";
+import { writeKeyDirectory } from "../src/cli/keys.ts";
 import type { ClientReply, Envelope } from "../src/core/messages.ts";
 import { utf8 } from "../src/core/value.ts";
 import { openUdp } from "../src/transport/udp.ts";
 import type { Endpoint } from "../src/transport/transport.ts";
-import { type KeyRing, parseKeyFile } from "../src/wire/keyring.ts";
+import { Stamper, freshEpoch } from "../src/wire/freshness.ts";
+import type { KeySet } from "../src/wire/keyring.ts";
 import { decodeMessages, encodeMessages } from "../src/wire/message.ts";
 
 const nodes = 7;
@@ -53,11 +55,10 @@ async function main(): Promise<void> {
     }),
   };
   await writeFile(join(dir, "topology.json"), JSON.stringify(topology));
-  const keys = newKeyFile();
-  await writeFile(join(dir, "keys.json"), keys);
-  const keyring = parseKeyFile(keys) as KeyRing;
+  await writeKeyDirectory(join(dir, "keys"), ["blue"]);
+  const { keys } = await readKeys(join(dir, "keys/control.json"), ["control"]);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
+    Bun.spawn([process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys/node-blue.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
   );
   try {
     for (let i = 0; i < nodes; i++) {
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
         await Bun.sleep(50);
       }
     }
-    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keyring, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 30_000 });
+    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keys, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 30_000 });
     const admin = await client("admin");
     const manyCells = 32;
     const cells = Array.from({ length: manyCells }, (_, i) => `bench-${i}`);
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
     const leader = await findLeader(cell, basePort);
     const openLoops = [];
     for (const multiple of [2, 8]) {
-      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keyring, endpoints);
+      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keys, endpoints);
       openLoops.push({ multipleOfPeak: multiple, ...result });
       console.log(`open loop at ${result.offeredPerSecond}/s (${multiple}x peak): goodput ${result.goodputPerSecond}/s, outcomes ${JSON.stringify(result.outcomes)}`);
     }
@@ -151,7 +152,10 @@ async function main(): Promise<void> {
 /** Sessions an open-loop generator spreads its load over. */
 const laneCount = 64;
 
-async function openLoop(cell: string, leader: string, rate: number, keyring: KeyRing, endpoints: ReadonlyMap<string, Endpoint>) {
+async function openLoop(cell: string, leader: string, rate: number, keys: KeySet, endpoints: ReadonlyMap<string, Endpoint>) {
+  const ring = keys.ring("control");
+  if (ring === undefined) throw new Error("the open loop needs the control key");
+  const stamper = new Stamper(freshEpoch());
   // A client id per run: the cell's session table would take reused sequence numbers for retries.
   const self = `openloop-${rate}`;
   const transport = await openUdp({ host: "127.0.0.1", port: 0 });
@@ -161,7 +165,7 @@ async function openLoop(cell: string, leader: string, rate: number, keyring: Key
   const opened = new Map<number, (session: number) => void>();
   let id = 0;
   transport.onReceive((bytes) => {
-    const decoded = decodeMessages(bytes, keyring, { receiver: self });
+    const decoded = decodeMessages(bytes, keys, { receiver: self });
     if (!decoded.ok) return;
     for (const { message } of decoded.messages) {
       if (message.kind !== "reply") continue;
@@ -183,7 +187,7 @@ async function openLoop(cell: string, leader: string, rate: number, keyring: Key
     }
   });
   const target = endpoints.get(leader) as Endpoint;
-  const sendTo = (message: Envelope["message"]) => transport.send(encodeMessages(keyring, { sender: self, receiver: leader, messages: [{ cell, message }] }), target);
+  const sendTo = (message: Envelope["message"]) => transport.send(encodeMessages(ring, { sender: self, receiver: leader, stamp: stamper.next(), messages: [{ cell, message }] }), target);
   // Sessions to spread the load over: each may have up to limits.sessionPendingMax commands in flight.
   interface Lane { session: number; nextSeq: number; readonly waiting: Set<number> }
   const lanes: Lane[] = await Promise.all(Array.from({ length: laneCount }, () => new Promise<Lane>((resolve) => {

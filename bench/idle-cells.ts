@@ -8,10 +8,11 @@ import type { DurableRecord } from "../src/core/effects.ts";
 import { MemoryLog } from "../src/node/log.ts";
 import { PhysaliaNode } from "../src/node/node.ts";
 import type { Transport } from "../src/transport/transport.ts";
-import { KeyRing } from "../src/wire/keyring.ts";
+import { KeyRing, KeySet } from "../src/wire/keyring.ts";
 
 const cells = Number(process.env.CELLS ?? 100_000);
 const members = ["n1", "n2", "n3", "n4", "n5", "n6", "n7"];
+const ring = (id: number) => new KeyRing({ id, secret: new Uint8Array(32).fill(id) });
 const quiet: Transport = { local: { host: "127.0.0.1", port: 1 }, send() {}, onReceive() {}, close() {} };
 
 function heapBytes(): number {
@@ -26,7 +27,7 @@ const recordsBytes = heapBytes() - before;
 const started = performance.now();
 const node = new PhysaliaNode({
   id: "n1", peers: new Map(members.slice(1).map((id, i) => [id, { host: "127.0.0.1", port: 2 + i }])),
-  keyring: new KeyRing({ id: 1, secret: new Uint8Array(32) }), log: new MemoryLog(), transport: quiet, recovered,
+  keys: new KeySet({ node: ring(1), client: ring(2), control: ring(3) }, "blue"), log: new MemoryLog(), transport: quiet, recovered,
 });
 const buildMs = performance.now() - started;
 recovered.clear();

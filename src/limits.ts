@@ -55,7 +55,12 @@ export const limits = {
   candidateAttemptsMax: 10,
 
   // The wire.
-  nodeIdBytesMax: 64,
+  /** A plain id: a topology name (node, color, row...) or a client id, of [A-Za-z0-9._-]. */
+  plainIdBytesMax: 64,
+  /** A node's incarnation, appended to its plain id as `~` and this many lowercase hex digits. */
+  incarnationHexDigits: 16,
+  /** Any id in a frame or a message: a plain id, or a node's `id~incarnation`. */
+  nodeIdBytesMax: 64 + 1 + 16,
   /** The largest frame we put into one datagram (UDP payload limit is 65507 bytes). */
   frameBytesMax: 65_000,
   /** A message body may be larger than a frame only when the transport chunks it. */
@@ -73,6 +78,8 @@ check(limits.transactionBytesMax < limits.frameBytesMax / 2, "a transaction must
 check(limits.keyBytesMax + limits.valueBytesMax + limits.entryOverheadBytes < limits.scanPageBytesMax, "one entry must fit a scan page");
 check(limits.integerBitsMax / 8 + 1 <= limits.valueBytesMax, "the largest integer must be a legal value");
 check(limits.transactionBytesMax <= limits.cellBytesMax, "a transaction must fit an empty cell");
+check(limits.nodeIdBytesMax === limits.plainIdBytesMax + 1 + limits.incarnationHexDigits, "a node id is a plain id, a tilde and an incarnation");
+check(limits.nodeIdBytesMax <= 255, "an id's length must fit the frame header's length byte");
 check(limits.frameBytesMax <= 65_507, "a frame must fit one UDP datagram");
 check(limits.batchBytesMax >= limits.transactionBytesMax, "one transaction must fit a batch");
 check(limits.batchBytesMax + 4096 <= limits.frameBytesMax, "an accept carrying a full batch must fit a frame");

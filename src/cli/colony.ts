@@ -7,7 +7,8 @@ import { loadTopology } from "../control/topology/load.ts";
 import type { Topology } from "../control/topology/types.ts";
 import { isTopologyError } from "../control/topology/types.ts";
 import type { Endpoint } from "../transport/transport.ts";
-import { type KeyRing, KeyFileError, parseKeyFile } from "../wire/keyring.ts";
+import { type KeyFileKind, parseKeyFile } from "../wire/keyfile.ts";
+import { KeyFileError, type KeySet } from "../wire/keyring.ts";
 import { UsageError } from "./args.ts";
 
 /** An expected failure the CLI reports in one line with exit status 1. */
@@ -22,7 +23,8 @@ export async function readTopology(path: string | undefined): Promise<Topology> 
   return topology;
 }
 
-export async function readKeys(path: string | undefined): Promise<KeyRing> {
+/** Reads a key file, which must be of one of the kinds the command takes. */
+export async function readKeys(path: string | undefined, kinds: readonly KeyFileKind[]): Promise<{ kind: KeyFileKind; keys: KeySet }> {
   if (path === undefined) throw new UsageError("--keys FILE is required");
   let text: string;
   try {
@@ -30,9 +32,12 @@ export async function readKeys(path: string | undefined): Promise<KeyRing> {
   } catch (error) {
     throw new CliError(`Cannot read key file ${path}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const ring = parseKeyFile(text);
-  if (ring instanceof KeyFileError) throw new CliError(`${ring.message} (in ${path})`);
-  return ring;
+  const parsed = parseKeyFile(text);
+  if (parsed instanceof KeyFileError) throw new CliError(`${parsed.message} (in ${path})`);
+  if (!kinds.includes(parsed.kind)) {
+    throw new CliError(`Cannot use key file ${path}: it is a ${parsed.kind} key file, and this command takes a ${kinds.join(" or a ")} key file`);
+  }
+  return parsed;
 }
 
 export function endpointOf(address: string): Endpoint {
@@ -49,9 +54,7 @@ export function colorEndpoints(topology: Topology, color: string): Map<string, E
   return out;
 }
 
-/** A fresh key file: one random 32-byte key. */
-export function newKeyFile(): string {
-  const secret = crypto.getRandomValues(new Uint8Array(32));
-  const hex = [...secret].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `${JSON.stringify({ version: 1, current: 1, keys: [{ id: 1, secret: hex }] })}\n`;
+/** Every node of the topology with its color, so a node can tell another color's node from a stranger. */
+export function nodeColors(topology: Topology): Map<string, string> {
+  return new Map(topology.nodes.map((node) => [node.id, node.color]));
 }

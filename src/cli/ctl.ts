@@ -1,6 +1,6 @@
 // `physalia ctl`: one operation against the colony, printed as JSON.
 
-import { PhysaliaClient, UnreachableError } from "../client/client.ts";
+import { MissingKeyError, PhysaliaClient, UnreachableError } from "../client/client.ts";
 import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, valueFromJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
@@ -9,6 +9,8 @@ import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
+--keys FILE is the client key file (client.json) for reads and writes, or the control key file
+(control.json), which create, add-member and remove-member need
 commands (VALUE is JSON: "text", 42, true, {"int": "123..."}, {"bytes": "<base64>"}; bare text is a string):
   create CELL                     create a cell (its replicas are chosen from the topology)
   get CELL KEY...                 read keys (--eventual: from any replica, possibly stale)
@@ -56,7 +58,8 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   const [command, ...rest] = positional;
   if (command === undefined) throw new UsageError("missing command");
   const topology = await readTopology(flags.topology as string | undefined);
-  const keyring = await readKeys(flags.keys as string | undefined);
+  const keysPath = flags.keys as string | undefined;
+  const { kind, keys } = await readKeys(keysPath, ["client", "control"]);
   const nodes = colorEndpoints(topology, (flags.color as string | undefined) ?? (topology.colors[0] as string));
 
   let tx: Transaction | null = null;
@@ -133,11 +136,14 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
+  if ((command === "create" || membership !== null) && kind !== "control") {
+    throw new CliError(`Cannot run ${command}: it needs the control key file, and ${keysPath} is a ${kind} key file`);
+  }
 
   const transport = await openUdp({ host: "0.0.0.0", port: 0 });
   const client = new PhysaliaClient({
     id: `ctl-${process.pid}-${Math.floor(Math.random() * 1e9)}`,
-    nodes, keyring, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,
+    nodes, keys, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,
   });
   try {
     if (command === "create") {
@@ -156,7 +162,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     print(JSON.stringify(resultToJson(transaction, result)));
     return result.status === "rejected" ? 1 : 0;
   } catch (error) {
-    if (error instanceof UnreachableError) throw new CliError(error.message);
+    if (error instanceof UnreachableError || error instanceof MissingKeyError) throw new CliError(error.message);
     throw error;
   } finally {
     await client.end();

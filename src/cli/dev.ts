@@ -14,7 +14,8 @@ import { utf8 } from "../core/value.ts";
 import { defaultSimOptions, runSimulation } from "../sim/mod.ts";
 import { openUdp } from "../transport/udp.ts";
 import { parseFlags } from "./args.ts";
-import { CliError, colorEndpoints, newKeyFile, readKeys, readTopology } from "./colony.ts";
+import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
+import { nodeKeyFileName, writeKeyDirectory } from "./keys.ts";
 import { selfCommand } from "./self.ts";
 
 export const devUsage = `usage:
@@ -42,13 +43,15 @@ export async function devCommand(args: string[], print: (line: string) => void =
   // The embedded topology, on the chosen ports.
   const topology = { ...localTopology, nodes: localTopology.nodes.map((n, i) => ({ ...n, address: `127.0.0.1:${basePort + i}` })) };
   const topologyPath = join(dir, "topology.json");
-  const keysPath = join(dir, "keys.json");
+  const keysDir = join(dir, "keys");
   await writeFile(topologyPath, JSON.stringify(topology, null, 1));
-  await writeFile(keysPath, newKeyFile(), { mode: 0o600 });
+  // Each holder gets only its own file: nodes their color's, the workload the control key.
+  await writeKeyDirectory(keysDir, topology.colors);
+  const controlKeys = join(keysDir, "control.json");
 
   print(`physalia dev: starting ${topology.nodes.length} nodes from the embedded topology "${topology.name}" (data in ${dir})`);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", keysPath, "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
+    Bun.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", join(keysDir, nodeKeyFileName(node.color)), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
       stdout: Bun.file(join(dir, `${node.id}.log`)),
       stderr: Bun.file(join(dir, `${node.id}.err`)),
     }),
@@ -65,12 +68,13 @@ export async function devCommand(args: string[], print: (line: string) => void =
   };
   try {
     await waitForStatus(topology.nodes.map((_, i) => basePort + 1000 + i), children);
-    const code = await workload(topologyPath, keysPath, print);
+    const code = await workload(topologyPath, controlKeys, print);
     if (code !== 0) return await stop(code);
     print("");
     print("The colony is running. Metrics and status:");
     for (let i = 0; i < topology.nodes.length; i++) print(`  ${topology.nodes[i]?.id}: http://127.0.0.1:${basePort + 1000 + i}/metrics  /status`);
-    print(`Try: bun src/cli/main.ts ctl --topology ${topologyPath} --keys ${keysPath} get volume-1 primary`);
+    print(`Try: bun src/cli/main.ts ctl --topology ${topologyPath} --keys ${join(keysDir, "client.json")} get volume-1 primary`);
+    print(`     (create, add-member and remove-member need --keys ${controlKeys})`);
     print((flags.duration as number | undefined) ? `Stopping in ${flags.duration} s.` : "Ctrl-C to stop.");
     const exitedEarly = Promise.race(children.map((c, i) => c.exited.then((code) => ({ i, code }))));
     const signal = new Promise<string>((resolve) => {
@@ -110,10 +114,10 @@ async function waitForStatus(ports: readonly number[], children: readonly { exit
 
 async function workload(topologyPath: string, keysPath: string, print: (line: string) => void): Promise<number> {
   const topology = await readTopology(topologyPath);
-  const keyring = await readKeys(keysPath);
+  const { keys } = await readKeys(keysPath, ["control"]);
   const nodes = colorEndpoints(topology, topology.colors[0] as string);
   const transport = await openUdp({ host: "127.0.0.1", port: 0 });
-  const client = new PhysaliaClient({ id: `dev-${process.pid}`, nodes, keyring, transport });
+  const client = new PhysaliaClient({ id: `dev-${process.pid}`, nodes, keys, transport });
   const show = async (cell: string, what: string, tx: Transaction) => {
     const result = await client.transact(cell, tx);
     print(`  ${cell}: ${what.padEnd(44)} -> ${JSON.stringify(resultToJson(tx, result))}`);

@@ -5,6 +5,7 @@ import { UsageError } from "./args.ts";
 import { CliError } from "./colony.ts";
 import { ctlCommand, ctlUsage } from "./ctl.ts";
 import { devCommand, devUsage } from "./dev.ts";
+import { keysCommand, keysUsage } from "./keys.ts";
 import { nodeCommand, nodeUsage } from "./node.ts";
 import { simCommand, simUsage } from "./sim.ts";
 import { topologyCommand, topologyUsage } from "./topology.ts";
@@ -20,6 +21,7 @@ commands:
   ctl        create a cell, read, write, and run transactions against a colony
   sim        run the deterministic simworld: one seed, or many
   topology   generate or check topology files
+  keys       generate and rotate a colony's key files
   help       this text; physalia <command> --help for a command's flags
 
 flags:
@@ -34,6 +36,7 @@ interface Command {
 const commands: Record<string, Command> = {
   ctl: { run: ctlCommand, usage: ctlUsage },
   dev: { run: devCommand, usage: devUsage },
+  keys: { run: keysCommand, usage: keysUsage },
   node: { run: nodeCommand, usage: nodeUsage },
   sim: { run: simCommand, usage: simUsage },
   topology: { run: topologyCommand, usage: topologyUsage },

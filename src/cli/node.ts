@@ -5,19 +5,19 @@
 import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
 import type { Endpoint } from "../transport/transport.ts";
-import type { KeyRing } from "../wire/keyring.ts";
+import type { KeySet } from "../wire/keyring.ts";
 import { openLog, LogOpenError, moveLogAside } from "../storage/mod.ts";
 import { serveStatus } from "../transport/http.ts";
 import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseFlags } from "./args.ts";
-import { CliError, colorEndpoints, endpointOf, readKeys, readTopology } from "./colony.ts";
+import { CliError, colorEndpoints, endpointOf, nodeColors, readKeys, readTopology } from "./colony.ts";
 import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
   --topology FILE    the colony's topology (JSON; see docs/placement.md)
   --id NODE          this node's id in the topology; it listens on that node's address (UDP)
   --data DIR         where the node keeps its log (created if missing)
-  --keys FILE        the frame keys (JSON: {"version":1,"current":ID,"keys":[{"id":ID,"secret":"<hex>"}]})
+  --keys FILE        the node key file of this node's color (physalia keys generate writes node-<color>.json)
   --metrics H:P      where /metrics and /status are served (default 127.0.0.1:<udp port + 1000>)`;
 
 export async function nodeCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
@@ -35,7 +35,9 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const topology = await readTopology(flags.topology as string | undefined);
   const me = topology.nodes.find((n) => n.id === id);
   if (me === undefined) throw new CliError(`Cannot start node ${id}: it is not in the topology`);
-  const keyring = await readKeys(flags.keys as string | undefined);
+  const keysPath = flags.keys as string | undefined;
+  const { keys } = await readKeys(keysPath, ["node"]);
+  if (keys.color !== me.color) throw new CliError(`Cannot start node ${id}: ${keysPath} is the key file of color ${keys.color}, and ${id} is ${me.color}`);
   const local = endpointOf(me.address);
   const metricsAt = flags.metrics === undefined ? { host: "127.0.0.1", port: local.port + 1000 } : endpointOf(flags.metrics as string);
   // Nodes of different colors never talk to each other.
@@ -95,7 +97,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   let replacer: { add(cell: string): void; stop(): void } | null = null;
   const early: string[] = [];
   const node = new PhysaliaNode({
-    id, peers, keyring, log, transport, recovered: records,
+    id, peers, keys, nodeColors: nodeColors(topology), log, transport, recovered: records,
     ...(process.env.PHYSALIA_TRACE ? { trace: (line: string) => console.error(line) } : {}),
     ...(rejoin === null ? {} : { onUnknownCell: (cell: string) => (replacer === null ? early.push(cell) : replacer.add(cell)) }),
     onFatal: (error) => {
@@ -105,7 +107,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   });
   node.start();
   if (rejoin !== null) {
-    replacer = await startReplacing({ id, local, keyring, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
+    replacer = await startReplacing({ id, local, keys, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
     for (const cell of early) replacer.add(cell);
   }
   let status;
@@ -139,7 +141,8 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
 interface ReplaceOptions {
   readonly id: string;
   readonly local: Endpoint;
-  readonly keyring: KeyRing;
+  /** The node's own key file: replacing itself is a membership change, under its control key. */
+  readonly keys: KeySet;
   readonly nodes: ReadonlyMap<string, Endpoint>;
   readonly cells: readonly string[];
   readonly print: (line: string) => void;
@@ -154,7 +157,7 @@ interface ReplaceOptions {
 async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: string): void; stop(): void }> {
   const { id, print } = options;
   const transport = await openUdp({ host: options.local.host, port: 0 });
-  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keyring: options.keyring, transport, deadlineMs: 30_000 });
+  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keys: options.keys, transport, deadlineMs: 30_000 });
   const seen = new Set<string>();
   const queue: string[] = [];
   let running = false;

@@ -12,10 +12,15 @@ import type { CellMessage, ClientReply, CommandResult, ConfigChange, Consistency
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
-import { Reassembler, isChunk } from "../transport/chunks.ts";
+import { Reassembler } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
-import type { KeyRing } from "../wire/keyring.ts";
-import { decodeMessages, encodeMessages } from "../wire/message.ts";
+import { type Frame, decodeFrame } from "../wire/frame.ts";
+import { ReplayGuard, Stamper, freshEpoch } from "../wire/freshness.ts";
+import { isPlainId, nodePart } from "../wire/ids.ts";
+import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
+import { encodeMessages } from "../wire/message.ts";
+import { type ClientFacts, authorizeAtClient, classify } from "../wire/roles.ts";
+import { decodeBody } from "../wire/schema.ts";
 
 export class UnreachableError extends Error {
   override name = "UnreachableError";
@@ -35,18 +40,28 @@ export class SessionRefusedError extends Error {
   override name = "SessionRefusedError";
 }
 
+/** The operation needs a key this client does not hold (creating cells and membership changes need the control key). */
+export class MissingKeyError extends Error {
+  override name = "MissingKeyError";
+}
+
 export interface ClientOptions {
   /** This client's id: the sender of its frames (1 to 64 of [A-Za-z0-9._-]). */
   readonly id: string;
   /** Every node of the colony (of one color), by id. */
   readonly nodes: ReadonlyMap<string, Endpoint>;
-  readonly keyring: KeyRing;
+  /** A client key file (data requests) or a control key file (data, cell creation, membership). */
+  readonly keys: KeySet;
   readonly transport: Transport;
   readonly membersPerCell?: number;
   /** How long one operation may take, retries included. */
   readonly deadlineMs?: number;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** This process's epoch, in every frame it sends; default: wall-clock milliseconds now. */
+  readonly epoch?: number;
+  /** Whether replayed replies are dropped (default true). */
+  readonly replayGuard?: boolean;
 }
 
 export interface OperationOptions {
@@ -102,15 +117,33 @@ export class PhysaliaClient {
   private readonly reassembler = new Reassembler();
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly stamper: Stamper;
+  private readonly guard: ReplayGuard | null;
+  private readonly facts: ClientFacts;
 
   constructor(private readonly options: ClientOptions) {
+    if (!isPlainId(options.id)) throw new RangeError(`A client id is 1 to 64 of [A-Za-z0-9._-], not ${JSON.stringify(options.id)}`);
+    if (options.keys.ring("client") === undefined && options.keys.ring("control") === undefined) {
+      throw new MissingKeyError("A client needs a client or control key file");
+    }
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
-    options.transport.onReceive((bytes, from) => {
-      if (!isChunk(bytes)) return this.receive(bytes);
-      const result = this.reassembler.add(`${from.host}:${from.port}`, bytes, this.now());
-      if (result.kind === "frame") this.receive(result.frame);
-    });
+    this.stamper = new Stamper(options.epoch ?? freshEpoch());
+    this.guard = options.replayGuard === false ? null : new ReplayGuard();
+    this.facts = { isNode: (node) => options.nodes.has(node) };
+    options.transport.onReceive((bytes) => this.receive(bytes));
+  }
+
+  /** The ring a message goes under: the least role that may send it, among those held. */
+  private ringFor(message: CellMessage | NodeMessage): KeyRing {
+    const needs: Role = classify(message) === "control" ? "control" : "client";
+    const ring = this.options.keys.ring(needs) ?? (needs === "client" ? this.options.keys.ring("control") : undefined);
+    if (ring === undefined) throw new MissingKeyError(`Cannot send ${message.kind === "request" ? "a membership change" : message.kind}: it needs the control key`);
+    return ring;
+  }
+
+  private requireControl(what: string): void {
+    if (this.options.keys.ring("control") === undefined) throw new MissingKeyError(`Cannot ${what}: it needs the control key file, and this client holds only the client key`);
   }
 
   /** The nodes that host a cell, best first. */
@@ -123,6 +156,7 @@ export class PhysaliaClient {
 
   /** Creates the cell's replicas on its nodes; resolves with the members that confirmed. */
   async create(cell: string, alpha: number = limits.pipelineDepthDefault): Promise<{ members: string[]; confirmed: string[] }> {
+    this.requireControl(`create cell ${cell}`);
     const members = this.replicasFor(cell);
     const confirmed = await Promise.all(members.map(async (node) => {
       const id = ++this.requestId;
@@ -142,6 +176,7 @@ export class PhysaliaClient {
    * before a membership change adds it.
    */
   async join(cell: string, node: string): Promise<void> {
+    this.requireControl(`make ${node} join cell ${cell}`);
     // The node may be a former member coming back empty (it lost its disk and was removed).
     // Slots up to alpha after its removal may still be decided by the old membership, which
     // includes it; an empty acceptor must never vote there. Alpha sequential commands, each
@@ -166,6 +201,7 @@ export class PhysaliaClient {
    * (and the cell still needs the node being removed, and cannot count the one being added).
    */
   async configure(cell: string, change: ConfigChange): Promise<CommandResult> {
+    this.requireControl(`change the members of cell ${cell}`);
     const result = await this.command(cell, { kind: "config", change });
     if (result.status === "configured") await this.advancePast(cell, result.effectiveSlot - 1);
     return result;
@@ -366,6 +402,7 @@ export class PhysaliaClient {
   private sendAndWait(cell: string, id: number, message: CellMessage | NodeMessage, target: string, timeoutMs: number): Promise<{ from: string; reply: ClientReply } | null> {
     const endpoint = this.options.nodes.get(target);
     if (endpoint === undefined || timeoutMs <= 0) return Promise.resolve(null);
+    const ring = this.ringFor(message);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
@@ -379,17 +416,36 @@ export class PhysaliaClient {
         },
       });
       const envelope: Envelope = { cell, message };
-      this.options.transport.send(encodeMessages(this.options.keyring, { sender: this.options.id, receiver: target, messages: [envelope] }), endpoint);
+      this.options.transport.send(encodeMessages(ring, { sender: this.options.id, receiver: target, stamp: this.stamper.next(), messages: [envelope] }), endpoint);
     });
   }
 
+  // Like a node's: the MAC first, then the role check (replies from known nodes only), then
+  // the replay guard. Chunks (a large reply) are authenticated before they take memory.
   private receive(bytes: Uint8Array): void {
-    const decoded = decodeMessages(bytes, this.options.keyring, { receiver: this.options.id, bytesMax: limits.messageBytesMax });
-    if (!decoded.ok) return;
-    for (const { message } of decoded.messages) {
+    const framed = decodeFrame(bytes, this.options.keys, { receiver: this.options.id, bytesMax: limits.messageBytesMax });
+    if (!framed.ok) return;
+    if (framed.frame.kind === "frame") return this.receiveFrame(framed.frame);
+    const chunk = framed.frame;
+    if (!authorizeAtClient({ role: chunk.role, sender: chunk.sender, messages: [] }, this.facts).ok || !this.fresh(chunk)) return;
+    const result = this.reassembler.add(chunk.sender, chunk.body, this.now());
+    if (result.kind !== "frame") return;
+    const inner = decodeFrame(result.frame, this.options.keys, { receiver: this.options.id, bytesMax: limits.messageBytesMax });
+    if (inner.ok && inner.frame.kind === "frame" && inner.frame.sender === chunk.sender) this.receiveFrame(inner.frame);
+  }
+
+  private receiveFrame(frame: Frame): void {
+    const body = decodeBody(frame.body);
+    if (!body.ok) return;
+    if (!authorizeAtClient({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts).ok || !this.fresh(frame)) return;
+    for (const { message } of body.messages) {
       if (message.kind !== "reply" || message.client !== this.options.id) continue;
-      this.waiters.get(message.id)?.resolve({ from: decoded.sender, reply: message });
+      this.waiters.get(message.id)?.resolve({ from: nodePart(frame.sender), reply: message });
     }
+  }
+
+  private fresh(frame: Frame): boolean {
+    return this.guard === null || this.guard.admit(nodePart(frame.sender), frame.stamp, true) === "fresh";
   }
 
   close(): void {

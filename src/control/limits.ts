@@ -9,7 +9,7 @@ export const controlLimits = {
   /** A topology file larger than this is refused before it is parsed. */
   topologyBytesMax: 64 * 1024 * 1024,
   /** Node ids, row, rack, power domain and color names share one syntax and bound. */
-  nameBytesMax: limits.nodeIdBytesMax,
+  nameBytesMax: limits.plainIdBytesMax,
   nodesMax: 200_000,
   clientsMax: 2_000_000,
   powerDomainsMax: 256,

@@ -10,10 +10,15 @@ import type { DurableRecord } from "../core/effects.ts";
 import type { CreateRequest, Envelope, ReplyOutcome } from "../core/messages.ts";
 import { Replica, type ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
-import { isChunk, Reassembler, splitFrame } from "../transport/chunks.ts";
+import { Reassembler, splitFrame } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
-import type { KeyRing } from "../wire/keyring.ts";
-import { decodeMessages, encodeMessages } from "../wire/message.ts";
+import { type Frame, decodeFrame } from "../wire/frame.ts";
+import { ReplayGuard, Stamper, freshEpoch } from "../wire/freshness.ts";
+import { hasIncarnation, nodePart } from "../wire/ids.ts";
+import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
+import { encodeMessages } from "../wire/message.ts";
+import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/roles.ts";
+import { decodeBody } from "../wire/schema.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -22,7 +27,17 @@ export interface NodeOptions {
   readonly id: string;
   /** The other nodes this node may talk to (its color), by id. */
   readonly peers: ReadonlyMap<string, Endpoint>;
-  readonly keyring: KeyRing;
+  /** A node's key file: its color's node ring, and the client and control rings. */
+  readonly keys: KeySet;
+  /**
+   * Every node of the topology with its color, by topology id, so that a frame from a node
+   * of another color is told from a stranger's. Default: this node and its peers.
+   */
+  readonly nodeColors?: ReadonlyMap<string, string>;
+  /** Whether replayed frames are dropped (default true). Safety never depends on it. */
+  readonly replayGuard?: boolean;
+  /** This process's epoch, in every frame it sends; default: wall-clock milliseconds at start. */
+  readonly epoch?: number;
   readonly log: NodeLog;
   readonly transport: Transport;
   /** Records recovered from the log, per cell, in write order. */
@@ -48,8 +63,12 @@ export class PhysaliaNode {
   private readonly deadlines = new Deadlines();
   private readonly reassembler = new Reassembler();
   private readonly lastHeard = new Map<string, number>();
-  /** Where each client was last heard from, least recently used first. */
-  private readonly clients = new Map<string, Endpoint>();
+  /** Where each client was last heard from and under which role, least recently used first. */
+  private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
+  private readonly stamper: Stamper;
+  private readonly guard: ReplayGuard | null;
+  private readonly facts: NodeFacts;
+  private readonly nodeRing: KeyRing;
   private effects: Effects = createEffects();
   private flushing = false;
   private flushAgain = false;
@@ -70,6 +89,17 @@ export class PhysaliaNode {
     this.random = options.random ?? Math.random;
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
     this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
+    const { keys } = options;
+    const nodeRing = keys.ring("node");
+    assert(nodeRing !== undefined && keys.color !== null, "a node needs a node key file");
+    assert(keys.ring("client") !== undefined && keys.ring("control") !== undefined, "a node needs the client and control rings");
+    this.nodeRing = nodeRing;
+    const color = keys.color;
+    const colors = options.nodeColors ?? new Map([[nodePart(this.id), color], ...[...options.peers.keys()].map((p): [string, string] => [nodePart(p), color])]);
+    assert(colors.get(nodePart(this.id)) === color, "a node's key file must be of its own color");
+    this.facts = { color, colorOf: (node) => colors.get(node) };
+    this.stamper = new Stamper(options.epoch ?? freshEpoch());
+    this.guard = options.replayGuard === false ? null : new ReplayGuard();
     for (const [cell, records] of options.recovered ?? []) {
       this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
     }
@@ -161,31 +191,68 @@ export class PhysaliaNode {
 
   // ---- receiving ----------------------------------------------------------------------
 
+  // Every frame passes, in order: its MAC (nothing unauthenticated is parsed or stored), the
+  // role check (who may send what, see wire/roles.ts), then the replay guard.
   private receive(bytes: Uint8Array, from: Endpoint): void {
     if (this.stopped || this.failed !== null) return;
-    let frame = bytes;
-    if (isChunk(bytes)) {
-      const result = this.reassembler.add(`${from.host}:${from.port}`, bytes, this.now());
-      if (result.kind === "rejected") this.metrics.drop(result.reason);
-      if (result.kind !== "frame") return;
-      frame = result.frame;
-    }
-    const decoded = decodeMessages(frame, this.options.keyring, { receiver: this.id, bytesMax: limits.messageBytesMax });
-    if (!decoded.ok) {
-      this.metrics.drop(decoded.reason);
+    const now = this.now();
+    const framed = decodeFrame(bytes, this.options.keys, { receiver: this.id, bytesMax: limits.messageBytesMax });
+    if (!framed.ok) {
+      this.metrics.drop(framed.reason);
       return;
     }
+    if (framed.frame.kind === "frame") {
+      this.receiveFrame(framed.frame, from, now);
+      return;
+    }
+    const chunk = framed.frame;
+    const allowed = authorizeChunkAtNode(chunk, this.facts);
+    if (!allowed.ok) {
+      this.metrics.drop(allowed.reason);
+      return;
+    }
+    if (!this.fresh(chunk)) return;
+    const result = this.reassembler.add(chunk.sender, chunk.body, now);
+    if (result.kind === "rejected") this.metrics.drop(result.reason);
+    if (result.kind !== "frame") return;
+    const inner = decodeFrame(result.frame, this.options.keys, { receiver: this.id, bytesMax: limits.messageBytesMax });
+    if (!inner.ok) this.metrics.drop(inner.reason);
+    else if (inner.frame.kind !== "frame") this.metrics.drop("unexpectedChunk");
+    else if (inner.frame.sender !== chunk.sender) this.metrics.drop("wrongSender");
+    else this.receiveFrame(inner.frame, from, now);
+  }
+
+  private receiveFrame(frame: Frame, from: Endpoint, now: number): void {
+    const body = decodeBody(frame.body);
+    if (!body.ok) {
+      this.metrics.drop(body.reason);
+      return;
+    }
+    const allowed = authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts);
+    if (!allowed.ok) {
+      this.metrics.drop(allowed.reason);
+      return;
+    }
+    if (!this.fresh(frame)) return;
     this.metrics.framesReceived++;
-    const sender = decoded.sender;
-    const now = this.now();
-    if (this.options.peers.has(sender)) this.lastHeard.set(sender, now);
+    const sender = frame.sender;
+    if (frame.role === "node") this.lastHeard.set(sender, now);
     else {
       this.clients.delete(sender);
-      this.clients.set(sender, from);
+      this.clients.set(sender, { endpoint: from, role: frame.role });
       if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
     }
-    for (const envelope of decoded.messages) this.dispatch(sender, envelope, now);
+    for (const envelope of body.messages) this.dispatch(sender, envelope, now);
     this.scheduleFlush();
+  }
+
+  /** The replay guard: nodes are remembered by topology id for good, clients in a bounded table. */
+  private fresh(frame: Frame): boolean {
+    if (this.guard === null) return true;
+    const pinned = frame.role === "node";
+    if (this.guard.admit(pinned ? nodePart(frame.sender) : frame.sender, frame.stamp, pinned) === "fresh") return true;
+    this.metrics.drop("replayed");
+    return false;
   }
 
   private dispatch(sender: string, { cell, message }: Envelope, now: number): void {
@@ -270,10 +337,12 @@ export class PhysaliaNode {
 
   private sendHeartbeats(): void {
     if (this.stopped || this.failed !== null) return;
+    // Partial chunked messages expire on this timer too, not only when the next chunk arrives.
+    this.reassembler.sweep(this.now());
     // An empty, signed frame: proof of life for the pair, whatever cells they share.
     for (const [peer, endpoint] of this.options.peers) {
       if (peer === this.id) continue;
-      this.options.transport.send(encodeMessages(this.options.keyring, { sender: this.id, receiver: peer, messages: [] }), endpoint);
+      this.options.transport.send(encodeMessages(this.nodeRing, { sender: this.id, receiver: peer, stamp: this.stamper.next(), messages: [] }), endpoint);
     }
   }
 
@@ -337,18 +406,23 @@ export class PhysaliaNode {
       for (const { to, cell, message } of messages) this.options.trace(`${now} ${this.id} -> ${to} ${cell} ${describeMessage(message)}`);
     }
     for (const [to, envelopes] of byDestination) {
-      const endpoint = this.options.peers.get(to) ?? this.clients.get(to);
-      if (endpoint === undefined) {
+      // Peers get frames under the node key; a client gets them under the key it spoke with.
+      const peer = this.options.peers.get(to) ?? (hasIncarnation(to) ? this.options.peers.get(nodePart(to)) : undefined);
+      const client = peer === undefined ? this.clients.get(to) : undefined;
+      const ring = peer !== undefined ? this.nodeRing : client !== undefined ? this.options.keys.ring(client.role) : undefined;
+      const endpoint = peer ?? client?.endpoint;
+      if (endpoint === undefined || ring === undefined) {
         this.metrics.drop("unknownDestination");
         continue;
       }
-      this.sendFrames(to, endpoint, envelopes);
+      this.sendFrames(to, { endpoint, ring }, envelopes);
     }
   }
 
   /** Packs envelopes into frames that fit a datagram; a single oversized one is chunked. */
-  private sendFrames(to: string, endpoint: Endpoint, envelopes: readonly Envelope[]): void {
-    const frame = encodeMessages(this.options.keyring, { sender: this.id, receiver: to, messages: envelopes, bytesMax: limits.messageBytesMax });
+  private sendFrames(to: string, via: { readonly endpoint: Endpoint; readonly ring: KeyRing }, envelopes: readonly Envelope[]): void {
+    const { endpoint, ring } = via;
+    const frame = encodeMessages(ring, { sender: this.id, receiver: to, stamp: this.stamper.next(), messages: envelopes, bytesMax: limits.messageBytesMax });
     if (frame.length <= limits.frameBytesMax) {
       this.options.transport.send(frame, endpoint);
       this.metrics.framesSent++;
@@ -356,12 +430,13 @@ export class PhysaliaNode {
     }
     if (envelopes.length > 1) {
       const half = envelopes.length >> 1;
-      this.sendFrames(to, endpoint, envelopes.slice(0, half));
-      this.sendFrames(to, endpoint, envelopes.slice(half));
+      this.sendFrames(to, via, envelopes.slice(0, half));
+      this.sendFrames(to, via, envelopes.slice(half));
       return;
     }
     this.messageId = (this.messageId + 1) >>> 0;
-    for (const chunk of splitFrame(frame, this.messageId)) this.options.transport.send(chunk, endpoint);
+    const chunks = splitFrame(frame, { ring, sender: this.id, receiver: to, stamper: this.stamper, messageId: this.messageId });
+    for (const chunk of chunks) this.options.transport.send(chunk, endpoint);
     this.metrics.framesSent++;
   }
 }

@@ -37,6 +37,8 @@ export interface SimOptions {
   readonly faultMs: number;
   /** Simulated milliseconds after healing within which every operation must finish. */
   readonly livenessMs: number;
+  /** Whether receivers drop replayed frames; when absent, even seeds run with the guard, odd ones without. */
+  readonly replayGuard?: boolean;
   /** Prints every message, tick, crash and applied slot of this cell, for debugging a seed. */
   readonly trace?: { readonly cell: string; readonly print: (line: string) => void };
 }

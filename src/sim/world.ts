@@ -11,8 +11,10 @@ import { type ChosenAtBallot, type Effects, type Outgoing, clearEffects, createE
 import type { Ballot, CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
 import type { Replica, ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
-import { KeyRing } from "../wire/keyring.ts";
+import { ReplayGuard, Stamper } from "../wire/freshness.ts";
+import { KeyRing, KeySet } from "../wire/keyring.ts";
 import { decodeMessages, encodeMessages } from "../wire/message.ts";
+import { type NodeFacts, authorizeAtClient, authorizeAtNode } from "../wire/roles.ts";
 import { type ClientHost, SimClient } from "./client.ts";
 import { SimNode } from "./node.ts";
 import { type SimOptions, checkSimOptions, mutationOf } from "./options.ts";
@@ -20,21 +22,28 @@ import { EventQueue } from "./queue.ts";
 import { Rng } from "./rng.ts";
 
 type Event =
-  | { readonly kind: "deliver"; readonly from: string; readonly to: string; readonly bytes: Uint8Array; readonly corrupted: boolean }
+  | { readonly kind: "deliver"; readonly from: string; readonly to: string; readonly bytes: Uint8Array; readonly corrupted: boolean; readonly sent: SentFrame }
   | { readonly kind: "tick"; readonly node: SimNode; readonly cell: string; readonly epoch: number }
   | { readonly kind: "fsync"; readonly node: SimNode; readonly epoch: number; readonly upto: number }
   | { readonly kind: "client"; readonly client: SimClient; readonly token: number }
   | { readonly kind: "fault"; readonly action: () => void }
   | { readonly kind: "monitor" };
 
+/** What the copies of one sent frame share, so the replay guard's verdicts can be checked. */
+interface SentFrame {
+  accepted: boolean;
+}
+
 export interface SimStats {
   members: number;
+  replayGuard: boolean;
   events: number;
   framesSent: number;
   framesDropped: number;
   framesDuplicated: number;
   framesCorrupted: number;
   framesRejected: Record<string, number>;
+  framesReplayed: number;
   crashes: number;
   compactions: number;
   sessionTtlMs: number;
@@ -71,7 +80,17 @@ export class World implements ClientHost {
   private readonly netRng: Rng;
   private readonly faultRng: Rng;
   private readonly jitterRng: Rng;
-  private readonly ring: KeyRing;
+  /** The rings of each holder: nodes (one color), clients, and the admins that change membership. */
+  private readonly nodeKeys: KeySet;
+  private readonly clientKeys: KeySet;
+  private readonly controlKeys: KeySet;
+  private readonly facts: NodeFacts;
+  private readonly guarded: boolean;
+  /** Each sender's stamps; a node gets a new epoch when it restarts (SimNode.epoch moves on). */
+  private readonly stampers = new Map<string, { readonly nodeEpoch: number; readonly stamper: Stamper }>();
+  /** Each receiver's replay guard; a crash forgets it, as a real process would. */
+  private readonly guards = new Map<string, { readonly nodeEpoch: number; readonly guard: ReplayGuard }>();
+  private senderEpochs = 0;
   private readonly queue = new EventQueue<Event>();
   private readonly nodes = new Map<string, SimNode>();
   private readonly clients = new Map<string, SimClient>();
@@ -99,7 +118,7 @@ export class World implements ClientHost {
   /** Per cell, the (session, seq) of every command carried out, to show none is carried out twice. */
   private readonly executed = new Map<string, Set<string>>();
   readonly stats: SimStats = {
-    members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {},
+    members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {}, framesReplayed: 0, replayGuard: false,
     crashes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
@@ -112,7 +131,16 @@ export class World implements ClientHost {
     this.jitterRng = this.rng.fork();
     const secret = new Uint8Array(32);
     for (let i = 0; i < secret.length; i++) secret[i] = this.rng.int(256);
-    this.ring = new KeyRing({ id: 1, secret });
+    // Three rings from one seed: the node, client and control secrets differ in their last byte.
+    const ring = (id: number) => new KeyRing({ id, secret: secret.map((b, i) => (i === secret.length - 1 ? b ^ id : b)) });
+    const rings = { node: ring(1), client: ring(2), control: ring(3) };
+    this.nodeKeys = new KeySet(rings, "sim");
+    this.clientKeys = new KeySet({ client: rings.client });
+    this.controlKeys = new KeySet({ control: rings.control });
+    this.facts = { color: "sim", colorOf: (id) => (this.nodes.has(id) ? "sim" : undefined) };
+    // Safety must never depend on the replay guard: half the seeds run without it.
+    this.guarded = options.replayGuard ?? options.seed % 2 === 0;
+    this.stats.replayGuard = this.guarded;
     const faults = options.faults;
     this.lossRate = faults.has("loss") ? 0.01 + this.netRng.next() * 0.1 : 0;
     this.duplicateRate = faults.has("duplicate") ? 0.01 + this.netRng.next() * 0.08 : 0;
@@ -253,7 +281,7 @@ export class World implements ClientHost {
   private handle(event: Event): void {
     switch (event.kind) {
       case "deliver":
-        return this.deliver(event.from, event.to, event.bytes, event.corrupted);
+        return this.deliver(event);
       case "tick": {
         const { node, cell } = event;
         if (!node.up || event.epoch !== node.epoch) return;
@@ -432,8 +460,37 @@ export class World implements ClientHost {
 
   // ---- network ------------------------------------------------------------------------
 
+  /** The keys a node or client holds: admins change membership, so they hold the control key. */
+  private keysOf(id: string): KeySet {
+    if (this.nodes.has(id)) return this.nodeKeys;
+    return id.startsWith("admin") ? this.controlKeys : this.clientKeys;
+  }
+
+  /** The ring a frame goes under: node to node under the node ring, otherwise the client's own. */
+  private ringFor(from: string, to: string): KeyRing {
+    const client = this.nodes.has(from) ? (this.nodes.has(to) ? null : this.keysOf(to)) : this.keysOf(from);
+    const ring = client === null ? this.nodeKeys.ring("node") : (client.ring("client") ?? client.ring("control"));
+    if (ring === undefined) throw new Error(`the simworld has no ring for ${from} -> ${to}`);
+    return ring;
+  }
+
+  private stamp(from: string) {
+    const nodeEpoch = this.nodes.get(from)?.epoch ?? 0;
+    let entry = this.stampers.get(from);
+    if (entry === undefined || entry.nodeEpoch !== nodeEpoch) this.stampers.set(from, (entry = { nodeEpoch, stamper: new Stamper(++this.senderEpochs) }));
+    return entry.stamper.next();
+  }
+
+  private guardOf(to: string): ReplayGuard {
+    const nodeEpoch = this.nodes.get(to)?.epoch ?? 0;
+    let entry = this.guards.get(to);
+    if (entry === undefined || entry.nodeEpoch !== nodeEpoch) this.guards.set(to, (entry = { nodeEpoch, guard: new ReplayGuard() }));
+    return entry.guard;
+  }
+
   private transmit(from: string, to: string, envelopes: Envelope[]): void {
-    const bytes = encodeMessages(this.ring, { sender: from, receiver: to, messages: envelopes, bytesMax: limits.messageBytesMax });
+    const bytes = encodeMessages(this.ringFor(from, to), { sender: from, receiver: to, stamp: this.stamp(from), messages: envelopes, bytesMax: limits.messageBytesMax });
+    const sent: SentFrame = { accepted: false };
     this.stats.framesSent++;
     const rng = this.netRng;
     if (this.blocked.has(`${from}>${to}`) || (this.faulty && rng.chance(this.lossRate))) {
@@ -444,7 +501,7 @@ export class World implements ClientHost {
     if (copies === 2) this.stats.framesDuplicated++;
     if (this.faulty && rng.chance(this.lateCopyRate)) {
       this.stats.lateCopies++;
-      this.queue.push(this.time + 300 + rng.next() * 3_000, { kind: "deliver", from, to, bytes, corrupted: false });
+      this.queue.push(this.time + 300 + rng.next() * 3_000, { kind: "deliver", from, to, bytes, corrupted: false, sent });
     }
     for (let i = 0; i < copies; i++) {
       let delay = 0.1 + rng.next() * 0.9 + rng.next() * this.reorderMs;
@@ -458,12 +515,15 @@ export class World implements ClientHost {
         corrupted = true;
         this.stats.framesCorrupted++;
       }
-      this.queue.push(this.time + delay, { kind: "deliver", from, to, bytes: frame, corrupted });
+      this.queue.push(this.time + delay, { kind: "deliver", from, to, bytes: frame, corrupted, sent });
     }
   }
 
-  private deliver(from: string, to: string, bytes: Uint8Array, corrupted: boolean): void {
-    const decoded = decodeMessages(bytes, this.ring, { receiver: to, bytesMax: limits.messageBytesMax });
+  private deliver(event: Extract<Event, { kind: "deliver" }>): void {
+    const { from, to, bytes, corrupted } = event;
+    const node = this.nodes.get(to);
+    if (node !== undefined && !node.up) return;
+    const decoded = decodeMessages(bytes, this.keysOf(to), { receiver: to, bytesMax: limits.messageBytesMax });
     if (!decoded.ok) {
       this.stats.framesRejected[decoded.reason] = (this.stats.framesRejected[decoded.reason] ?? 0) + 1;
       if (!corrupted) this.fail(`an intact frame from ${from} to ${to} was rejected: ${decoded.reason}: ${decoded.detail}`);
@@ -473,21 +533,39 @@ export class World implements ClientHost {
       this.fail(`a corrupted frame from ${from} to ${to} was accepted`);
       return;
     }
-    const client = this.clients.get(to);
-    if (client !== undefined) {
-      for (const { message } of decoded.messages) if (message.kind === "reply") client.onReply(decoded.sender, message);
+    // The same role checks as a real node's and client's: every frame here is legitimate.
+    const { header } = decoded;
+    const frame = { role: header.role, sender: header.sender, messages: decoded.messages };
+    const allowed = node === undefined ? authorizeAtClient(frame, { isNode: (id) => this.nodes.has(id) }) : authorizeAtNode(frame, this.facts);
+    if (!allowed.ok) {
+      this.fail(`a legitimate frame from ${from} to ${to} failed the role check: ${allowed.reason}: ${allowed.detail}`);
       return;
     }
-    const node = this.nodes.get(to);
-    if (node === undefined || !node.up) return;
+    if (this.guarded) {
+      const verdict = this.guardOf(to).admit(header.sender, header.stamp, true);
+      if (verdict !== "fresh") {
+        this.stats.framesReplayed++;
+        // A duplicate must be the second copy of a frame already accepted; an older epoch or
+        // a frame beyond the window is lost, which the protocol tolerates.
+        if (verdict === "duplicate" && !event.sent.accepted) this.fail(`the replay guard at ${to} dropped a frame from ${from} it never accepted`);
+        return;
+      }
+    }
+    event.sent.accepted = true;
+    const client = this.clients.get(to);
+    if (client !== undefined) {
+      for (const { message } of decoded.messages) if (message.kind === "reply") client.onReply(header.sender, message);
+      return;
+    }
+    if (node === undefined) return;
     const now = node.localTime(this.time);
     const touched = new Set<Replica>();
     for (const { cell, message } of decoded.messages) {
       const replica = node.replicas.get(cell);
       if (replica === undefined || message.kind === "create") continue; // The sim creates replicas itself.
-      if (this.options.trace?.cell === cell) this.trace(`${decoded.sender} -> ${to} ${describeMessage(message)}`);
+      if (this.options.trace?.cell === cell) this.trace(`${header.sender} -> ${to} ${describeMessage(message)}`);
       const before = this.effects.messages.length;
-      replica.step(decoded.sender, message, now, this.effects);
+      replica.step(header.sender, message, now, this.effects);
       this.checkSent(node, before);
       touched.add(replica);
     }

@@ -1,40 +1,58 @@
-// Frame keys, by id, for rotation: a node signs with the current key and accepts frames
-// signed with the current or the previous one. Rotating is: add a new key as current, keep
-// the old one as previous until every node has the new file, then drop it.
+// Frame keys. Each role has its own ring: the nodes of one color (peer messages), clients
+// (data requests and their replies) and control (cell creation and membership changes).
+// A ring holds a current key and, during a rotation, the previous one: a sender signs with
+// both (two MACs), so a receiver that holds either verifies the frame. Rotating is: add a
+// new key as current and keep the old one, roll the file out, then drop the old key.
+//
+// Key ids are unique across a colony's rings, so a frame's key id tells the receiver which
+// ring, and so which role, signed it.
 
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { isRecord } from "../core/transaction.ts";
 import { limits } from "../limits.ts";
 
 export const macBytes = 32;
+
+export const roles = ["node", "client", "control"] as const;
+export type Role = (typeof roles)[number];
 
 export class KeyFileError extends Error {
   override name = "KeyFileError";
 }
 
-interface Key {
+export interface Secret {
   readonly id: number;
-  readonly mac: ReturnType<typeof hmac.create>;
+  readonly secret: Uint8Array;
+}
+
+export function isKeyId(id: unknown): id is number {
+  return typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= 0xffff_ffff;
 }
 
 export class KeyRing {
-  private readonly keys: ReadonlyMap<number, Key>;
+  private readonly keys: ReadonlyMap<number, ReturnType<typeof hmac.create>>;
   readonly currentId: number;
+  readonly previousId: number | null;
 
-  constructor(current: { id: number; secret: Uint8Array }, previous?: { id: number; secret: Uint8Array }) {
-    const keys = new Map<number, Key>();
+  constructor(current: Secret, previous?: Secret) {
+    const keys = new Map<number, ReturnType<typeof hmac.create>>();
     for (const key of previous === undefined ? [current] : [current, previous]) {
-      checkKeyId(key.id);
+      if (!isKeyId(key.id)) throw new KeyFileError(`Cannot use key id ${key.id}: ids are integers from 0 to 4294967295`);
       if (key.secret.length < limits.keySecretBytesMin || key.secret.length > limits.keySecretBytesMax) {
         throw new KeyFileError(`Cannot use key ${key.id}: a secret has ${limits.keySecretBytesMin} to ${limits.keySecretBytesMax} bytes`);
       }
       if (keys.has(key.id)) throw new KeyFileError(`Cannot use keys: id ${key.id} appears twice`);
       // The keyed hash state is computed once per key and cloned per frame.
-      keys.set(key.id, { id: key.id, mac: hmac.create(sha256, key.secret) });
+      keys.set(key.id, hmac.create(sha256, key.secret));
     }
     this.keys = keys;
     this.currentId = current.id;
+    this.previousId = previous?.id ?? null;
+  }
+
+  /** The keys a frame is signed with: the current one, and the previous one while rotating. */
+  get signingIds(): readonly number[] {
+    return this.previousId === null ? [this.currentId] : [this.currentId, this.previousId];
   }
 
   has(keyId: number): boolean {
@@ -43,67 +61,50 @@ export class KeyRing {
 
   /** HMAC-SHA256 with the given key; undefined when the ring does not hold it. */
   mac(keyId: number, data: Uint8Array): Uint8Array | undefined {
-    const key = this.keys.get(keyId);
-    if (key === undefined) return undefined;
-    return key.mac.clone().update(data).digest();
+    return this.keys.get(keyId)?.clone().update(data).digest();
   }
 }
 
-function checkKeyId(id: number): void {
-  if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) {
-    throw new KeyFileError(`Cannot use key id ${id}: ids are integers from 0 to 4294967295`);
-  }
+export interface KeySetRings {
+  readonly node?: KeyRing;
+  readonly client?: KeyRing;
+  readonly control?: KeyRing;
 }
 
-/**
- * The key file: `{"version": 1, "current": 2, "keys": [{"id": 2, "secret": "<hex>"},
- * {"id": 1, "secret": "<hex>"}]}`. One or two keys; `current` names the signing key and the
- * other, if present, is the previous key, still accepted.
- */
-export function parseKeyFile(text: string): KeyRing | KeyFileError {
-  let input: unknown;
-  try {
-    input = JSON.parse(text);
-  } catch (error) {
-    return new KeyFileError(`Cannot parse key file: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const bad = (problem: string) => new KeyFileError(`Cannot parse key file: ${problem}`);
-  if (!isRecord(input)) return bad("expected a JSON object");
-  if (input.version !== 1) return bad(`unsupported version ${JSON.stringify(input.version)}, expected 1`);
-  if (!Array.isArray(input.keys) || input.keys.length < 1 || input.keys.length > 2) {
-    return bad("keys must list one or two keys (current and previous)");
-  }
-  const parsed: { id: number; secret: Uint8Array }[] = [];
-  for (let i = 0; i < input.keys.length; i++) {
-    const key: unknown = input.keys[i];
-    if (!isRecord(key)) return bad(`keys[${i}] is not an object`);
-    if (typeof key.id !== "number" || !Number.isInteger(key.id) || key.id < 0 || key.id > 0xffff_ffff) {
-      return bad(`keys[${i}].id must be an integer from 0 to 4294967295`);
-    }
-    if (typeof key.secret !== "string" || !/^([0-9a-fA-F]{2})+$/.test(key.secret)) {
-      return bad(`keys[${i}].secret must be hex`);
-    }
-    const secret = hexToBytes(key.secret);
-    if (secret.length < limits.keySecretBytesMin || secret.length > limits.keySecretBytesMax) {
-      return bad(`keys[${i}].secret must be ${limits.keySecretBytesMin} to ${limits.keySecretBytesMax} bytes`);
-    }
-    parsed.push({ id: key.id, secret });
-  }
-  const current = parsed.find((k) => k.id === input.current);
-  if (current === undefined) return bad(`current (${JSON.stringify(input.current)}) names no key in keys`);
-  const previous = parsed.find((k) => k !== current);
-  if (previous !== undefined && previous.id === current.id) return bad(`key id ${current.id} appears twice`);
-  try {
-    return previous === undefined ? new KeyRing(current) : new KeyRing(current, previous);
-  } catch (error) {
-    return error instanceof KeyFileError ? error : bad(String(error));
-  }
-}
+/** The rings one process holds, by role; a node ring belongs to one color. */
+export class KeySet {
+  private readonly byId = new Map<number, { readonly role: Role; readonly ring: KeyRing }>();
+  readonly color: string | null;
 
-export function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  constructor(
+    private readonly rings: KeySetRings,
+    color?: string,
+  ) {
+    if (rings.node !== undefined && color === undefined) throw new KeyFileError("Cannot use a node ring without its color");
+    this.color = rings.node === undefined ? null : (color as string);
+    for (const role of roles) {
+      const ring = rings[role];
+      if (ring === undefined) continue;
+      for (const id of ring.signingIds) {
+        const other = this.byId.get(id);
+        if (other !== undefined) throw new KeyFileError(`Cannot use keys: id ${id} is in both the ${other.role} and the ${role} ring; key ids are unique across rings`);
+        this.byId.set(id, { role, ring });
+      }
+    }
+  }
+
+  ring(role: Role): KeyRing | undefined {
+    return this.rings[role];
+  }
+
+  /** The role and ring of a key id, or undefined for a key this set does not hold. */
+  lookup(keyId: number): { readonly role: Role; readonly ring: KeyRing } | undefined {
+    return this.byId.get(keyId);
+  }
+
+  get roles(): Role[] {
+    return roles.filter((role) => this.rings[role] !== undefined);
+  }
 }
 
 /** Constant-time comparison, so a forger learns nothing from how long a check takes. */

@@ -1,39 +1,47 @@
 // Frames that carry messages: the one entry point transports use.
 
 import type { Envelope } from "../core/messages.ts";
-import { type DecodeFrameOptions, type FrameRejectReason, decodeFrame, encodeFrame } from "./frame.ts";
-import type { KeyRing } from "./keyring.ts";
+import { type DecodeFrameOptions, type FrameHeader, type FrameRejectReason, decodeFrame, encodeFrame } from "./frame.ts";
+import type { Stamp } from "./freshness.ts";
+import type { KeyRing, KeySet } from "./keyring.ts";
+import type { RoleRejectReason } from "./roles.ts";
 import { type BodyRejectReason, decodeBody, encodeBody } from "./schema.ts";
 
-export type WireRejectReason = FrameRejectReason | BodyRejectReason;
+/** Why a frame was dropped: by the frame layer, the body decoder, the role check or the replay guard. */
+export type WireRejectReason = FrameRejectReason | BodyRejectReason | RoleRejectReason | "replayed" | "unexpectedChunk";
 
 export const wireRejectReasons: readonly WireRejectReason[] = [
   "tooShort", "tooLarge", "badMagic", "unsupportedVersion", "unknownKey", "badMac", "badHeader",
   "wrongReceiver", "badCbor", "unsupportedProtocol", "unknownKind", "badSchema",
+  "wrongRole", "wrongColor", "unknownNode", "wrongSender", "replayed", "unexpectedChunk",
 ];
 
 export type WireResult =
-  | { readonly ok: true; readonly sender: string; readonly receiver: string; readonly keyId: number; readonly messages: readonly Envelope[] }
+  | { readonly ok: true; readonly header: FrameHeader; readonly messages: readonly Envelope[] }
   | { readonly ok: false; readonly reason: WireRejectReason; readonly detail: string };
 
 export interface EncodeMessagesOptions {
   readonly sender: string;
   readonly receiver: string;
+  readonly stamp: Stamp;
   readonly messages: readonly Envelope[];
   readonly bytesMax?: number;
 }
 
+/** Signs messages with a ring: the node ring for peers, the client or control ring for requests and replies. */
 export function encodeMessages(ring: KeyRing, options: EncodeMessagesOptions): Uint8Array {
   const body = encodeBody(options.messages);
-  const frame = { sender: options.sender, receiver: options.receiver, body };
+  const frame = { sender: options.sender, receiver: options.receiver, stamp: options.stamp, body };
   return encodeFrame(ring, options.bytesMax === undefined ? frame : { ...frame, bytesMax: options.bytesMax });
 }
 
-export function decodeMessages(bytes: Uint8Array, ring: KeyRing, options: DecodeFrameOptions = {}): WireResult {
-  const framed = decodeFrame(bytes, ring, options);
+/** Authenticates and parses a frame of messages; a chunk is refused here (reassemble it first). */
+export function decodeMessages(bytes: Uint8Array, keys: KeySet, options: DecodeFrameOptions = {}): WireResult {
+  const framed = decodeFrame(bytes, keys, options);
   if (!framed.ok) return framed;
-  const body = decodeBody(framed.frame.body);
+  const { body: bodyBytes, ...header } = framed.frame;
+  if (header.kind !== "frame") return { ok: false, reason: "unexpectedChunk", detail: "a chunk where a whole frame was expected" };
+  const body = decodeBody(bodyBytes);
   if (!body.ok) return body;
-  const { sender, receiver, keyId } = framed.frame;
-  return { ok: true, sender, receiver, keyId, messages: body.messages };
+  return { ok: true, header, messages: body.messages };
 }

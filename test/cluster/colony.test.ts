@@ -143,7 +143,7 @@ describe("a colony of real node processes", () => {
   test("a second process on the same data directory is refused; a SIGKILLed owner's lock is taken over", async () => {
     colony = await ProcessColony.start(3);
     const { join } = await import("node:path");
-    const second = Bun.spawn([(await import("./support.ts")).binary, "node", "--topology", colony.topologyPath, "--id", "n1", "--data", join(colony.dir, "n1"), "--keys", colony.keysPath, "--metrics", `127.0.0.1:${colony.basePort + 500}`], { stdout: "ignore", stderr: "pipe" });
+    const second = Bun.spawn([(await import("./support.ts")).binary, "node", "--topology", colony.topologyPath, "--id", "n1", "--data", join(colony.dir, "n1"), "--keys", colony.nodeKeysPath, "--metrics", `127.0.0.1:${colony.basePort + 500}`], { stdout: "ignore", stderr: "pipe" });
     expect(await second.exited).toBe(1);
     expect(await new Response(second.stderr).text()).toContain("another node process");
     await colony.kill("n1");
@@ -157,7 +157,8 @@ describe("a colony of real node processes", () => {
     const target = colony.endpoints.get("n1");
     socket.send(new Uint8Array([0xde, 0xad, 0xbe, 0xef]), target!.port, "127.0.0.1");
     socket.send(new Uint8Array(200).fill(0x41), target!.port, "127.0.0.1");
-    const forged = encodeMessages(new KeyRing({ id: colony.keyring.currentId, secret: new Uint8Array(32).fill(1) }), { sender: "n2", receiver: "n1", messages: [] });
+    const nodeKeyId = (await colony.keys("node-blue.json")).ring("node")?.currentId ?? 0;
+    const forged = encodeMessages(new KeyRing({ id: nodeKeyId, secret: new Uint8Array(32).fill(1) }), { sender: "n2", receiver: "n1", stamp: { epoch: 1, counter: 1 }, messages: [] });
     socket.send(forged, target!.port, "127.0.0.1");
     await waitFor("the drops to be counted", async () => {
       const metrics = await colony!.metrics("n1");
@@ -166,5 +167,27 @@ describe("a colony of real node processes", () => {
     socket.close();
     expect((await colony.ctl("create", "vol-c")).code).toBe(0);
     expect((await colony.ctl("put", "vol-c", "k", "v")).code).toBe(0);
+  }, 60_000);
+
+  test("ctl refuses control commands with the client key file; a client key speaking as a node is dropped as wrongRole", async () => {
+    colony = await ProcessColony.start(3);
+    const { join } = await import("node:path");
+    const child = Bun.spawn([(await import("./support.ts")).binary, "ctl", "--topology", colony.topologyPath, "--keys", join(colony.keysDir, "client.json"), "create", "vol-e"], { stdout: "pipe", stderr: "pipe" });
+    expect(await child.exited).toBe(1);
+    expect(await new Response(child.stderr).text()).toContain("needs the control key file");
+    const node = Bun.spawn([(await import("./support.ts")).binary, "node", "--topology", colony.topologyPath, "--id", "n1", "--data", join(colony.dir, "other"), "--keys", colony.clientKeysPath], { stdout: "ignore", stderr: "pipe" });
+    expect(await node.exited).toBe(1);
+    expect(await new Response(node.stderr).text()).toContain("it is a client key file, and this command takes a node key file");
+    expect((await colony.ctl("create", "vol-e")).code).toBe(0);
+    const clientRing = (await colony.keys("client.json")).ring("client") as KeyRing;
+    const socket = await Bun.udpSocket({});
+    const forged = encodeMessages(clientRing, {
+      sender: "n2", receiver: "n1", stamp: { epoch: Date.now(), counter: 1 },
+      messages: [{ cell: "vol-e", message: { kind: "commit", ballot: { round: 1_000_000, node: "n2" }, through: 5 } }],
+    });
+    socket.send(forged, colony.endpoints.get("n1")?.port as number, "127.0.0.1");
+    await waitFor("the wrongRole drop", async () => (await colony!.metrics("n1")).includes('reason="wrongRole"} 1'));
+    socket.close();
+    expect((await colony.ctl("put", "vol-e", "k", "v")).code).toBe(0);
   }, 60_000);
 });

@@ -1,15 +1,16 @@
 // Real node processes on loopback, started from the built binary, for the cluster tests.
 
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { PhysaliaClient } from "../../src/client/client.ts";
-import { newKeyFile } from "../../src/cli/colony.ts";
+import { writeKeyDirectory } from "../../src/cli/keys.ts";
 import type { Endpoint } from "../../src/transport/transport.ts";
 import { openUdp } from "../../src/transport/udp.ts";
-import { parseKeyFile, type KeyRing } from "../../src/wire/keyring.ts";
+import { parseKeyFile } from "../../src/wire/keyfile.ts";
+import { KeyFileError, type KeySet } from "../../src/wire/keyring.ts";
 
 export const binary = join(import.meta.dir, "../../dist/physalia");
 
@@ -18,7 +19,6 @@ export class ProcessColony {
   readonly endpoints = new Map<string, Endpoint>();
   private readonly processes = new Map<string, Subprocess>();
   dir = "";
-  keyring!: KeyRing;
   private constructor(readonly count: number, readonly basePort: number) {
     this.ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
     this.ids.forEach((id, i) => this.endpoints.set(id, { host: "127.0.0.1", port: basePort + i }));
@@ -35,9 +35,7 @@ export class ProcessColony {
       nodes: colony.ids.map((id, i) => ({ id, address: `127.0.0.1:${colony.basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 100000 })),
     };
     await writeFile(colony.topologyPath, JSON.stringify(topology));
-    const keys = newKeyFile();
-    await writeFile(colony.keysPath, keys);
-    colony.keyring = parseKeyFile(keys) as KeyRing;
+    await writeKeyDirectory(colony.keysDir, ["blue"]);
     for (const id of colony.ids) colony.startNode(id);
     for (const id of colony.ids) await colony.waitUp(id);
     return colony;
@@ -47,8 +45,28 @@ export class ProcessColony {
     return join(this.dir, "topology.json");
   }
 
-  get keysPath(): string {
-    return join(this.dir, "keys.json");
+  /** The colony's key files, as physalia keys generate writes them. */
+  get keysDir(): string {
+    return join(this.dir, "keys");
+  }
+
+  get nodeKeysPath(): string {
+    return join(this.keysDir, "node-blue.json");
+  }
+
+  get clientKeysPath(): string {
+    return join(this.keysDir, "client.json");
+  }
+
+  get controlKeysPath(): string {
+    return join(this.keysDir, "control.json");
+  }
+
+  /** The rings in one of the key files, as they are now. */
+  async keys(file: "client.json" | "control.json" | "node-blue.json" = "control.json"): Promise<KeySet> {
+    const parsed = parseKeyFile(await readFile(join(this.keysDir, file), "utf8"));
+    if (parsed instanceof KeyFileError) throw parsed;
+    return parsed.keys;
   }
 
   metricsPort(id: string): number {
@@ -56,7 +74,7 @@ export class ProcessColony {
   }
 
   startNode(id: string): Subprocess {
-    const child = Bun.spawn([binary, "node", "--topology", this.topologyPath, "--id", id, "--data", join(this.dir, id), "--keys", this.keysPath, "--metrics", `127.0.0.1:${this.metricsPort(id)}`], {
+    const child = Bun.spawn([binary, "node", "--topology", this.topologyPath, "--id", id, "--data", join(this.dir, id), "--keys", this.nodeKeysPath, "--metrics", `127.0.0.1:${this.metricsPort(id)}`], {
       stdout: Bun.file(join(this.dir, `${id}.out`)),
       stderr: Bun.file(join(this.dir, `${id}.err`)),
     });
@@ -88,6 +106,16 @@ export class ProcessColony {
     this.processes.get(id)?.kill(signal);
   }
 
+  /** Stops a node gracefully (SIGTERM), starts it again with the files as they are now, and waits until it serves. */
+  async restart(id: string): Promise<void> {
+    const child = this.processes.get(id);
+    child?.kill("SIGTERM");
+    await child?.exited;
+    this.processes.delete(id);
+    this.startNode(id);
+    await this.waitUp(id);
+  }
+
   async kill(id: string): Promise<void> {
     const child = this.processes.get(id);
     child?.kill("SIGKILL");
@@ -95,13 +123,15 @@ export class ProcessColony {
     this.processes.delete(id);
   }
 
-  async client(id: string): Promise<PhysaliaClient> {
-    return new PhysaliaClient({ id, nodes: this.endpoints, keyring: this.keyring, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 20_000 });
+  /** A client holding the key file given (by default the control file, which may also create cells). */
+  async client(id: string, file: "client.json" | "control.json" = "control.json"): Promise<PhysaliaClient> {
+    return new PhysaliaClient({ id, nodes: this.endpoints, keys: await this.keys(file), transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 20_000 });
   }
 
-  /** Runs `physalia ctl` against this colony. */
+  /** Runs `physalia ctl` against this colony, with the control key file for control operations and the client file otherwise. */
   async ctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const child = Bun.spawn([binary, "ctl", "--topology", this.topologyPath, "--keys", this.keysPath, ...args], { stdout: "pipe", stderr: "pipe" });
+    const control = ["create", "add-member", "remove-member"].includes(args[0] ?? "");
+    const child = Bun.spawn([binary, "ctl", "--topology", this.topologyPath, "--keys", control ? this.controlKeysPath : this.clientKeysPath, ...args], { stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     return { code, out: out.trim(), err: err.trim() };
   }

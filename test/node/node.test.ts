@@ -6,10 +6,12 @@ import type { DurableRecord } from "../../src/core/effects.ts";
 import type { Endpoint } from "../../src/transport/transport.ts";
 import { KeyRing } from "../../src/wire/keyring.ts";
 import { encodeMessages } from "../../src/wire/message.ts";
+import { testKeys, testSecret } from "../support/keys.ts";
 import { utf8 } from "../../src/core/value.ts";
 import { MemoryNetwork } from "../support/memnet.ts";
 
-const ring = new KeyRing({ id: 1, secret: new Uint8Array(32).fill(3) });
+const keys = testKeys();
+const stamp = { epoch: 1, counter: 1 };
 const put = (key: string, value: Uint8Array | bigint | boolean) => ({ reads: [], conditions: [], writes: [{ key, op: "put" as const, value }] });
 const get = (...keys: string[]) => ({ reads: keys, conditions: [], writes: [] });
 
@@ -37,7 +39,7 @@ class Colony {
     const endpoint = this.endpoints.get(id) as Endpoint;
     const peers = new Map([...this.endpoints].filter(([other]) => other !== id));
     const node = new PhysaliaNode({
-      id, peers, keyring: ring, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
+      id, peers, keys: keys.node, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
       heartbeatMs: 20, livenessTimeoutMs: 100, onFatal: (error) => this.fatal.push(error),
     });
     if (memory !== null) this.logs.set(id, memory);
@@ -52,7 +54,7 @@ class Colony {
   }
 
   client(id = "client-1", deadlineMs = 5_000): PhysaliaClient {
-    return new PhysaliaClient({ id, nodes: this.endpoints, keyring: ring, transport: this.net.open(), deadlineMs });
+    return new PhysaliaClient({ id, nodes: this.endpoints, keys: keys.control, transport: this.net.open(), deadlineMs });
   }
 
   async stop(): Promise<void> {
@@ -102,9 +104,9 @@ describe("the node", () => {
     await client.create("vol-3");
     const target = colony.endpoints.get("n1") as Endpoint;
     colony.net.inject(new Uint8Array([1, 2, 3]), target);
-    const forged = encodeMessages(new KeyRing({ id: 1, secret: new Uint8Array(32).fill(9) }), { sender: "n2", receiver: "n1", messages: [] });
+    const forged = encodeMessages(new KeyRing({ id: 10, secret: testSecret(10, 9) }), { sender: "n2", receiver: "n1", stamp, messages: [] });
     colony.net.inject(forged, target);
-    const unknownKey = encodeMessages(new KeyRing({ id: 77, secret: new Uint8Array(32).fill(3) }), { sender: "n2", receiver: "n1", messages: [] });
+    const unknownKey = encodeMessages(new KeyRing({ id: 77, secret: testSecret(10) }), { sender: "n2", receiver: "n1", stamp, messages: [] });
     colony.net.inject(unknownKey, target);
     const metrics = colony.nodes.get("n1")?.metricsText() ?? "";
     expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort"} 1');
