@@ -11,6 +11,7 @@ import { PhysaliaClient } from "../client/client.ts";
 import { resultToJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
+import { runtime } from "../runtime/mod.ts";
 import { defaultSimOptions, runSimulation } from "../sim/mod.ts";
 import { openUdp } from "../transport/udp.ts";
 import { parseFlags } from "./args.ts";
@@ -48,9 +49,9 @@ export async function devCommand(args: string[], print: (line: string) => void =
 
   print(`physalia dev: starting ${topology.nodes.length} nodes from the embedded topology "${topology.name}" (data in ${dir})`);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", keysPath, "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
-      stdout: Bun.file(join(dir, `${node.id}.log`)),
-      stderr: Bun.file(join(dir, `${node.id}.err`)),
+    runtime.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", keysPath, "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
+      stdoutPath: join(dir, `${node.id}.log`),
+      stderrPath: join(dir, `${node.id}.err`),
     }),
   );
   let stopping = false;
@@ -70,7 +71,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     print("");
     print("The colony is running. Metrics and status:");
     for (let i = 0; i < topology.nodes.length; i++) print(`  ${topology.nodes[i]?.id}: http://127.0.0.1:${basePort + 1000 + i}/metrics  /status`);
-    print(`Try: bun src/cli/main.ts ctl --topology ${topologyPath} --keys ${keysPath} get volume-1 primary`);
+    print(`Try: ${selfCommand().join(" ")} ctl --topology ${topologyPath} --keys ${keysPath} get volume-1 primary`);
     print((flags.duration as number | undefined) ? `Stopping in ${flags.duration} s.` : "Ctrl-C to stop.");
     const exitedEarly = Promise.race(children.map((c, i) => c.exited.then((code) => ({ i, code }))));
     const signal = new Promise<string>((resolve) => {
@@ -103,7 +104,7 @@ async function waitForStatus(ports: readonly number[], children: readonly { exit
         // Not listening yet.
       }
       if (performance.now() > deadline) throw new CliError(`the node with metrics port ${port} did not start within 15 s`);
-      await Bun.sleep(50);
+      await runtime.sleep(50);
     }
   }
 }

@@ -8,7 +8,8 @@ import { PhysaliaNode } from "../node/node.ts";
 import type { Endpoint } from "../transport/transport.ts";
 import type { KeyRing } from "../wire/keyring.ts";
 import { openLog, LogOpenError } from "../storage/mod.ts";
-import { serveStatus } from "../transport/http.ts";
+import { errorText } from "../runtime/mod.ts";
+import { type StatusSource, serveStatus } from "../transport/http.ts";
 import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, readKeys, readTopology } from "./colony.ts";
@@ -43,12 +44,38 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
 
-  let lock = lockDirectory(data);
+  // Everything that can fail for reasons outside the data directory (an address in use, a
+  // port without permission) is tried before the log is touched, so a node that cannot
+  // start leaves no half-created log behind.
+  const transport = await openUdp(local).catch((error: unknown) => {
+    throw new CliError(errorText(error));
+  });
+  const source = new LateStatusSource();
+  let status;
+  try {
+    status = await serveStatus(metricsAt, source);
+  } catch (error) {
+    transport.close();
+    throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${errorText(error)}`);
+  }
+  const unbind = () => {
+    status.stop();
+    transport.close();
+  };
+
+  let lock;
   let opened;
+  try {
+    lock = lockDirectory(data);
+  } catch (error) {
+    unbind();
+    throw error;
+  }
   try {
     opened = await openLog(data);
   } catch (error) {
     lock.release();
+    unbind();
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
@@ -71,23 +98,24 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       try {
         await rename(data, aside);
       } catch (error) {
-        throw new CliError(`Cannot move the damaged log ${data} aside: ${error instanceof Error ? error.message : String(error)}`);
+        unbind();
+        throw new CliError(`Cannot move the damaged log ${data} aside: ${errorText(error)}`);
       }
       print(
         `node ${id}: its log was damaged at segment ${damage.segment} offset ${damage.offset} (${damage.reason}: ${damage.detail}); ` +
         `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
       );
-      lock = lockDirectory(data);
-      opened = await openLog(data);
+      try {
+        lock = lockDirectory(data);
+        opened = await openLog(data);
+      } catch (error) {
+        unbind();
+        throw error instanceof LogOpenError ? new CliError(error.message) : error;
+      }
     }
   }
   const { log, records } = opened;
 
-  const transport = await openUdp(local).catch((error: unknown) => {
-    void log.close();
-    lock.release();
-    throw new CliError(error instanceof Error ? error.message : String(error));
-  });
   let exiting = false;
   // Set once the node runs; a peer's message can arrive before that and is then learnt later.
   let replacer: { add(cell: string): void; stop(): void } | null = null;
@@ -106,13 +134,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     replacer = await startReplacing({ id, local, keyring, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
     for (const cell of early) replacer.add(cell);
   }
-  let status;
-  try {
-    status = serveStatus(metricsAt, node);
-  } catch (error) {
-    await node.stop();
-    throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  source.set(node);
   print(`node ${id}: udp ${local.host}:${transport.local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
 
   const compaction = setInterval(() => {
@@ -196,4 +218,33 @@ async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: stri
       client.close();
     },
   };
+}
+
+/**
+ * What /metrics and /status serve while the node starts: the server is bound before the log
+ * is opened (so a taken port fails the start before any file is created), and answers 503
+ * until the node exists.
+ */
+class LateStatusSource implements StatusSource {
+  private source: StatusSource | null = null;
+
+  set(source: StatusSource): void {
+    this.source = source;
+  }
+
+  metricsText(): string {
+    return this.source?.metricsText() ?? "";
+  }
+
+  status(): Record<string, unknown> {
+    return this.source?.status() ?? { starting: true };
+  }
+
+  cellStatus(cell: string): Record<string, unknown> | null {
+    return this.source?.cellStatus(cell) ?? null;
+  }
+
+  ready(): boolean {
+    return this.source !== null;
+  }
 }
