@@ -4,9 +4,9 @@ import { PhysaliaClient, UnreachableError } from "../client/client.ts";
 import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, valueFromJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
-import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
+import { openClientLinks } from "./links.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
 commands (VALUE is JSON: "text", 42, true, {"int": "123..."}, {"bytes": "<base64>"}; bare text is a string):
@@ -57,7 +57,8 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   if (command === undefined) throw new UsageError("missing command");
   const topology = await readTopology(flags.topology as string | undefined);
   const keyring = await readKeys(flags.keys as string | undefined);
-  const nodes = colorEndpoints(topology, (flags.color as string | undefined) ?? (topology.colors[0] as string));
+  const color = (flags.color as string | undefined) ?? (topology.colors[0] as string);
+  const nodes = colorEndpoints(topology, color);
 
   let tx: Transaction | null = null;
   let cell: string;
@@ -134,7 +135,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
 
-  const transport = await openUdp({ host: "0.0.0.0", port: 0 });
+  const transport = await openClientLinks(topology, color, keyring);
   const client = new PhysaliaClient({
     id: `ctl-${process.pid}-${Math.floor(Math.random() * 1e9)}`,
     nodes, keyring, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,

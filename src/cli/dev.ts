@@ -13,16 +13,18 @@ import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
 import { runtime } from "../runtime/mod.ts";
 import { defaultSimOptions, runSimulation } from "../sim/mod.ts";
-import { openUdp } from "../transport/udp.ts";
-import { parseFlags } from "./args.ts";
+import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, newKeyFile, readKeys, readTopology } from "./colony.ts";
+import { openClientLinks } from "./links.ts";
 import { selfCommand } from "./self.ts";
 
 export const devUsage = `usage:
-  physalia dev [--base-port P] [--duration S] [--data DIR]
+  physalia dev [--base-port P] [--duration S] [--data DIR] [--transport udp|datachannel|mixed]
       start a colony of ${localTopology.nodes.length} node processes on 127.0.0.1 (UDP ports P.., default 7101; metrics
       on P+1000..), create three cells, run a sample workload, and keep running until Ctrl-C
       (or for S seconds). Data goes to a temporary directory unless --data is given.
+      --transport picks how nodes are reached: UDP (the default), WebRTC data channels, or
+      every second node over data channels, so that a cell mixes the two kinds of link.
   physalia dev --simulated [--seed N]
       the same core in one process, over the simulated network, with faults`;
 
@@ -31,23 +33,27 @@ export async function devCommand(args: string[], print: (line: string) => void =
     "base-port": { type: "int", min: 1024, max: 60_000 },
     duration: { type: "int", min: 0, max: 86_400 },
     data: { type: "string" },
+    transport: { type: "string" },
     simulated: { type: "bool" },
     seed: { type: "int", min: 0, max: 0xffff_ffff },
   });
   if (flags.simulated === true) return simulated((flags.seed as number | undefined) ?? 7, print);
   const basePort = (flags["base-port"] as number | undefined) ?? 7101;
+  const links = (flags.transport as string | undefined) ?? "udp";
+  if (links !== "udp" && links !== "datachannel" && links !== "mixed") throw new UsageError(`--transport must be udp, datachannel or mixed, not ${JSON.stringify(links)}`);
   const keep = flags.data !== undefined;
   const dir = keep ? (flags.data as string) : await mkdtemp(join(tmpdir(), "physalia-dev-"));
   await mkdir(dir, { recursive: true });
 
   // The embedded topology, on the chosen ports.
-  const topology = { ...localTopology, nodes: localTopology.nodes.map((n, i) => ({ ...n, address: `127.0.0.1:${basePort + i}` })) };
+  const transportOf = (i: number) => (links === "mixed" ? (i % 2 === 1 ? "datachannel" : "udp") : links);
+  const topology = { ...localTopology, nodes: localTopology.nodes.map((n, i) => ({ ...n, address: `127.0.0.1:${basePort + i}`, transport: transportOf(i) })) };
   const topologyPath = join(dir, "topology.json");
   const keysPath = join(dir, "keys.json");
   await writeFile(topologyPath, JSON.stringify(topology, null, 1));
   await writeFile(keysPath, newKeyFile(), { mode: 0o600 });
 
-  print(`physalia dev: starting ${topology.nodes.length} nodes from the embedded topology "${topology.name}" (data in ${dir})`);
+  print(`physalia dev: starting ${topology.nodes.length} nodes (${links}) from the embedded topology "${topology.name}" on ${runtime.name} ${runtime.version} (data in ${dir})`);
   const children = topology.nodes.map((node, i) =>
     runtime.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", keysPath, "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
       stdoutPath: join(dir, `${node.id}.log`),
@@ -112,8 +118,9 @@ async function waitForStatus(ports: readonly number[], children: readonly { exit
 async function workload(topologyPath: string, keysPath: string, print: (line: string) => void): Promise<number> {
   const topology = await readTopology(topologyPath);
   const keyring = await readKeys(keysPath);
-  const nodes = colorEndpoints(topology, topology.colors[0] as string);
-  const transport = await openUdp({ host: "127.0.0.1", port: 0 });
+  const color = topology.colors[0] as string;
+  const nodes = colorEndpoints(topology, color);
+  const transport = await openClientLinks(topology, color, keyring, { host: "127.0.0.1", port: 0 });
   const client = new PhysaliaClient({ id: `dev-${process.pid}`, nodes, keyring, transport });
   const show = async (cell: string, what: string, tx: Transaction) => {
     const result = await client.transact(cell, tx);

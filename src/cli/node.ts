@@ -2,17 +2,18 @@
 // replicas, listens on its UDP address, serves /metrics and /status on loopback, and runs
 // until SIGTERM or SIGINT.
 
+import { existsSync, rmSync } from "node:fs";
 import { rename } from "node:fs/promises";
 import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
-import type { Endpoint } from "../transport/transport.ts";
+import type { Endpoint, Transport } from "../transport/transport.ts";
 import type { KeyRing } from "../wire/keyring.ts";
 import { openLog, LogOpenError } from "../storage/mod.ts";
 import { errorText } from "../runtime/mod.ts";
-import { type StatusSource, serveStatus } from "../transport/http.ts";
-import { openUdp } from "../transport/udp.ts";
+import { type StatusServer, type StatusSource, serveStatus } from "../transport/http.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, readKeys, readTopology } from "./colony.ts";
+import { openClientLinks, openNodeLinks } from "./links.ts";
 import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
@@ -44,18 +45,30 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
 
-  // Everything that can fail for reasons outside the data directory (an address in use, a
+  // The lock comes first: a second process on this directory is refused for that reason.
+  // Then everything that can fail for reasons outside the directory (an address in use, a
   // port without permission) is tried before the log is touched, so a node that cannot
-  // start leaves no half-created log behind.
-  const transport = await openUdp(local).catch((error: unknown) => {
-    throw new CliError(errorText(error));
-  });
+  // start leaves no half-created log behind, and no directory it created.
+  const existed = existsSync(data);
+  let lock = lockDirectory(data);
+  const abandon = () => {
+    lock.release();
+    if (!existed) rmSync(data, { recursive: true, force: true });
+  };
+  let transport: Transport;
+  try {
+    transport = await openNodeLinks(topology, me, keyring);
+  } catch (error) {
+    abandon();
+    throw error;
+  }
   const source = new LateStatusSource();
-  let status;
+  let status: StatusServer;
   try {
     status = await serveStatus(metricsAt, source);
   } catch (error) {
     transport.close();
+    abandon();
     throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${errorText(error)}`);
   }
   const unbind = () => {
@@ -63,19 +76,12 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     transport.close();
   };
 
-  let lock;
   let opened;
-  try {
-    lock = lockDirectory(data);
-  } catch (error) {
-    unbind();
-    throw error;
-  }
   try {
     opened = await openLog(data);
   } catch (error) {
-    lock.release();
     unbind();
+    abandon();
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
@@ -131,11 +137,11 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   });
   node.start();
   if (rejoin !== null) {
-    replacer = await startReplacing({ id, local, keyring, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
+    replacer = startReplacing({ id, keyring, nodes: colorEndpoints(topology, me.color), transport: await openClientLinks(topology, me.color, keyring, { host: local.host, port: 0 }), cells: rejoin, print });
     for (const cell of early) replacer.add(cell);
   }
   source.set(node);
-  print(`node ${id}: udp ${local.host}:${transport.local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
+  print(`node ${id}: ${me.transport ?? "udp"} ${local.host}:${local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
 
   const compaction = setInterval(() => {
     if (log.shouldCompact() && !log.compacting) void node.compact((entries) => log.compact(entries));
@@ -158,7 +164,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
 
 interface ReplaceOptions {
   readonly id: string;
-  readonly local: Endpoint;
+  readonly transport: Transport;
   readonly keyring: KeyRing;
   readonly nodes: ReadonlyMap<string, Endpoint>;
   readonly cells: readonly string[];
@@ -171,10 +177,9 @@ interface ReplaceOptions {
  * empty replica, and add it back. Until it is added back the node has no replica of the
  * cell, so it cannot vote in it.
  */
-async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: string): void; stop(): void }> {
+function startReplacing(options: ReplaceOptions): { add(cell: string): void; stop(): void } {
   const { id, print } = options;
-  const transport = await openUdp({ host: options.local.host, port: 0 });
-  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keyring: options.keyring, transport, deadlineMs: 30_000 });
+  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keyring: options.keyring, transport: options.transport, deadlineMs: 30_000 });
   const seen = new Set<string>();
   const queue: string[] = [];
   let running = false;
