@@ -17,6 +17,14 @@ describe("colonies on other runtimes and transports", () => {
     colony = null;
   });
 
+  test("a colony of Deno nodes serves ctl run by Deno", async () => {
+    colony = await Colony.start(Array.from({ length: 3 }, (): NodeSpec => ({ runner: "deno", transport: "udp" })));
+    expect((await colony.ctl("deno", "create", "vol-deno")).code).toBe(0);
+    expect(json((await colony.ctl("deno", "cas", "vol-deno", "owner", "null", "me")).out)).toMatchObject({ status: "committed" });
+    expect(json((await colony.ctl("deno", "cas", "vol-deno", "owner", "null", "you")).out)).toMatchObject({ status: "conditionFailed" });
+    expect(json((await colony.ctl("deno", "get", "vol-deno", "owner")).out)).toEqual({ status: "committed", reads: { owner: { str: "me" } } });
+  }, 120_000);
+
   test("a data-channel colony serves ctl; a SIGKILLed member restarts, reconnects and is needed again", async () => {
     const specs: NodeSpec[] = Array.from({ length: 5 }, () => ({ runner: "binary", transport: "datachannel" }));
     colony = await Colony.start(specs);
