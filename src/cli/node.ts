@@ -18,7 +18,8 @@ import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
   --topology FILE    the colony's topology (JSON; see docs/placement.md)
-  --id NODE          this node's id in the topology; it listens on that node's address (UDP)
+  --id NODE          this node's id in the topology; it listens on that node's address (UDP, or data-channel
+                     signalling on TCP at the same port when it or a peer has "transport": "datachannel")
   --data DIR         where the node keeps its log (created if missing)
   --keys FILE        the frame keys (JSON: {"version":1,"current":ID,"keys":[{"id":ID,"secret":"<hex>"}]})
   --metrics H:P      where /metrics and /status are served (default 127.0.0.1:<udp port + 1000>)`;

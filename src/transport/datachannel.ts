@@ -30,8 +30,11 @@ export interface DatachannelOptions {
   readonly local?: Endpoint;
   readonly answer?: boolean;
   readonly keyring: KeyRing;
-  /** The address ICE binds to (default: the identity's host, or 127.0.0.1 for a client). */
-  readonly bindHost?: string;
+  /**
+   * The address ICE binds to; null binds every interface. Default: the identity's host when
+   * it is an IP literal, 127.0.0.1 for a client, and every interface otherwise.
+   */
+  readonly bindHost?: string | null;
   /** Datagrams queued per remote while its connection opens. */
   readonly queueMax?: number;
   /** A connection with nothing received for this long is closed. */
@@ -117,7 +120,7 @@ class Datachannels implements DatachannelTransport {
   private readonly connectTimeoutMs: number;
   private readonly retryMs: number;
   private readonly linksMax: number;
-  private readonly bindHost: string;
+  private readonly config: { iceServers: string[]; bindAddress?: string };
 
   constructor(private readonly addon: DatachannelAddon, private readonly options: DatachannelOptions) {
     this.local = options.local ?? { host: `client-${newNonce().slice(0, 12)}`, port: 0 };
@@ -127,7 +130,9 @@ class Datachannels implements DatachannelTransport {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.retryMs = options.retryMs ?? 500;
     this.linksMax = options.linksMax ?? 4_096;
-    this.bindHost = options.bindHost ?? (options.local === undefined ? "127.0.0.1" : options.local.host);
+    const bindHost = options.bindHost !== undefined ? options.bindHost : options.local === undefined ? "127.0.0.1" : isIpLiteral(options.local.host) ? options.local.host : null;
+    // No STUN or TURN server: host candidates only, enough on one network.
+    this.config = bindHost === null ? { iceServers: [] } : { iceServers: [], bindAddress: bindHost };
     this.sweeper = setInterval(() => this.sweep(), Math.max(1_000, Math.floor(this.idleMs / 4)));
   }
 
@@ -183,7 +188,7 @@ class Datachannels implements DatachannelTransport {
   // ---- offering --------------------------------------------------------------------------
 
   private offer(key: string, first: Uint8Array): void {
-    const pc = new this.addon.PeerConnection(`${this.identity}>${key}`, { iceServers: [], bindAddress: this.bindHost });
+    const pc = new this.addon.PeerConnection(`${this.identity}>${key}`, this.config);
     const link: Link = { pc, channel: null, open: false, outgoing: true, queue: [first.slice()], lastHeardMs: Date.now() };
     this.links.set(key, link);
     this.watch(key, link);
@@ -242,7 +247,7 @@ class Datachannels implements DatachannelTransport {
       if (existing === undefined && this.links.size >= this.linksMax) return this.refuse(503, "too many connections");
       const queue = existing?.queue.splice(0) ?? [];
       if (existing !== undefined) this.drop(from);
-      const pc = new this.addon.PeerConnection(`${this.identity}<${from}`, { iceServers: [], bindAddress: this.bindHost });
+      const pc = new this.addon.PeerConnection(`${this.identity}<${from}`, this.config);
       const link: Link = { pc, channel: null, open: false, outgoing: false, queue, lastHeardMs: nowMs };
       this.links.set(from, link);
       this.watch(from, link);
@@ -319,6 +324,15 @@ class Datachannels implements DatachannelTransport {
     for (const [key, link] of this.links) if (now - link.lastHeardMs > this.idleMs) this.drop(key);
     for (const [key, at] of this.retryAt) if (at <= now) this.retryAt.delete(key);
   }
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/** Whether every host is on loopback, where a client's ICE may bind 127.0.0.1. */
+export function allLoopback(hosts: readonly string[]): boolean {
+  return hosts.every((host) => host.startsWith("127.") || host === "::1" || host === "localhost");
 }
 
 function enqueue(queue: Uint8Array[], bytes: Uint8Array, queueMax: number): void {

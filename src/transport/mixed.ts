@@ -3,7 +3,7 @@
 // end is a data-channel node (a data-channel node may have no raw UDP at all).
 
 import type { KeyRing } from "../wire/keyring.ts";
-import { type DatachannelTransport, openDatachannel } from "./datachannel.ts";
+import { type DatachannelTransport, allLoopback, openDatachannel } from "./datachannel.ts";
 import type { Endpoint, ReceiveHandler, Transport } from "./transport.ts";
 import { openUdp } from "./udp.ts";
 
@@ -35,7 +35,9 @@ export async function openLinks(options: LinkOptions): Promise<Transport> {
   const needUdp = self === null ? overChannels.length < remotes.length : selfKind === "udp";
   const local = self?.address ?? options.clientUdp ?? { host: "0.0.0.0", port: 0 };
   if (!needChannels) return openUdp(local);
-  const channels = await openDatachannel(self === null ? { keyring } : { keyring, local: self.address, answer: true });
+  // A client binds ICE to loopback only when every node it calls is there.
+  const clientBind = allLoopback(overChannels.map((e) => e.host)) ? "127.0.0.1" : null;
+  const channels = await openDatachannel(self === null ? { keyring, bindHost: clientBind } : { keyring, local: self.address, answer: true });
   channels.addPeers(overChannels);
   if (!needUdp) return channels;
   let udp: Transport;
