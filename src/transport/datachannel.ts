@@ -232,9 +232,8 @@ class Datachannels implements DatachannelTransport {
   signalRoute(): RouteHandler {
     return async (request) => {
       if (request.method !== "POST") return new Response("POST an offer\n", { status: 405 });
-      const length = Number(request.headers.get("content-length") ?? "0");
-      if (!(length <= signalBytesMax)) return this.refuse(413, "the offer is too large");
-      const text = await request.text();
+      const text = await readBounded(request, signalBytesMax);
+      if (text === null) return this.refuse(413, "the offer is too large");
       const nowMs = Date.now();
       const checked = checkSignal(this.options.keyring, text, { kind: "offer", to: this.identity, nowMs });
       if (!checked.ok) return this.refuse(checked.status, checked.reason);
@@ -324,6 +323,33 @@ class Datachannels implements DatachannelTransport {
     for (const [key, link] of this.links) if (now - link.lastHeardMs > this.idleMs) this.drop(key);
     for (const [key, at] of this.retryAt) if (at <= now) this.retryAt.delete(key);
   }
+}
+
+/** The body as text, or null when it is longer than `bytesMax` (read no further than that). */
+async function readBounded(request: Request, bytesMax: number): Promise<string | null> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (!(declared <= bytesMax)) return null;
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > bytesMax) {
+      void reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function isIpLiteral(host: string): boolean {

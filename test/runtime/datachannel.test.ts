@@ -129,6 +129,9 @@ describe("data channels", () => {
     expect(await post(JSON.stringify(signSignal(keyring, { ...offer, to: "127.0.0.1:2" })))).toBe(409);
     expect(await post("{not json")).toBe(400);
     expect(await post("x".repeat(40_000))).toBe(413);
+    // Without a length up front (a stream), the body is read only up to the limit.
+    const stream = new ReadableStream<Uint8Array>({ start(controller) { for (let i = 0; i < 40; i++) controller.enqueue(new Uint8Array(1024).fill(120)); controller.close(); } });
+    expect(await fetch(url, { method: "POST", body: stream, duplex: "half" } as RequestInit).then((r) => r.status)).toBe(413);
     expect((await fetch(url)).status).toBe(405);
     expect((await fetch(`http://127.0.0.1:${en.port}/metrics`)).status).toBe(404);
     // A well-signed offer with a broken SDP is answered with a refusal, once; its replay is refused as seen.
