@@ -4,6 +4,10 @@
 // open loop at twice the measured peak, with no retries, to see goodput and rejects.
 // Writes bench/results/cluster.json. Everything runs on this machine: the nodes, their
 // fsyncs and the load generator share its cores, so the figures are a floor, not a ceiling.
+//
+// TRANSPORT=datachannel puts every node on WebRTC data channels (bench/results/cluster-datachannel.json);
+// NODES_ON=binary|deno runs the nodes as dist/physalia or under Deno instead of Bun from sources
+// (bench/results/cluster-<binary|deno>.json). POINTS=quick measures only 1 and 64 clients on one cell.
 
 import { limits } from "../src/limits.ts";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -14,7 +18,8 @@ import { readKeys } from "../src/cli/colony.ts";
 import { writeKeyDirectory } from "../src/cli/keys.ts";
 import type { ClientReply, Envelope } from "../src/core/messages.ts";
 import { utf8 } from "../src/core/value.ts";
-import { openUdp } from "../src/transport/udp.ts";
+import { openLinks } from "../src/transport/mixed.ts";
+import { signalKeysOf as signalKeys } from "../src/transport/signal.ts";
 import type { Endpoint } from "../src/transport/transport.ts";
 import { Stamper, freshEpoch } from "../src/wire/freshness.ts";
 import type { KeySet } from "../src/wire/keyring.ts";
@@ -23,6 +28,12 @@ import { decodeMessages, encodeMessages } from "../src/wire/message.ts";
 const nodes = 7;
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const basePort = 21_000 + Math.floor(Math.random() * 5_000);
+const linkKind: "udp" | "datachannel" = process.env.TRANSPORT === "datachannel" ? "datachannel" : "udp";
+const nodesOn = process.env.NODES_ON === "binary" || process.env.NODES_ON === "deno" ? process.env.NODES_ON : "bun";
+const quick = process.env.POINTS === "quick";
+const resultName = `${linkKind === "datachannel" ? "cluster-datachannel" : nodesOn === "bun" ? "cluster" : `cluster-${nodesOn}`}${quick ? "-quick" : ""}`;
+const root = join(import.meta.dir, "..");
+const nodeCommand = nodesOn === "binary" ? [join(root, "dist/physalia")] : nodesOn === "deno" ? [join(root, "node_modules/.bin/deno"), "run", "-A", "--unstable-net", join(root, "src/cli/main.ts")] : [process.execPath, join(root, "src/cli/main.ts")];
 
 interface LoadResult {
   readonly clients: number;
@@ -51,14 +62,14 @@ async function main(): Promise<void> {
     colors: ["blue"],
     nodes: Array.from({ length: nodes }, (_, i) => {
       endpoints.set(`n${i + 1}`, { host: "127.0.0.1", port: basePort + i });
-      return { id: `n${i + 1}`, address: `127.0.0.1:${basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 1_000_000 };
+      return { id: `n${i + 1}`, address: `127.0.0.1:${basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 1_000_000, transport: linkKind };
     }),
   };
   await writeFile(join(dir, "topology.json"), JSON.stringify(topology));
   await writeKeyDirectory(join(dir, "keys"), ["blue"]);
   const { keys } = await readKeys(join(dir, "keys/control.json"), ["control"]);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([process.execPath, join(import.meta.dir, "../src/cli/main.ts"), "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys/node-blue.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
+    Bun.spawn([...nodeCommand, "node", "--topology", join(dir, "topology.json"), "--id", node.id, "--data", join(dir, node.id), "--keys", join(dir, "keys/node-blue.json"), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], { stdout: "ignore", stderr: "inherit" }),
   );
   try {
     for (let i = 0; i < nodes; i++) {
@@ -69,7 +80,8 @@ async function main(): Promise<void> {
         await Bun.sleep(50);
       }
     }
-    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keys, transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 30_000 });
+    const remotes = [...endpoints.values()].map((address) => ({ address, transport: linkKind }));
+    const client = async (id: string) => new PhysaliaClient({ id, nodes: endpoints, keys, transport: await openLinks({ self: null, remotes, keyring: signalKeys(keys, "control"), clientUdp: { host: "127.0.0.1", port: 0 } }), deadlineMs: 30_000 });
     const admin = await client("admin");
     const manyCells = 32;
     const cells = Array.from({ length: manyCells }, (_, i) => `bench-${i}`);
@@ -112,8 +124,8 @@ async function main(): Promise<void> {
     };
 
     const closed: LoadResult[] = [];
-    for (const cellCount of [1, manyCells]) {
-      for (const concurrency of [1, 16, 64]) {
+    for (const cellCount of quick ? [1] : [1, manyCells]) {
+      for (const concurrency of quick ? [1, 64] : [1, 16, 64]) {
         const result = await closedLoop(concurrency, cellCount);
         closed.push(result);
         console.log(`closed loop: ${concurrency} clients on ${cellCount} cell(s): ${result.perSecond} tx/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms`);
@@ -126,8 +138,8 @@ async function main(): Promise<void> {
     const cell = cells[0] as string;
     const leader = await findLeader(cell, basePort);
     const openLoops = [];
-    for (const multiple of [2, 8]) {
-      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keys, endpoints);
+    for (const multiple of quick ? [] : [2, 8]) {
+      const result = await openLoop(cell, leader, Math.max(10, Math.round(multiple * peak)), keys, endpoints, remotes);
       openLoops.push({ multipleOfPeak: multiple, ...result });
       console.log(`open loop at ${result.offeredPerSecond}/s (${multiple}x peak): goodput ${result.goodputPerSecond}/s, outcomes ${JSON.stringify(result.outcomes)}`);
     }
@@ -135,13 +147,13 @@ async function main(): Promise<void> {
     const results = {
       when: new Date().toISOString(),
       machine: { cores: cpus().length, model: cpus()[0]?.model ?? "unknown", bun: Bun.version },
-      setup: { nodes, secondsPerPoint: seconds, transaction: "one put of ~4 bytes per transaction", note: "nodes, fsyncs and load generator share this machine" },
+      setup: { nodes, transport: linkKind, nodesOn, secondsPerPoint: seconds, transaction: "one put of ~4 bytes per transaction", note: "nodes, fsyncs and load generator share this machine" },
       closedLoop: closed,
       openLoop: openLoops,
     };
     await mkdir(join(import.meta.dir, "results"), { recursive: true });
-    await writeFile(join(import.meta.dir, "results/cluster.json"), `${JSON.stringify(results, null, 2)}\n`);
-    console.log("wrote bench/results/cluster.json");
+    await writeFile(join(import.meta.dir, `results/${resultName}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`wrote bench/results/${resultName}.json`);
   } finally {
     for (const child of children) child.kill("SIGTERM");
     await Promise.all(children.map((c) => c.exited));
@@ -152,13 +164,13 @@ async function main(): Promise<void> {
 /** Sessions an open-loop generator spreads its load over. */
 const laneCount = 64;
 
-async function openLoop(cell: string, leader: string, rate: number, keys: KeySet, endpoints: ReadonlyMap<string, Endpoint>) {
+async function openLoop(cell: string, leader: string, rate: number, keys: KeySet, endpoints: ReadonlyMap<string, Endpoint>, remotes: Parameters<typeof openLinks>[0]["remotes"]) {
   const ring = keys.ring("control");
   if (ring === undefined) throw new Error("the open loop needs the control key");
   const stamper = new Stamper(freshEpoch());
   // A client id per run: the cell's session table would take reused sequence numbers for retries.
   const self = `openloop-${rate}`;
-  const transport = await openUdp({ host: "127.0.0.1", port: 0 });
+  const transport = await openLinks({ self: null, remotes, keyring: signalKeys(keys, "control"), clientUdp: { host: "127.0.0.1", port: 0 } });
   const outcomes = new Map<string, number>();
   const pending = new Map<number, { sentAt: number; timer: ReturnType<typeof setTimeout>; lane: Lane; seq: number }>();
   const goodLatencies: number[] = [];

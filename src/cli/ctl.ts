@@ -4,9 +4,9 @@ import { MissingKeyError, PhysaliaClient, UnreachableError } from "../client/cli
 import { JsonInputError, integerFromJson, resultToJson, transactionFromJson, valueFromJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
-import { openUdp } from "../transport/udp.ts";
 import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
+import { openClientLinks } from "./links.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
 --keys FILE is the client key file (client.json) for reads and writes, or the control key file
@@ -60,7 +60,8 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   const topology = await readTopology(flags.topology as string | undefined);
   const keysPath = flags.keys as string | undefined;
   const { kind, keys } = await readKeys(keysPath, ["client", "control"]);
-  const nodes = colorEndpoints(topology, (flags.color as string | undefined) ?? (topology.colors[0] as string));
+  const color = (flags.color as string | undefined) ?? (topology.colors[0] as string);
+  const nodes = colorEndpoints(topology, color);
 
   let tx: Transaction | null = null;
   let cell: string;
@@ -140,7 +141,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     throw new CliError(`Cannot run ${command}: it needs the control key file, and ${keysPath} is a ${kind} key file`);
   }
 
-  const transport = await openUdp({ host: "0.0.0.0", port: 0 });
+  const transport = await openClientLinks(topology, color, keys);
   const client = new PhysaliaClient({
     id: `ctl-${process.pid}-${Math.floor(Math.random() * 1e9)}`,
     nodes, keys, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,

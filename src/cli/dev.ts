@@ -11,18 +11,21 @@ import { PhysaliaClient } from "../client/client.ts";
 import { resultToJson } from "../client/json.ts";
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
+import { runtime } from "../runtime/mod.ts";
 import { defaultSimOptions, runSimulation } from "../sim/mod.ts";
-import { openUdp } from "../transport/udp.ts";
-import { parseFlags } from "./args.ts";
+import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { nodeKeyFileName, writeKeyDirectory } from "./keys.ts";
+import { openClientLinks } from "./links.ts";
 import { selfCommand } from "./self.ts";
 
 export const devUsage = `usage:
-  physalia dev [--base-port P] [--duration S] [--data DIR]
+  physalia dev [--base-port P] [--duration S] [--data DIR] [--transport udp|datachannel|mixed]
       start a colony of ${localTopology.nodes.length} node processes on 127.0.0.1 (UDP ports P.., default 7101; metrics
       on P+1000..), create three cells, run a sample workload, and keep running until Ctrl-C
       (or for S seconds). Data goes to a temporary directory unless --data is given.
+      --transport picks how nodes are reached: UDP (the default), WebRTC data channels, or
+      every second node over data channels, so that a cell mixes the two kinds of link.
   physalia dev --simulated [--seed N]
       the same core in one process, over the simulated network, with faults`;
 
@@ -31,17 +34,21 @@ export async function devCommand(args: string[], print: (line: string) => void =
     "base-port": { type: "int", min: 1024, max: 60_000 },
     duration: { type: "int", min: 0, max: 86_400 },
     data: { type: "string" },
+    transport: { type: "string" },
     simulated: { type: "bool" },
     seed: { type: "int", min: 0, max: 0xffff_ffff },
   });
   if (flags.simulated === true) return simulated((flags.seed as number | undefined) ?? 7, print);
   const basePort = (flags["base-port"] as number | undefined) ?? 7101;
+  const links = (flags.transport as string | undefined) ?? "udp";
+  if (links !== "udp" && links !== "datachannel" && links !== "mixed") throw new UsageError(`--transport must be udp, datachannel or mixed, not ${JSON.stringify(links)}`);
   const keep = flags.data !== undefined;
   const dir = keep ? (flags.data as string) : await mkdtemp(join(tmpdir(), "physalia-dev-"));
   await mkdir(dir, { recursive: true });
 
   // The embedded topology, on the chosen ports.
-  const topology = { ...localTopology, nodes: localTopology.nodes.map((n, i) => ({ ...n, address: `127.0.0.1:${basePort + i}` })) };
+  const transportOf = (i: number) => (links === "mixed" ? (i % 2 === 1 ? "datachannel" : "udp") : links);
+  const topology = { ...localTopology, nodes: localTopology.nodes.map((n, i) => ({ ...n, address: `127.0.0.1:${basePort + i}`, transport: transportOf(i) })) };
   const topologyPath = join(dir, "topology.json");
   const keysDir = join(dir, "keys");
   await writeFile(topologyPath, JSON.stringify(topology, null, 1));
@@ -49,11 +56,11 @@ export async function devCommand(args: string[], print: (line: string) => void =
   await writeKeyDirectory(keysDir, topology.colors);
   const controlKeys = join(keysDir, "control.json");
 
-  print(`physalia dev: starting ${topology.nodes.length} nodes from the embedded topology "${topology.name}" (data in ${dir})`);
+  print(`physalia dev: starting ${topology.nodes.length} nodes (${links}) from the embedded topology "${topology.name}" on ${runtime.name} ${runtime.version} (data in ${dir})`);
   const children = topology.nodes.map((node, i) =>
-    Bun.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", join(keysDir, nodeKeyFileName(node.color)), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
-      stdout: Bun.file(join(dir, `${node.id}.log`)),
-      stderr: Bun.file(join(dir, `${node.id}.err`)),
+    runtime.spawn([...selfCommand(), "node", "--topology", topologyPath, "--id", node.id, "--data", join(dir, node.id), "--keys", join(keysDir, nodeKeyFileName(node.color)), "--metrics", `127.0.0.1:${basePort + 1000 + i}`], {
+      stdoutPath: join(dir, `${node.id}.log`),
+      stderrPath: join(dir, `${node.id}.err`),
     }),
   );
   let stopping = false;
@@ -73,7 +80,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     print("");
     print("The colony is running. Metrics and status:");
     for (let i = 0; i < topology.nodes.length; i++) print(`  ${topology.nodes[i]?.id}: http://127.0.0.1:${basePort + 1000 + i}/metrics  /status`);
-    print(`Try: bun src/cli/main.ts ctl --topology ${topologyPath} --keys ${join(keysDir, "client.json")} get volume-1 primary`);
+    print(`Try: ${selfCommand().join(" ")} ctl --topology ${topologyPath} --keys ${join(keysDir, "client.json")} get volume-1 primary`);
     print(`     (create, add-member and remove-member need --keys ${controlKeys})`);
     print((flags.duration as number | undefined) ? `Stopping in ${flags.duration} s.` : "Ctrl-C to stop.");
     const exitedEarly = Promise.race(children.map((c, i) => c.exited.then((code) => ({ i, code }))));
@@ -107,7 +114,7 @@ async function waitForStatus(ports: readonly number[], children: readonly { exit
         // Not listening yet.
       }
       if (performance.now() > deadline) throw new CliError(`the node with metrics port ${port} did not start within 15 s`);
-      await Bun.sleep(50);
+      await runtime.sleep(50);
     }
   }
 }
@@ -115,8 +122,9 @@ async function waitForStatus(ports: readonly number[], children: readonly { exit
 async function workload(topologyPath: string, keysPath: string, print: (line: string) => void): Promise<number> {
   const topology = await readTopology(topologyPath);
   const { keys } = await readKeys(keysPath, ["control"]);
-  const nodes = colorEndpoints(topology, topology.colors[0] as string);
-  const transport = await openUdp({ host: "127.0.0.1", port: 0 });
+  const color = topology.colors[0] as string;
+  const nodes = colorEndpoints(topology, color);
+  const transport = await openClientLinks(topology, color, keys, { host: "127.0.0.1", port: 0 });
   const client = new PhysaliaClient({ id: `dev-${process.pid}`, nodes, keys, transport });
   const show = async (cell: string, what: string, tx: Transaction) => {
     const result = await client.transact(cell, tx);

@@ -2,20 +2,23 @@
 // replicas, listens on its UDP address, serves /metrics and /status on loopback, and runs
 // until SIGTERM or SIGINT.
 
+import { existsSync, rmSync } from "node:fs";
 import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
-import type { Endpoint } from "../transport/transport.ts";
+import type { Endpoint, Transport } from "../transport/transport.ts";
 import type { KeySet } from "../wire/keyring.ts";
 import { openLog, LogOpenError, moveLogAside } from "../storage/mod.ts";
-import { serveStatus } from "../transport/http.ts";
-import { openUdp } from "../transport/udp.ts";
+import { errorText } from "../runtime/mod.ts";
+import { type StatusServer, type StatusSource, serveStatus } from "../transport/http.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, nodeColors, readKeys, readTopology } from "./colony.ts";
+import { openClientLinks, openNodeLinks } from "./links.ts";
 import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
   --topology FILE    the colony's topology (JSON; see docs/placement.md)
-  --id NODE          this node's id in the topology; it listens on that node's address (UDP)
+  --id NODE          this node's id in the topology; it listens on that node's address (UDP, or data-channel
+                     signalling on TCP at the same port when it or a peer has "transport": "datachannel")
   --data DIR         where the node keeps its log (created if missing)
   --keys FILE        the node key file of this node's color (physalia keys generate writes node-<color>.json)
   --metrics H:P      where /metrics and /status are served (default 127.0.0.1:<udp port + 1000>)`;
@@ -44,12 +47,43 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
 
+  // The lock comes first: a second process on this directory is refused for that reason.
+  // Then everything that can fail for reasons outside the directory (an address in use, a
+  // port without permission) is tried before the log is touched, so a node that cannot
+  // start leaves no half-created log behind, and no directory it created.
+  const existed = existsSync(data);
   let lock = lockDirectory(data);
+  const abandon = () => {
+    lock.release();
+    if (!existed) rmSync(data, { recursive: true, force: true });
+  };
+  let transport: Transport;
+  try {
+    transport = await openNodeLinks(topology, me, keys);
+  } catch (error) {
+    abandon();
+    throw error;
+  }
+  const source = new LateStatusSource();
+  let status: StatusServer;
+  try {
+    status = await serveStatus(metricsAt, source);
+  } catch (error) {
+    transport.close();
+    abandon();
+    throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${errorText(error)}`);
+  }
+  const unbind = () => {
+    status.stop();
+    transport.close();
+  };
+
   let opened;
   try {
     opened = await openLog(data);
   } catch (error) {
-    lock.release();
+    unbind();
+    abandon();
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
@@ -72,26 +106,28 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     try {
       aside = await moveLogAside(data);
     } catch (error) {
-      throw new CliError(error instanceof Error ? error.message : String(error));
+      unbind();
+      throw new CliError(errorText(error));
     }
     print(
       `node ${id}: its log was damaged in ${damage.length} place(s), first at segment ${first.segment} offset ${first.offset} (${first.reason}: ${first.detail}); ` +
       `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
     );
-    lock = lockDirectory(data);
-    opened = await openLog(data);
+    try {
+      lock = lockDirectory(data);
+      opened = await openLog(data);
+    } catch (error) {
+      unbind();
+      throw error instanceof LogOpenError ? new CliError(error.message) : error;
+    }
   }
   const { log, records } = opened;
   if (log === null) {
+    unbind();
     lock.release();
     throw new CliError(`Cannot open log: ${data} is damaged although it was just created: ${opened.damage[0]?.detail ?? ""}`);
   }
 
-  const transport = await openUdp(local).catch((error: unknown) => {
-    void log.close();
-    lock.release();
-    throw new CliError(error instanceof Error ? error.message : String(error));
-  });
   let exiting = false;
   // Set once the node runs; a peer's message can arrive before that and is then learnt later.
   let replacer: { add(cell: string): void; stop(): void } | null = null;
@@ -107,17 +143,11 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   });
   node.start();
   if (rejoin !== null) {
-    replacer = await startReplacing({ id, local, keys, nodes: colorEndpoints(topology, me.color), cells: rejoin, print });
+    replacer = startReplacing({ id, keys, nodes: colorEndpoints(topology, me.color), transport: await openClientLinks(topology, me.color, keys, { host: local.host, port: 0 }), cells: rejoin, print });
     for (const cell of early) replacer.add(cell);
   }
-  let status;
-  try {
-    status = serveStatus(metricsAt, node);
-  } catch (error) {
-    await node.stop();
-    throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  print(`node ${id}: udp ${local.host}:${transport.local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
+  source.set(node);
+  print(`node ${id}: ${me.transport ?? "udp"} ${local.host}:${local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
 
   const compaction = setInterval(() => {
     if (log.shouldCompact() && !log.compacting) void node.compact((entries) => log.compact(entries));
@@ -140,7 +170,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
 
 interface ReplaceOptions {
   readonly id: string;
-  readonly local: Endpoint;
+  readonly transport: Transport;
   /** The node's own key file: replacing itself is a membership change, under its control key. */
   readonly keys: KeySet;
   readonly nodes: ReadonlyMap<string, Endpoint>;
@@ -154,10 +184,9 @@ interface ReplaceOptions {
  * empty replica, and add it back. Until it is added back the node has no replica of the
  * cell, so it cannot vote in it.
  */
-async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: string): void; stop(): void }> {
+function startReplacing(options: ReplaceOptions): { add(cell: string): void; stop(): void } {
   const { id, print } = options;
-  const transport = await openUdp({ host: options.local.host, port: 0 });
-  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keys: options.keys, transport, deadlineMs: 30_000 });
+  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keys: options.keys, transport: options.transport, deadlineMs: 30_000 });
   const seen = new Set<string>();
   const queue: string[] = [];
   let running = false;
@@ -201,4 +230,33 @@ async function startReplacing(options: ReplaceOptions): Promise<{ add(cell: stri
       client.close();
     },
   };
+}
+
+/**
+ * What /metrics and /status serve while the node starts: the server is bound before the log
+ * is opened (so a taken port fails the start before any file is created), and answers 503
+ * until the node exists.
+ */
+class LateStatusSource implements StatusSource {
+  private source: StatusSource | null = null;
+
+  set(source: StatusSource): void {
+    this.source = source;
+  }
+
+  metricsText(): string {
+    return this.source?.metricsText() ?? "";
+  }
+
+  status(): Record<string, unknown> {
+    return this.source?.status() ?? { starting: true };
+  }
+
+  cellStatus(cell: string): Record<string, unknown> | null {
+    return this.source?.cellStatus(cell) ?? null;
+  }
+
+  ready(): boolean {
+    return this.source !== null;
+  }
 }

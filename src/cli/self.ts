@@ -1,6 +1,8 @@
-// How to start another process of this same program, from sources or from the binary.
+// How to start another process of this same program, from sources or from the binary, on
+// the runtime this one runs on.
+
+import { runtime } from "../runtime/mod.ts";
 
 export function selfCommand(): string[] {
-  const main = Bun.main;
-  return main.endsWith(".ts") || main.endsWith(".js") ? [process.execPath, main] : [process.execPath];
+  return runtime.selfCommand();
 }

@@ -194,7 +194,7 @@ describe("compaction", () => {
     await log.sync();
     // A new segment whose name no directory sync covers yet, then a compaction that never syncs.
     const rotated = log.currentSegment + 1;
-    log.append(Array.from({ length: 40 }, (_, i) => acceptRecord(`cell-${i % 3}`, 100 + i, 60)));
+    log.append(Array.from({ length: 25 }, (_, i) => acceptRecord(`cell-${i % 3}`, 100 + i, 60)));
     expect(log.currentSegment).toBe(rotated);
     void log.compact(compacted(synced)).catch(() => undefined);
     const compaction = log.currentSegment;

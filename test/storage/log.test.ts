@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readdir } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CellRecord } from "../../src/core/effects.ts";
 import { LogOpenError, MemoryDisk, RecordTooLargeError, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
@@ -46,7 +46,7 @@ describe("the node's log", () => {
       const names = (await readdir(directory)).filter((name) => name.endsWith(".log")).sort();
       expect(names[0]).toBe(segmentName(1));
       expect(names.length).toBeGreaterThan(3);
-      const first = await Bun.file(join(directory, names[0]!)).bytes();
+      const first = new Uint8Array(await readFile(join(directory, names[0]!)));
       expect(new TextDecoder().decode(first.subarray(0, 7))).toBe("PHYSLOG");
       expect(first.length).toBeLessThanOrEqual(8192);
 

@@ -5,7 +5,8 @@ import type { Topology, TopologyClient, TopologyNode } from "./types.ts";
 
 function nodeLine(node: TopologyNode): string {
   const { id, address, row, rack, power, color, capacity } = node;
-  return JSON.stringify({ id, address, row, rack, power, color, capacity });
+  // The transport is written only when the file named it, so files without it read back unchanged.
+  return JSON.stringify(node.transport === undefined ? { id, address, row, rack, power, color, capacity } : { id, address, row, rack, power, color, capacity, transport: node.transport });
 }
 
 function clientLine(client: TopologyClient): string {

@@ -4,6 +4,9 @@
 
 export type ClientKind = "instance" | "storage";
 
+/** How the node's peers and clients reach it: raw UDP datagrams, or WebRTC data channels (DTLS). */
+export type NodeTransport = "udp" | "datachannel";
+
 export interface TopologyNode {
   /** 1 to 64 bytes of [A-Za-z0-9._-]; unique in the file. */
   readonly id: string;
@@ -18,6 +21,11 @@ export interface TopologyNode {
   readonly color: string;
   /** How many cell replicas this node may host. */
   readonly capacity: number;
+  /**
+   * Present only when the file names it; missing means "udp". A link uses data channels when
+   * either of its ends is a "datachannel" node.
+   */
+  readonly transport?: NodeTransport;
 }
 
 export interface TopologyClient {

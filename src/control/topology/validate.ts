@@ -6,11 +6,11 @@
 import { controlLimits } from "../limits.ts";
 import { parseAddress } from "./address.ts";
 import { nameProblem } from "./names.ts";
-import { type ClientKind, type Topology, type TopologyClient, TopologyError, type TopologyNode } from "./types.ts";
+import { type ClientKind, type NodeTransport, type Topology, type TopologyClient, TopologyError, type TopologyNode } from "./types.ts";
 
 const prefix = "Cannot parse topology";
 const rootFields = new Set(["version", "name", "powerDomains", "colors", "nodes", "clients"]);
-const nodeFields = new Set(["id", "address", "row", "rack", "power", "color", "capacity"]);
+const nodeFields = new Set(["id", "address", "row", "rack", "power", "color", "capacity", "transport"]);
 const clientFields = new Set(["id", "kind", "row", "rack", "power"]);
 
 /** Raised inside this module only, and always caught before it leaves. */
@@ -81,7 +81,10 @@ function readNode(raw: unknown, index: number, powers: ReadonlySet<string>, colo
   if (typeof capacity !== "number" || !Number.isInteger(capacity) || capacity < 1 || capacity > controlLimits.nodeCapacityReplicasMax) {
     fail(subject, `capacity must be an integer from 1 to ${controlLimits.nodeCapacityReplicasMax}`);
   }
-  return { id, address: addressValue, row, rack, power, color, capacity };
+  const transport = raw["transport"];
+  if (transport === undefined) return { id, address: addressValue, row, rack, power, color, capacity };
+  if (transport !== "udp" && transport !== "datachannel") fail(subject, 'transport must be "udp" or "datachannel"');
+  return { id, address: addressValue, row, rack, power, color, capacity, transport: transport satisfies NodeTransport };
 }
 
 function readClient(raw: unknown, index: number, powers: ReadonlySet<string>): TopologyClient {

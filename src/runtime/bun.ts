@@ -1,0 +1,109 @@
+// The runtime on Bun: its native UDP sockets (measured fastest there: bench/runtime/pingpong.ts),
+// Bun.serve and Bun.spawn. Bun's globals are reached through the small typed view below
+// rather than bun-types, so that this file also type-checks under `deno check`.
+
+import { type ChildProcess, type DatagramOptions, type DatagramSocket, type HttpHandler, type HttpServer, type Runtime, type SocketAddress, type SpawnOptions, errorText, RuntimeError } from "./types.ts";
+
+interface BunUdpSocket {
+  readonly port: number;
+  send(data: Uint8Array, port: number, address: string): boolean;
+  close(): void;
+}
+
+interface BunSubprocess {
+  readonly pid: number;
+  readonly exitCode: number | null;
+  readonly signalCode: string | null;
+  readonly exited: Promise<number>;
+  kill(signal?: string): void;
+}
+
+/** The part of Bun's global this runtime uses. */
+export interface BunApi {
+  readonly version: string;
+  readonly main: string;
+  udpSocket(options: {
+    hostname: string;
+    port: number;
+    binaryType: "uint8array";
+    socket: { data(socket: unknown, data: Uint8Array, port: number, address: string): void; error(error: unknown): void };
+  }): Promise<BunUdpSocket>;
+  serve(options: { hostname: string; port: number; fetch: HttpHandler; error?: (error: unknown) => Response }): { readonly port: number | undefined; stop(force?: boolean): unknown };
+  spawn(argv: string[], options: { stdout: unknown; stderr: unknown; stdin: "ignore" }): BunSubprocess;
+  file(path: string): unknown;
+  sleep(ms: number): Promise<void>;
+}
+
+/** Pending socket errors a send may have to clear before it goes out. */
+const sendAttemptsMax = 8;
+
+export function bunRuntime(bun: BunApi): Runtime {
+  return {
+    name: "bun",
+    version: bun.version,
+    compiled: !(bun.main.endsWith(".ts") || bun.main.endsWith(".js")),
+    async openDatagram({ local, onData }: DatagramOptions): Promise<DatagramSocket> {
+      const socket = await bun.udpSocket({
+        hostname: local.host,
+        port: local.port,
+        binaryType: "uint8array",
+        socket: {
+          data(_socket, data, port, address) {
+            onData(data, { host: address, port });
+          },
+          // An ICMP "port unreachable" from a peer that is down surfaces as ECONNREFUSED on the
+          // socket. It is the network's answer, not our error: the protocol copes with loss.
+          error() {},
+        },
+      });
+      return {
+        port: socket.port,
+        send(bytes: Uint8Array, to: SocketAddress) {
+          // Linux reports an ICMP "port unreachable" on the socket's next call, so a send to a
+          // live peer can throw ECONNREFUSED for an earlier send to a dead one. The throw
+          // consumed that error: send again. Swallowing it instead would silently lose the
+          // datagram, and a colony with dead nodes could not elect a leader.
+          for (let attempt = 0; attempt < sendAttemptsMax; attempt++) {
+            try {
+              socket.send(bytes, to.port, to.host);
+              return;
+            } catch {
+              // Try again: each throw clears one pending error.
+            }
+          }
+        },
+        close: () => socket.close(),
+      };
+    },
+    async serveHttp(local: SocketAddress, handler: HttpHandler): Promise<HttpServer> {
+      const server = bun.serve({ hostname: local.host, port: local.port, fetch: handler, error: (error) => new Response(`error: ${errorText(error)}\n`, { status: 500 }) });
+      return { port: server.port ?? local.port, stop: () => void server.stop(true) };
+    },
+    spawn(argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
+      if (argv.length === 0) throw new RuntimeError("Cannot start a process: no command");
+      const child = bun.spawn([...argv], {
+        stdin: "ignore",
+        stdout: options.stdoutPath === undefined ? "ignore" : bun.file(options.stdoutPath),
+        stderr: options.stderrPath === undefined ? "ignore" : bun.file(options.stderrPath),
+      });
+      return {
+        pid: child.pid,
+        get exitCode() {
+          return child.exitCode ?? (child.signalCode === null ? null : 128 + signalNumber(child.signalCode));
+        },
+        exited: child.exited.then(() => child.exitCode ?? 128 + signalNumber(child.signalCode ?? "SIGKILL")),
+        kill: (signal = "SIGTERM") => child.kill(signal),
+      };
+    },
+    sleep: (ms: number) => bun.sleep(ms),
+    selfCommand(): string[] {
+      return this.compiled ? [process.execPath] : [process.execPath, bun.main];
+    },
+  };
+}
+
+const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15, SIGSTOP: 19, SIGCONT: 18 };
+
+export function signalNumber(name: string): number {
+  return signals[name] ?? 0;
+}
