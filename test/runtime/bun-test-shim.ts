@@ -185,6 +185,7 @@ export interface Matchers {
   toBeTruthy(): void;
   toBeFalsy(): void;
   toContain(expected: unknown): void;
+  toMatch(expected: RegExp | string): void;
   toHaveLength(expected: number): void;
   toBeGreaterThan(expected: number | bigint): void;
   toBeGreaterThanOrEqual(expected: number | bigint): void;
@@ -230,6 +231,7 @@ function matchers(actual: unknown, negated: boolean): Matchers {
       if (Array.isArray(actual) || actual instanceof Set) return check([...actual].some((item) => Object.is(item, expected)), `to contain ${show(expected)}`);
       throw new ExpectationError(`toContain needs a string, an array or a set, got ${show(actual)}`);
     },
+    toMatch: (expected) => check(typeof actual === "string" && (typeof expected === "string" ? actual.includes(expected) : expected.test(actual)), `to match ${String(expected)}`),
     toHaveLength: (expected) => check((actual as { length?: unknown } | null)?.length === expected, `to have length ${expected}`),
     toBeGreaterThan: (expected) => compare(expected, (actual as number) > expected, "to be greater than"),
     toBeGreaterThanOrEqual: (expected) => compare(expected, (actual as number) >= expected, "to be at least"),

@@ -129,7 +129,7 @@ describe("physalia keys", () => {
   test("generate takes the topology's colors by default, and blue without one", async () => {
     dir = await mkdtemp(join(tmpdir(), "physalia-keys-"));
     expect(await writeKeyDirectory(join(dir, "a"), ["blue"])).toContain("node-blue.json");
-    const topology = join(import.meta.dir, "../../topology/small.json");
+    const topology = join(import.meta.dirname ?? ".", "../../topology/small.json");
     const colors = (JSON.parse(await readFile(topology, "utf8")) as { colors: string[] }).colors;
     await keysCommand(["generate", "--out", join(dir, "b"), "--topology", topology], () => {});
     expect((await readdir(join(dir, "b"))).filter((n) => n.startsWith("node-")).sort()).toEqual(colors.map((c) => `node-${c}.json`).sort());

@@ -18,6 +18,8 @@ import { encodeMessages } from "../../src/wire/message.ts";
 import { testKeys, testRing, testSecret } from "../support/keys.ts";
 import { MemoryNetwork } from "../support/memnet.ts";
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 const blue = testKeys("blue", 10);
 const ids = ["n1", "n2", "n3"];
 const colors = new Map([...ids.map((id): [string, string] => [id, "blue"]), ["r1", "red"], ["r2", "red"]]);
@@ -94,17 +96,18 @@ class Colony {
 }
 
 let colony: Colony | null = null;
-afterEach(async () => {
+// Each describe stops its colony after every test (hooks live inside a describe, for Deno's shim too).
+const stopColony = async () => {
   await colony?.stop();
   colony = null;
-});
+};
 
 /** A cell with one value, written through the control key, and the colony quiet again. */
 async function withCell(c: Colony): Promise<PhysaliaClient> {
   const admin = c.client("admin", blue.control);
   await admin.create("vol");
   await admin.transact("vol", put("k", "real"));
-  await Bun.sleep(150);
+  await sleep(150);
   return admin;
 }
 
@@ -134,6 +137,7 @@ const frame = (ring: KeyRing, sender: string, to: string, stamper: Stamper, mess
   encodeMessages(ring, { sender, receiver: to, stamp: stamper.next(), messages: [{ cell, message } satisfies Envelope] });
 
 describe("least privilege at a node", () => {
+  afterEach(stopColony);
   test("a client key cannot make any node accept a peer message or a control operation, whatever sender it claims", async () => {
     colony = new Colony();
     const admin = await withCell(colony);
@@ -148,7 +152,7 @@ describe("least privilege at a node", () => {
         sent++;
       }
     }
-    await Bun.sleep(100);
+    await sleep(100);
     for (const id of ids) expect(colony.dropped(id, "wrongRole")).toBe(id === "n1" ? 2 * sent : sent);
     expect(colony.snapshot("vol")).toBe(before);
     for (const id of ids) expect(colony.node(id).replica("new-cell")).toBeUndefined();
@@ -162,7 +166,7 @@ describe("least privilege at a node", () => {
     const stamper = new Stamper(5);
     const { accept, commit } = attacks(colony, "n1");
     for (const to of ["n2", "n3"]) colony.inject(to, [frame(blue.rings.control, "n1", to, stamper, accept as CellMessage), frame(blue.rings.control, "n1", to, stamper, commit as CellMessage)]);
-    await Bun.sleep(100);
+    await sleep(100);
     expect(colony.dropped("n2", "wrongRole") + colony.dropped("n3", "wrongRole")).toBe(4);
     expect(colony.snapshot("vol")).toBe(before);
     expect(await admin.transact("vol", { reads: ["k"], conditions: [], writes: [] })).toMatchObject({ reads: [utf8("real")] });
@@ -175,7 +179,7 @@ describe("least privilege at a node", () => {
     const stamper = new Stamper(5);
     const peers = Object.entries(attacks(colony, "ops")).filter(([kind]) => !["create", "join", "addMember", "removeMember"].includes(kind));
     for (const [, message] of peers) colony.inject("n1", [frame(blue.rings.control, "ops", "n1", stamper, message)]);
-    await Bun.sleep(100);
+    await sleep(100);
     expect(colony.dropped("n1", "wrongRole")).toBe(peers.length);
     expect(colony.snapshot("vol")).toBe(before);
   });
@@ -206,7 +210,7 @@ describe("least privilege at a node", () => {
       colony.inject("n1", [frame(blue.rings.node, "r2~00000000000000aa", "n1", stamper, message)]);
     }
     colony.inject("n1", [encodeMessages(blue.rings.node, { sender: "r1", receiver: "n1", stamp: stamper.next(), messages: [] })]);
-    await Bun.sleep(100);
+    await sleep(100);
     expect(colony.dropped("n1", "unknownKey")).toBe(peerAttacks.length);
     expect(colony.dropped("n1", "wrongColor")).toBe(2 * peerAttacks.length + 1);
     expect(colony.snapshot("vol")).toBe(before);
@@ -216,13 +220,14 @@ describe("least privilege at a node", () => {
 });
 
 describe("replay protection at a node", () => {
+  afterEach(stopColony);
   test("a captured client frame re-sent byte for byte is dropped and counted, not processed again", async () => {
     colony = new Colony();
     await withCell(colony);
     const sent: { bytes: Uint8Array; to: Endpoint }[] = [];
     const client = colony.client("app", blue.client, sent);
     await client.transact("vol", { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] });
-    await Bun.sleep(100);
+    await sleep(100);
     const received = () => ids.reduce((sum, id) => sum + colony!.node(id).metrics.framesReceived, 0);
     const replayed = () => ids.reduce((sum, id) => sum + colony!.dropped(id, "replayed"), 0);
     const receivedBefore = received();
@@ -237,17 +242,18 @@ describe("replay protection at a node", () => {
     const sent: { bytes: Uint8Array; to: Endpoint }[] = [];
     const client = colony.client("app", blue.client, sent);
     await client.transact("vol", { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] });
-    await Bun.sleep(100);
+    await sleep(100);
     const received = () => ids.reduce((sum, id) => sum + colony!.node(id).metrics.framesReceived, 0);
     const receivedBefore = received();
     for (const { bytes, to } of sent) colony.net.inject(bytes, to);
     expect(received() - receivedBefore).toBe(sent.length);
-    await Bun.sleep(100);
+    await sleep(100);
     expect(await admin.transact("vol", { reads: ["n"], conditions: [], writes: [] })).toMatchObject({ reads: [1n] });
   });
 });
 
 describe("chunked frames at a node", () => {
+  afterEach(stopColony);
   // A teach with a snapshot of a cell n1 does not host: once reassembled and decoded it is
   // counted as unknownCell, which shows it arrived whole.
   const bigTeach = (sender: string, stamper: Stamper, messageId: number) => {
@@ -301,7 +307,7 @@ describe("chunked frames at a node", () => {
     colony.inject("n1", [chunks[0] as Uint8Array]);
     expect(n1.metricsText()).toContain("physalia_chunked_messages_pending 1");
     colony.clock += 2_500;
-    await Bun.sleep(100); // A few heartbeats.
+    await sleep(100); // A few heartbeats.
     expect(n1.metricsText()).toContain("physalia_chunked_messages_pending 0");
     // The rest arriving late cannot complete it.
     colony.inject("n1", chunks.slice(1));
@@ -333,7 +339,7 @@ test("a ring's rotation does not split the colony: nodes on the old file and on 
   try {
     await client.create("vol");
     for (let i = 0; i < 5; i++) expect(await client.transact("vol", put("k", `v${i}`))).toMatchObject({ status: "committed" });
-    await Bun.sleep(100);
+    await sleep(100);
     for (const node of nodes) expect((node.status().peersAlive as string[]).length).toBe(2);
   } finally {
     client.close();
