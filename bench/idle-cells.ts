@@ -22,7 +22,7 @@ function heapBytes(): number {
 
 const before = heapBytes();
 const recovered = new Map<string, DurableRecord[]>();
-for (let i = 0; i < cells; i++) recovered.set(`volume-${i}`, [{ kind: "genesis", members, alpha: 3, sessionTtlMs: 60_000 }]);
+for (let i = 0; i < cells; i++) recovered.set(`volume-${i}`, [{ kind: "genesis", genesis: { members, incarnation: "0123456789abcdef", alpha: 3, sessionTtlMs: 60_000, sessionsMax: 128 } }]);
 const recordsBytes = heapBytes() - before;
 const started = performance.now();
 const node = new PhysaliaNode({

@@ -20,6 +20,8 @@ export const limits = {
   // The cell.
   /** Replicas in one cell: 7 by default, a few more while a member is being replaced. */
   cellMembersMax: 9,
+  /** No membership change takes a cell below this many members (a genesis may be smaller). */
+  cellMembersMin: 3,
   /** α: slots in flight at once, and the distance at which a membership change takes effect. */
   pipelineDepthDefault: 3,
   pipelineDepthMax: 8,
@@ -84,6 +86,7 @@ check(limits.frameBytesMax <= 65_507, "a frame must fit one UDP datagram");
 check(limits.batchBytesMax >= limits.transactionBytesMax, "one transaction must fit a batch");
 check(limits.batchBytesMax + 4096 <= limits.frameBytesMax, "an accept carrying a full batch must fit a frame");
 check(limits.pipelineDepthDefault >= 1 && limits.pipelineDepthDefault <= limits.pipelineDepthMax, "the default pipeline depth must be legal");
+check(limits.cellMembersMin >= 1 && limits.cellMembersMin < limits.cellMembersMax, "a cell can grow past its smallest size");
 check(limits.sessionTtlMsMin <= limits.sessionTtlMsDefault && limits.sessionTtlMsDefault <= limits.sessionTtlMsMax, "the default session lifetime must be legal");
 check(limits.batchCommandsMax <= 64, "a session id packs a command's place in its batch into 6 bits");
 check(limits.teachEntriesMax <= limits.logTailEntriesMax, "a teach message cannot carry more than the tail holds");

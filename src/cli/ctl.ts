@@ -6,6 +6,7 @@ import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
 import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
+import { hasIncarnation, isNodeId, nodePart } from "../wire/ids.ts";
 import { openClientLinks } from "./links.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
@@ -130,7 +131,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     case "remove-member": {
       const [c, node] = words(rest, [2, 2], `${command} CELL NODE`) as [string, string];
       cell = c;
-      if (!nodes.has(node)) throw new UsageError(`${node} is not a node of this colony and color`);
+      if (!isNodeId(node) || !nodes.has(nodePart(node))) throw new UsageError(`${node} is not a node of this colony and color`);
       membership = { kind: command === "add-member" ? "addMember" : "removeMember", node };
       break;
     }
@@ -148,13 +149,22 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   });
   try {
     if (command === "create") {
-      const { members, confirmed } = await client.create(cell);
-      print(JSON.stringify({ status: "created", cell, members, confirmed }));
+      const outcome = await client.create(cell);
+      print(JSON.stringify({ ...outcome, cell }));
       return 0;
     }
     if (membership !== null) {
-      if (membership.kind === "addMember") await client.join(cell, membership.node);
-      const result = await client.configure(cell, membership);
+      // A node is named by its topology id; the cell knows it by identity (its id and its
+      // data directory's incarnation). Add the identity it has now; remove the one the cell has.
+      let identity = membership.node;
+      if (membership.kind === "addMember") identity = await client.join(cell, nodePart(membership.node));
+      else if (!hasIncarnation(identity)) {
+        const known = await client.describe(cell);
+        const member = known?.hosted.members.find((m) => nodePart(m) === identity);
+        if (member === undefined) throw new CliError(`Cannot remove ${identity} from cell ${cell}: it is not a member${known === null ? " (no replica answered)" : ` (members: ${known.hosted.members.join(", ")})`}`);
+        identity = member;
+      }
+      const result = await client.configure(cell, { kind: membership.kind, node: identity });
       print(JSON.stringify(result.status === "configured" ? result : { status: result.status, ...("reason" in result ? { reason: result.reason, detail: result.detail } : {}) }));
       return result.status === "configured" ? 0 : 1;
     }

@@ -17,6 +17,7 @@ import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { nodeKeyFileName, writeKeyDirectory } from "./keys.ts";
 import { openClientLinks } from "./links.ts";
+import { nodePart } from "../wire/ids.ts";
 import { selfCommand } from "./self.ts";
 
 export const devUsage = `usage:
@@ -133,8 +134,8 @@ async function workload(topologyPath: string, keysPath: string, print: (line: st
   try {
     for (let v = 1; v <= 3; v++) {
       const cell = `volume-${v}`;
-      const { members } = await client.create(cell);
-      print(`created ${cell} on ${members.join(", ")}`);
+      const created = await client.create(cell);
+      print(`${created.status === "created" ? "created" : "found existing"} ${cell} on ${created.members.map(nodePart).join(", ")}`);
       await show(cell, `put primary=server-${v}a, replica=server-${v}b`, { reads: [], conditions: [], writes: [{ key: "primary", op: "put", value: utf8(`server-${v}a`) }, { key: "replica", op: "put", value: utf8(`server-${v}b`) }] });
       await show(cell, "increment epoch", { reads: [], conditions: [], writes: [{ key: "epoch", op: "increment", by: 1n }] });
       await show(cell, "fail over if epoch is still 1", {

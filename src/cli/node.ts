@@ -3,16 +3,15 @@
 // until SIGTERM or SIGINT.
 
 import { existsSync, rmSync } from "node:fs";
-import { PhysaliaClient } from "../client/client.ts";
 import { PhysaliaNode } from "../node/node.ts";
-import type { Endpoint, Transport } from "../transport/transport.ts";
-import type { KeySet } from "../wire/keyring.ts";
+import type { Transport } from "../transport/transport.ts";
 import { openLog, LogOpenError, moveLogAside } from "../storage/mod.ts";
 import { errorText } from "../runtime/mod.ts";
 import { type StatusServer, type StatusSource, serveStatus } from "../transport/http.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, nodeColors, readKeys, readTopology } from "./colony.ts";
 import { openClientLinks, openNodeLinks } from "./links.ts";
+import { type RejoinIntent, type Rejoiner, readIntent, startRejoining, writeIntent } from "./rejoin.ts";
 import { lockDirectory } from "./lock.ts";
 
 export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
@@ -87,8 +86,6 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     if (error instanceof LogOpenError) throw new CliError(error.message);
     throw error;
   }
-  // Cells this node must replace itself in, when its log lost acknowledged state.
-  let rejoin: string[] | null = null;
   const { damage, torn } = opened;
   if (damage.length === 0 && torn !== null) {
     // Bytes no completed sync covered: nothing in them was acknowledged.
@@ -97,10 +94,11 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const first = damage[0];
   if (first !== undefined) {
     // Records that were synced, and so possibly acknowledged, are gone. A node must never
-    // vote with state it does not have: it keeps the damaged log aside, starts empty (so it
-    // votes in no cell), and replaces itself in each of its cells: removed, then added back
-    // as a new, empty replica that learns the cell from its peers.
-    rejoin = [...opened.records.keys()];
+    // vote with state it does not have: it keeps the damaged log aside and starts on a fresh
+    // directory, whose new incarnation makes it a stranger to every cell, and it rejoins
+    // each cell the readable records name (and any a peer names) as that stranger.
+    const former = `${id}~${opened.incarnation}`;
+    const cells = [...opened.records.keys()];
     lock.release();
     let aside: string;
     try {
@@ -109,17 +107,19 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       unbind();
       throw new CliError(errorText(error));
     }
-    print(
-      `node ${id}: its log was damaged in ${damage.length} place(s), first at segment ${first.segment} offset ${first.offset} (${first.reason}: ${first.detail}); ` +
-      `moved it to ${aside} and starting empty; replacing itself in ${rejoin.length} known cells, and in any other cell a peer names`,
-    );
     try {
       lock = lockDirectory(data);
       opened = await openLog(data);
+      // The intent is durable before the node does anything else, so a restart resumes it.
+      writeIntent(data, { former, cells });
     } catch (error) {
       unbind();
-      throw error instanceof LogOpenError ? new CliError(error.message) : error;
+      throw error instanceof LogOpenError ? new CliError(error.message) : new CliError(errorText(error));
     }
+    print(
+      `node ${id}: its log was damaged in ${damage.length} place(s), first at segment ${first.segment} offset ${first.offset} (${first.reason}: ${first.detail}); ` +
+      `moved it to ${aside}; starting empty as ${id}~${opened.incarnation} and rejoining ${cells.length} known cells in place of ${former}, and any other cell a peer names`,
+    );
   }
   const { log, records } = opened;
   if (log === null) {
@@ -127,27 +127,41 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     lock.release();
     throw new CliError(`Cannot open log: ${data} is damaged although it was just created: ${opened.damage[0]?.detail ?? ""}`);
   }
+  const identity = `${id}~${opened.incarnation}`;
+  let intent: RejoinIntent | null;
+  try {
+    intent = readIntent(data);
+  } catch (error) {
+    unbind();
+    lock.release();
+    throw new CliError(errorText(error));
+  }
 
   let exiting = false;
   // Set once the node runs; a peer's message can arrive before that and is then learnt later.
-  let replacer: { add(cell: string): void; stop(): void } | null = null;
+  let rejoiner: Rejoiner | null = null;
   const early: string[] = [];
   const node = new PhysaliaNode({
-    id, peers, keys, nodeColors: nodeColors(topology), log, transport, recovered: records,
+    id: identity, peers, keys, nodeColors: nodeColors(topology), log, transport, recovered: records,
     ...(process.env.PHYSALIA_TRACE ? { trace: (line: string) => console.error(line) } : {}),
-    ...(rejoin === null ? {} : { onUnknownCell: (cell: string) => (replacer === null ? early.push(cell) : replacer.add(cell)) }),
+    ...(intent === null ? {} : {
+      formerIdentity: intent.former,
+      onUnknownCell: (cell: string) => (rejoiner === null ? early.push(cell) : rejoiner.add(cell)),
+    }),
     onFatal: (error) => {
       console.error(`node ${id}: stopping: ${error instanceof Error ? error.message : String(error)}`);
       process.exit(1);
     },
   });
   node.start();
-  if (rejoin !== null) {
-    replacer = startReplacing({ id, keys, nodes: colorEndpoints(topology, me.color), transport: await openClientLinks(topology, me.color, keys, { host: local.host, port: 0 }), cells: rejoin, print });
-    for (const cell of early) replacer.add(cell);
+  if (intent !== null) {
+    if (first === undefined) print(`node ${id}: resuming its rejoin in place of ${intent.former}: ${intent.cells.length} cells to go`);
+    const clientTransport = await openClientLinks(topology, me.color, keys, { host: local.host, port: 0 });
+    rejoiner = startRejoining({ directory: data, identity, keys, nodes: colorEndpoints(topology, me.color), transport: clientTransport, print });
+    for (const cell of early) rejoiner.add(cell);
   }
   source.set(node);
-  print(`node ${id}: ${me.transport ?? "udp"} ${local.host}:${local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
+  print(`node ${identity}: ${me.transport ?? "udp"} ${local.host}:${local.port}, ${node.cellCount} cells recovered, metrics http://${status.local.host}:${status.local.port}/metrics`);
 
   const compaction = setInterval(() => {
     if (log.shouldCompact() && !log.compacting) void node.compact((entries) => log.compact(entries));
@@ -157,7 +171,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       if (exiting) return;
       exiting = true;
       clearInterval(compaction);
-      replacer?.stop();
+      rejoiner?.stop();
       status.stop();
       await node.stop();
       lock.release();
@@ -166,70 +180,6 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     process.once("SIGTERM", () => void shutdown());
     process.once("SIGINT", () => void shutdown());
   });
-}
-
-interface ReplaceOptions {
-  readonly id: string;
-  readonly transport: Transport;
-  /** The node's own key file: replacing itself is a membership change, under its control key. */
-  readonly keys: KeySet;
-  readonly nodes: ReadonlyMap<string, Endpoint>;
-  readonly cells: readonly string[];
-  readonly print: (line: string) => void;
-}
-
-/**
- * Replaces this node in each cell it is told of, one cell at a time: remove it (a quorum of
- * the other members decides), drive the log past the old membership (`join` does), host an
- * empty replica, and add it back. Until it is added back the node has no replica of the
- * cell, so it cannot vote in it.
- */
-function startReplacing(options: ReplaceOptions): { add(cell: string): void; stop(): void } {
-  const { id, print } = options;
-  const client = new PhysaliaClient({ id: `${id}.rejoin`, nodes: options.nodes, keys: options.keys, transport: options.transport, deadlineMs: 30_000 });
-  const seen = new Set<string>();
-  const queue: string[] = [];
-  let running = false;
-  let stopped = false;
-  const replaceOne = async (cell: string) => {
-    const removed = await client.configure(cell, { kind: "removeMember", node: id });
-    if (removed.status === "rejected" && removed.reason === "configInvalid") return "not a member"; // Nothing to replace.
-    if (removed.status !== "configured") throw new Error(`removal refused: ${"detail" in removed ? removed.detail : removed.status}`);
-    await client.join(cell, id);
-    const added = await client.configure(cell, { kind: "addMember", node: id });
-    if (added.status !== "configured") throw new Error(`addition refused: ${"detail" in added ? added.detail : added.status}`);
-    return "replaced";
-  };
-  const drain = async () => {
-    if (running) return;
-    running = true;
-    while (queue.length > 0 && !stopped) {
-      const cell = queue.shift() as string;
-      try {
-        const outcome = await replaceOne(cell);
-        print(outcome === "replaced" ? `node ${id}: replaced itself in cell ${cell}` : `node ${id}: not a member of cell ${cell}: nothing to replace`);
-      } catch (error) {
-        print(`node ${id}: could not replace itself in cell ${cell} (${error instanceof Error ? error.message : String(error)}); retrying later`);
-        seen.delete(cell);
-        setTimeout(() => add(cell), 5_000);
-      }
-    }
-    running = false;
-  };
-  const add = (cell: string) => {
-    if (stopped || seen.has(cell)) return;
-    seen.add(cell);
-    queue.push(cell);
-    void drain();
-  };
-  for (const cell of options.cells) add(cell);
-  return {
-    add,
-    stop() {
-      stopped = true;
-      client.close();
-    },
-  };
 }
 
 /**

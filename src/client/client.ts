@@ -8,7 +8,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { TxResult } from "../core/kv.ts";
-import type { CellMessage, ClientReply, CommandResult, ConfigChange, Consistency, Envelope, NodeMessage, Operation } from "../core/messages.ts";
+import type { CellGenesis, CellMessage, ClientReply, CommandResult, HostedCell, ConfigChange, Consistency, Envelope, NodeMessage, Operation } from "../core/messages.ts";
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
@@ -62,6 +62,24 @@ export interface ClientOptions {
   readonly epoch?: number;
   /** Whether replayed replies are dropped (default true). */
   readonly replayGuard?: boolean;
+}
+
+export interface CreateSettings {
+  readonly alpha?: number;
+  readonly sessionTtlMs?: number;
+  readonly sessionsMax?: number;
+  /** How long each planned node has to answer before creation is refused. */
+  readonly deadlineMs?: number;
+}
+
+export type CreateOutcome =
+  | { readonly status: "created"; readonly incarnation: string; readonly members: readonly string[] }
+  /** The cell exists already: what `at` says of it (members empty while that replica is still learning). */
+  | { readonly status: "exists"; readonly incarnation: string; readonly members: readonly string[]; readonly at: string };
+
+/** 16 random lowercase hex digits: a new cell's incarnation. */
+export function newIncarnation(): string {
+  return [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export interface OperationOptions {
@@ -154,38 +172,83 @@ export class PhysaliaClient {
     return scored.slice(0, count).map((s) => s.node);
   }
 
-  /** Creates the cell's replicas on its nodes; resolves with the members that confirmed. */
-  async create(cell: string, alpha: number = limits.pipelineDepthDefault): Promise<{ members: string[]; confirmed: string[] }> {
-    this.requireControl(`create cell ${cell}`);
-    const members = this.replicasFor(cell);
-    const confirmed = await Promise.all(members.map(async (node) => {
-      const id = ++this.requestId;
-      const message: NodeMessage = { kind: "create", client: this.options.id, id, members, alpha };
-      const answer = await this.exchange(cell, id, message, [node]).catch(() => null);
-      return answer !== null && answer.reply.outcome.kind === "done" ? node : null;
-    }));
-    const ok = confirmed.filter((n): n is string => n !== null);
-    if (2 * ok.length <= members.length) {
-      throw new UnreachableError(`Cannot create cell ${cell}: only ${ok.length} of ${members.length} replicas confirmed (${ok.join(", ") || "none"})`);
-    }
-    return { members, confirmed: ok };
+  /** Asks a node who it is (its identity) and what it knows of a cell. */
+  async hello(cell: string, node: string, deadlineMs?: number): Promise<{ identity: string; hosted: HostedCell | null }> {
+    const id = ++this.requestId;
+    const answer = await this.exchange(cell, id, { kind: "hello", client: this.options.id, id }, [node], deadlineMs);
+    const outcome = answer.reply.outcome;
+    if (outcome.kind !== "node") throw new UnreachableError(`Cannot ask ${node} about cell ${cell}: it answered ${outcome.kind}`);
+    return { identity: outcome.identity, hosted: outcome.hosted };
   }
 
   /**
-   * Asks `node` to host a joining replica of an existing cell (no state, no vote history),
-   * before a membership change adds it.
+   * Creates a cell on its planned nodes, each named by its current identity, with a fresh
+   * incarnation; or says that the cell exists. Every planned node must answer first: a node
+   * that did not could be the one that hosts the cell already.
    */
-  async join(cell: string, node: string): Promise<void> {
+  async create(cell: string, settings: CreateSettings = {}): Promise<CreateOutcome> {
+    this.requireControl(`create cell ${cell}`);
+    const planned = this.replicasFor(cell);
+    const hellos = await Promise.all(planned.map((node) => this.hello(cell, node, settings.deadlineMs ?? 3_000).then((h) => ({ node, ...h }), () => ({ node, identity: null, hosted: null }))));
+    const hosting = hellos.find((h) => h.hosted !== null);
+    if (hosting?.hosted) return { status: "exists", incarnation: hosting.hosted.incarnation, members: [...hosting.hosted.members], at: hosting.node };
+    const silent = hellos.filter((h) => h.identity === null).map((h) => h.node);
+    if (silent.length > 0) {
+      throw new UnreachableError(`Cannot create cell ${cell}: ${silent.join(", ")} did not answer, and a cell is created only when every node it is planned on answers (one that does not might already host it)`);
+    }
+    const genesis: CellGenesis = {
+      members: hellos.map((h) => h.identity as string),
+      incarnation: newIncarnation(),
+      alpha: settings.alpha ?? limits.pipelineDepthDefault,
+      sessionTtlMs: settings.sessionTtlMs ?? limits.sessionTtlMsDefault,
+      sessionsMax: settings.sessionsMax ?? limits.sessionsPerCellMax,
+    };
+    const answers = await Promise.all(planned.map(async (node) => {
+      const id = ++this.requestId;
+      return this.exchange(cell, id, { kind: "create", client: this.options.id, id, genesis }, [node]).then((a) => ({ node, outcome: a.reply.outcome }), () => ({ node, outcome: null }));
+    }));
+    const raced = answers.find((a) => a.outcome?.kind === "exists");
+    if (raced?.outcome?.kind === "exists") return { status: "exists", incarnation: raced.outcome.hosted.incarnation, members: [...raced.outcome.hosted.members], at: raced.node };
+    const created = answers.filter((a) => a.outcome?.kind === "created").map((a) => a.node);
+    if (2 * created.length <= planned.length) {
+      const refused = answers.find((a) => a.outcome?.kind === "unavailable");
+      const why = refused?.outcome?.kind === "unavailable" ? `; ${refused.node}: ${refused.outcome.reason}` : "";
+      throw new UnreachableError(`Cannot create cell ${cell}: only ${created.length} of ${planned.length} nodes created it (${created.join(", ") || "none"})${why}`);
+    }
+    return { status: "created", incarnation: genesis.incarnation, members: [...genesis.members] };
+  }
+
+  /**
+   * What the cell's replicas say of it: its incarnation and latest members, from the first
+   * planned node that hosts it with state.
+   */
+  async describe(cell: string): Promise<{ node: string; hosted: HostedCell } | null> {
+    for (const node of this.replicasFor(cell)) {
+      const answer = await this.hello(cell, node, 2_000).catch(() => null);
+      if (answer?.hosted && answer.hosted.applied >= 0) return { node, hosted: answer.hosted };
+    }
+    return null;
+  }
+
+  /**
+   * Asks `node` to host an empty replica of an existing cell, and returns the identity the
+   * cell must add: the replica joins as that identity, and nothing it does counts until a
+   * membership change through the cell adds it.
+   */
+  async join(cell: string, node: string): Promise<string> {
     this.requireControl(`make ${node} join cell ${cell}`);
-    // The node may be a former member coming back empty (it lost its disk and was removed).
-    // Slots up to alpha after its removal may still be decided by the old membership, which
-    // includes it; an empty acceptor must never vote there. Alpha sequential commands, each
-    // in a later slot than the last, leave every such slot chosen before the node can vote.
-    // We do not know this cell's alpha, so we use the largest a cell may have.
-    for (let i = 0; i < limits.pipelineDepthMax; i++) await this.transact(cell, { reads: [], conditions: [], writes: [] });
+    const known = await this.describe(cell);
+    if (known === null) throw new UnreachableError(`Cannot make ${node} join cell ${cell}: no replica of it answered`);
+    const { identity, hosted } = await this.hello(cell, node);
+    if (hosted !== null) {
+      if (hosted.incarnation !== known.hosted.incarnation) throw new UnreachableError(`Cannot make ${node} join cell ${cell}: it hosts another cell of that name (incarnation ${hosted.incarnation})`);
+      return identity;
+    }
     const id = ++this.requestId;
-    const answer = await this.exchange(cell, id, { kind: "create", client: this.options.id, id, members: null, alpha: limits.pipelineDepthDefault }, [node]);
-    if (answer.reply.outcome.kind !== "done") throw new UnreachableError(`Cannot make ${node} join cell ${cell}: ${answer.reply.outcome.kind}`);
+    const answer = await this.exchange(cell, id, { kind: "join", client: this.options.id, id, incarnation: known.hosted.incarnation }, [node]);
+    const outcome = answer.reply.outcome;
+    if (outcome.kind !== "joined" && outcome.kind !== "exists") throw new UnreachableError(`Cannot make ${node} join cell ${cell}: ${outcome.kind === "unavailable" ? outcome.reason : outcome.kind}`);
+    return identity;
   }
 
   async transact(cell: string, tx: Transaction, options: OperationOptions = {}): Promise<TxResult> {
@@ -362,14 +425,20 @@ export class PhysaliaClient {
         continue;
       }
       const outcome = answer.reply.outcome;
+      // A node's own answer (to hello, create, join) is final, a refusal included.
+      if (!toLeader && outcome.kind !== "overloaded") return { ...answer, sends, firstSentAt };
       switch (outcome.kind) {
         case "done":
         case "read":
+        case "node":
+        case "created":
+        case "joined":
+        case "exists":
           return { ...answer, sends, firstSentAt };
         case "redirect":
           if (++redirects > 3) leaderFailures++;
-          if (outcome.leader !== null && outcome.leader !== target && this.options.nodes.has(outcome.leader)) {
-            target = outcome.leader;
+          if (outcome.leader !== null && nodePart(outcome.leader) !== target && this.options.nodes.has(nodePart(outcome.leader))) {
+            target = nodePart(outcome.leader);
             targetLeads = true;
             this.leaders.set(cell, target);
           } else {

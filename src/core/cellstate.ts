@@ -66,12 +66,19 @@ export interface ApplyOptions {
   readonly lruSessions?: boolean;
 }
 
+/** A genesis's settings; tests leave most to their defaults. */
 export interface CellSettings {
+  readonly incarnation?: string;
   readonly alpha?: number;
   readonly sessionTtlMs?: number;
+  readonly sessionsMax?: number;
 }
 
-const magic = 0x50435332; // "PCS2"
+/** The incarnation of a cell whose creator named none (tests). */
+export const defaultIncarnation = "0000000000000000";
+export const incarnationPattern = /^[0-9a-f]{16}$/;
+
+const magic = 0x50435333; // "PCS3"
 const memberIdPattern = /^[A-Za-z0-9._-]{1,64}(~[0-9a-f]{16})?$/;
 /** Session ids pack the opening slot and the command's place in its batch (limits checks it fits 6 bits). */
 const sessionSlotFactor = 64;
@@ -88,12 +95,28 @@ interface Clock {
   last: Stamp | null;
 }
 
+/** Why a genesis from outside (a frame, a file) cannot be used, or null when it can. */
+export function genesisProblem(genesis: { readonly members: readonly string[]; readonly incarnation: string; readonly alpha: number; readonly sessionTtlMs: number; readonly sessionsMax: number }): string | null {
+  const { members, incarnation, alpha, sessionTtlMs, sessionsMax } = genesis;
+  if (members.length < 1 || members.length > limits.cellMembersMax) return `a cell has 1 to ${limits.cellMembersMax} members`;
+  if (new Set(members).size !== members.length) return "a member is listed twice";
+  const bad = members.find((m) => !memberIdPattern.test(m));
+  if (bad !== undefined) return `invalid member ${JSON.stringify(bad)}`;
+  if (!incarnationPattern.test(incarnation)) return "the incarnation must be 16 lowercase hex digits";
+  if (!Number.isInteger(alpha) || alpha < 1 || alpha > limits.pipelineDepthMax) return `alpha must be 1 to ${limits.pipelineDepthMax}`;
+  if (!Number.isInteger(sessionTtlMs) || sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) return `the session lifetime must be ${limits.sessionTtlMsMin} to ${limits.sessionTtlMsMax} ms`;
+  if (!Number.isInteger(sessionsMax) || sessionsMax < 1 || sessionsMax > limits.sessionsPerCellMax) return `the session table holds 1 to ${limits.sessionsPerCellMax}`;
+  return null;
+}
+
 export class CellState {
   private constructor(
     readonly kv: KvStore,
     private appliedSlot: number,
+    readonly incarnation: string,
     readonly alpha: number,
     readonly sessionTtlMs: number,
+    readonly sessionsMax: number,
     private configs: Membership[],
     /** In order of last use, least recent first: the front is always the next to expire. */
     private readonly sessions: Map<number, Session>,
@@ -101,14 +124,18 @@ export class CellState {
   ) {}
 
   static genesis(members: readonly string[], settings: CellSettings = {}): CellState {
+    const incarnation = settings.incarnation ?? defaultIncarnation;
     const alpha = settings.alpha ?? limits.pipelineDepthDefault;
     const sessionTtlMs = settings.sessionTtlMs ?? limits.sessionTtlMsDefault;
+    const sessionsMax = settings.sessionsMax ?? limits.sessionsPerCellMax;
+    assert(incarnationPattern.test(incarnation), "genesis: invalid incarnation");
+    assert(Number.isInteger(sessionsMax) && sessionsMax >= 1 && sessionsMax <= limits.sessionsPerCellMax, "genesis: session table size out of range");
     assert(members.length >= 1 && members.length <= limits.cellMembersMax, "genesis: member count out of range");
     assert(new Set(members).size === members.length, "genesis: duplicate member");
     assert(members.every((m) => memberIdPattern.test(m)), "genesis: invalid member id");
     assert(Number.isInteger(alpha) && alpha >= 1 && alpha <= limits.pipelineDepthMax, "genesis: alpha out of range");
     assert(Number.isInteger(sessionTtlMs) && sessionTtlMs >= limits.sessionTtlMsMin && sessionTtlMs <= limits.sessionTtlMsMax, "genesis: session lifetime out of range");
-    return new CellState(new Store(), 0, alpha, sessionTtlMs, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null });
+    return new CellState(new Store(), 0, incarnation, alpha, sessionTtlMs, sessionsMax, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null });
   }
 
   /** The cell's time: milliseconds of stamped log, advanced only by applying slots. */
@@ -202,7 +229,7 @@ export class CellState {
   private applyCommand(slot: number, index: number, command: Command, options: ApplyOptions): AppliedCommand {
     const op = command.op;
     if (op.kind === "openSession") {
-      if (this.sessions.size >= limits.sessionsPerCellMax) {
+      if (this.sessions.size >= this.sessionsMax) {
         if (options.lruSessions !== true) {
           const oldest = this.sessions.values().next().value as Session;
           const wait = oldest.usedAt + this.sessionTtlMs - this.clock.time;
@@ -226,7 +253,7 @@ export class CellState {
     for (const seq of results.keys()) if (seq < acked) results.delete(seq);
     const keep = (): void => {
       this.sessions.set(command.session, { acked, results, usedAt: this.clock.time });
-      if (this.sessions.size > limits.sessionsPerCellMax) this.sessions.delete(this.sessions.keys().next().value as number); // lruSessions only
+      if (this.sessions.size > this.sessionsMax) this.sessions.delete(this.sessions.keys().next().value as number); // lruSessions only
     };
     const remembered = results.get(command.seq);
     if (command.seq < acked || remembered !== undefined) {
@@ -254,7 +281,11 @@ export class CellState {
       next = [...members, change.node];
     } else {
       if (!members.includes(change.node)) return reject("configInvalid", `${change.node} is not a member`);
-      if (members.length <= 1) return reject("configInvalid", "cannot remove the last member");
+      // A cell of two needs both of its members, so it tolerates no more failures than a
+      // cell of one, and a cell of one loses what it acknowledged with one disk. So no cell
+      // shrinks below three by removal (a smaller genesis, for a test or a one-node colony,
+      // is its creator's choice): to replace a member of a cell of three, add first.
+      if (members.length <= limits.cellMembersMin) return reject("configInvalid", `a cell keeps at least ${limits.cellMembersMin} members; add the replacement before removing ${change.node}`);
       next = members.filter((m) => m !== change.node);
     }
     const from = slot + this.alpha;
@@ -267,7 +298,7 @@ export class CellState {
 
   encode(): Uint8Array {
     const out = new ByteWriter(256 + this.kv.bytes);
-    out.u32(magic).u64(this.appliedSlot).u8(this.alpha).u32(this.sessionTtlMs).u8(this.configs.length);
+    out.u32(magic).u64(this.appliedSlot).bytes16(utf8(this.incarnation)).u8(this.alpha).u32(this.sessionTtlMs).u16(this.sessionsMax).u8(this.configs.length);
     for (const config of this.configs) {
       out.u64(config.from).u8(config.members.length);
       for (const member of config.members) out.bytes16(utf8(member));
@@ -293,10 +324,14 @@ export class CellState {
     const input = new ByteReader(bytes);
     if (input.u32("magic") !== magic) return "not a cell snapshot";
     const applied = input.u64("applied");
+    const incarnation = decodeUtf8(input.bytes16(16, "incarnation"));
+    if (incarnation === null || !incarnationPattern.test(incarnation)) return "invalid incarnation";
     const alpha = input.u8("alpha");
     if (alpha < 1 || alpha > limits.pipelineDepthMax) return "alpha out of range";
     const sessionTtlMs = input.u32("session lifetime");
     if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) return "session lifetime out of range";
+    const sessionsMax = input.u16("session table size");
+    if (sessionsMax < 1 || sessionsMax > limits.sessionsPerCellMax) return "session table size out of range";
     const configCount = input.u8("config count");
     if (configCount < 1 || configCount > limits.pipelineDepthMax + 1) return "config count out of range";
     const configs: Membership[] = [];
@@ -327,7 +362,7 @@ export class CellState {
       last = { ballot, time: at };
     }
     const sessionCount = input.u16("session count");
-    if (sessionCount > limits.sessionsPerCellMax) return "too many sessions";
+    if (sessionCount > sessionsMax) return "too many sessions";
     const sessions = new Map<number, Session>();
     let usedBefore = 0;
     for (let i = 0; i < sessionCount && input.error === null; i++) {
@@ -351,7 +386,7 @@ export class CellState {
     const kv = readKv(input);
     if (input.error !== null || kv === null) return input.error ?? "invalid key-value state";
     if (input.remaining !== 0) return `${input.remaining} trailing bytes`;
-    return new CellState(kv, applied, alpha, sessionTtlMs, configs, sessions, { time, last });
+    return new CellState(kv, applied, incarnation, alpha, sessionTtlMs, sessionsMax, configs, sessions, { time, last });
   }
 
   digest(): Uint8Array {

@@ -31,7 +31,11 @@ export function describeMessage(message: CellMessage | NodeMessage): string {
     case "reply":
       return `reply ${message.client}#${message.id} ${message.outcome.kind}${message.outcome.kind === "redirect" ? ` ${message.outcome.leader}` : message.outcome.kind === "done" ? ` ${message.outcome.result.status}` : ""}`;
     case "create":
-      return `create ${message.client}#${message.id} ${message.members === null ? "joining" : message.members.join(",")}`;
+      return `create ${message.client}#${message.id} ${message.genesis.incarnation} ${message.genesis.members.join(",")}`;
+    case "join":
+      return `join ${message.client}#${message.id} ${message.incarnation}`;
+    case "hello":
+      return `hello ${message.client}#${message.id}`;
   }
 }
 

@@ -5,11 +5,13 @@
 //    nothing to do.
 // One Effects value is shared by many cells between two flushes, so one fsync covers them all.
 
-import type { Ballot, CellMessage, LogValue } from "./messages.ts";
+import type { Ballot, CellGenesis, CellMessage, LogValue } from "./messages.ts";
 
 export type DurableRecord =
-  /** The cell's first membership: written once by the node that creates the replica. */
-  | { readonly kind: "genesis"; readonly members: readonly string[]; readonly alpha: number; readonly sessionTtlMs: number }
+  /** The cell's genesis: written once by the node that creates the replica. */
+  | { readonly kind: "genesis"; readonly genesis: CellGenesis }
+  /** This node hosts an empty replica of the cell, waiting to be added and taught. */
+  | { readonly kind: "joined"; readonly incarnation: string }
   | { readonly kind: "promise"; readonly ballot: Ballot }
   | { readonly kind: "accept"; readonly slot: number; readonly ballot: Ballot; readonly value: LogValue }
   | { readonly kind: "chosen"; readonly slot: number; readonly value: LogValue }

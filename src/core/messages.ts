@@ -130,7 +130,12 @@ export type ReplyOutcome =
   | { readonly kind: "overloaded" }
   | { readonly kind: "redirect"; readonly leader: string | null }
   | { readonly kind: "stale"; readonly applied: number }
-  | { readonly kind: "unavailable"; readonly reason: string };
+  | { readonly kind: "unavailable"; readonly reason: string }
+  /** Answers to node-level requests. */
+  | { readonly kind: "node"; readonly identity: string; readonly hosted: HostedCell | null }
+  | { readonly kind: "created" }
+  | { readonly kind: "joined" }
+  | { readonly kind: "exists"; readonly hosted: HostedCell };
 
 export interface ClientReply {
   readonly kind: "reply";
@@ -143,19 +148,42 @@ export interface ClientReply {
 export type CellMessage = PeerMessage | ClientRequest | ClientReply;
 
 /**
- * Asks a node to host a replica of a cell: with its first membership (a new cell), or with
- * `members: null` to join an existing cell that is adding it. Handled by the node, not by
- * a replica; answered with a reply whose result is `configured`.
+ * What a cell is created with, fixed for its life. Members are replica identities
+ * (`node~incarnation`: a node's id and its data directory's incarnation), so a node that
+ * lost its disk comes back as a stranger, never as a member that once voted.
  */
-export interface CreateRequest {
-  readonly kind: "create";
-  readonly client: string;
-  readonly id: number;
-  readonly members: readonly string[] | null;
+export interface CellGenesis {
+  readonly members: readonly string[];
+  /** 16 lowercase hex digits chosen by the creator: two cells of one name are never confused. */
+  readonly incarnation: string;
   readonly alpha: number;
+  readonly sessionTtlMs: number;
+  /** The session table's bound (`limits.sessionsPerCellMax` unless a test makes it tiny). */
+  readonly sessionsMax: number;
 }
 
-export type NodeMessage = CreateRequest;
+/** What a node says of a cell it hosts. */
+export interface HostedCell {
+  readonly incarnation: string;
+  /** Empty while a joining replica has not learnt the cell yet. */
+  readonly members: readonly string[];
+  readonly applied: number;
+}
+
+/**
+ * Node-level requests, answered by the node rather than a replica:
+ * - hello: "who are you, and do you host this cell?" (answered `node`);
+ * - create: host a new cell's replica with this genesis, if this node is listed in it with
+ *   its current identity and hosts no replica of the cell (answered `created` or `exists`);
+ * - join: host an empty replica of an existing cell of this incarnation, which a membership
+ *   change will add (answered `joined` or `exists`).
+ */
+export type NodeMessage =
+  | { readonly kind: "hello"; readonly client: string; readonly id: number }
+  | { readonly kind: "create"; readonly client: string; readonly id: number; readonly genesis: CellGenesis }
+  | { readonly kind: "join"; readonly client: string; readonly id: number; readonly incarnation: string };
+
+export type CreateRequest = Extract<NodeMessage, { kind: "create" }>;
 
 /** A message for one cell, as carried between nodes (several share one frame). */
 export interface Envelope {

@@ -61,10 +61,9 @@ export interface ReplicaEnv {
   jitter(): number;
 }
 
-export interface Genesis {
+/** A replica's genesis: the members, and settings that default for tests (see CellGenesis). */
+export interface Genesis extends CellSettings {
   readonly members: readonly string[];
-  readonly alpha?: number;
-  readonly sessionTtlMs?: number;
 }
 
 export interface ReplicaOptions {
@@ -73,6 +72,8 @@ export interface ReplicaOptions {
   readonly env: ReplicaEnv;
   /** The cell's first membership; absent for a replica joining an existing cell. */
   readonly genesis?: Genesis;
+  /** For a replica joining an existing cell: the incarnation it joins (it takes no snapshot of another). */
+  readonly joining?: string;
   /** Applied entries kept for teaching by log segment (default `limits.logTailEntriesMax`); the simworld makes it small so snapshots are taught often. */
   readonly tailEntriesMax?: number;
   /** Deliberate bugs, for testing the tools (see mutations.ts); never set in production. */
@@ -81,12 +82,7 @@ export interface ReplicaOptions {
 
 export type Role = "follower" | "candidate" | "leader";
 
-function settingsOf(genesis: Genesis): CellSettings {
-  const settings: { alpha?: number; sessionTtlMs?: number } = {};
-  if (genesis.alpha !== undefined) settings.alpha = genesis.alpha;
-  if (genesis.sessionTtlMs !== undefined) settings.sessionTtlMs = genesis.sessionTtlMs;
-  return settings;
-}
+
 
 interface Proposal {
   readonly value: LogValue;
@@ -122,6 +118,7 @@ export class Replica {
   private readonly mutations: ReadonlySet<Mutation>;
   private readonly tailEntriesMax: number;
   private readonly applyOptions: ApplyOptions;
+  private joinedIncarnation: string | null;
 
   // Durable state: every change is in a record before any message that depends on it.
   private state: CellState | null;
@@ -161,8 +158,9 @@ export class Replica {
     this.mutations = new Set(options.mutations ?? []);
     this.tailEntriesMax = options.tailEntriesMax ?? limits.logTailEntriesMax;
     this.applyOptions = { lruSessions: this.mutations.has("lruSessions") };
+    this.joinedIncarnation = options.joining ?? null;
     assert(Number.isInteger(this.tailEntriesMax) && this.tailEntriesMax >= 1 && this.tailEntriesMax <= limits.logTailEntriesMax, "tail size out of range");
-    this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, settingsOf(options.genesis));
+    this.state = options.genesis === undefined ? null : CellState.genesis(options.genesis.members, options.genesis);
   }
 
   /** Rebuilds a replica from its durable records, in the order they were written. */
@@ -178,7 +176,10 @@ export class Replica {
   private replay(record: DurableRecord): void {
     switch (record.kind) {
       case "genesis":
-        if (this.state === null) this.state = CellState.genesis(record.members, { alpha: record.alpha, sessionTtlMs: record.sessionTtlMs });
+        if (this.state === null) this.state = CellState.genesis(record.genesis.members, record.genesis);
+        return;
+      case "joined":
+        this.joinedIncarnation ??= record.incarnation; // An empty replica: it learns the cell from its peers.
         return;
       case "promise":
         if (compareBallots(record.ballot, this.promised) > 0) this.promised = record.ballot;
@@ -213,6 +214,16 @@ export class Replica {
 
   get cellState(): CellState | null {
     return this.state;
+  }
+
+  /** The cell's incarnation: from its state, or the one this empty replica joined. */
+  get incarnation(): string | null {
+    return this.state?.incarnation ?? this.joinedIncarnation;
+  }
+
+  /** The record a driver writes when it creates an empty replica to join a cell, so that a restart still hosts it. */
+  joinedRecord(): DurableRecord | null {
+    return this.state === null && this.joinedIncarnation !== null ? { kind: "joined", incarnation: this.joinedIncarnation } : null;
   }
 
   get promisedBallot(): Ballot {
@@ -259,7 +270,10 @@ export class Replica {
   genesisRecord(): DurableRecord | null {
     const state = this.state;
     if (state === null || state.applied !== 0) return null;
-    return { kind: "genesis", members: state.latestMembers(), alpha: state.alpha, sessionTtlMs: state.sessionTtlMs };
+    return {
+      kind: "genesis",
+      genesis: { members: state.latestMembers(), incarnation: state.incarnation, alpha: state.alpha, sessionTtlMs: state.sessionTtlMs, sessionsMax: state.sessionsMax },
+    };
   }
 
   /**
@@ -568,6 +582,8 @@ export class Replica {
     if (snapshot !== undefined && snapshot.slot > this.applied) {
       const state = CellState.decode(snapshot.state);
       if (typeof state === "string" || state.applied !== snapshot.slot) return; // A bad snapshot: ask someone else later.
+      const incarnation = this.incarnation;
+      if (incarnation !== null && state.incarnation !== incarnation) return; // Another cell of the same name: never ours.
       this.installState(state);
       this.persist(out, { kind: "snapshot", slot: snapshot.slot, state: snapshot.state });
     }

@@ -7,14 +7,15 @@ import { assert } from "../core/assert.ts";
 import { describeMessage } from "../core/describe.ts";
 import { type CellRecord, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
 import type { DurableRecord } from "../core/effects.ts";
-import type { CreateRequest, Envelope, ReplyOutcome } from "../core/messages.ts";
+import { genesisProblem } from "../core/cellstate.ts";
+import type { Envelope, HostedCell, NodeMessage, ReplyOutcome } from "../core/messages.ts";
 import { Replica, type ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
 import { Reassembler, splitFrame } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
 import { type Frame, decodeFrame } from "../wire/frame.ts";
 import { ReplayGuard, Stamper, freshEpoch } from "../wire/freshness.ts";
-import { hasIncarnation, nodePart } from "../wire/ids.ts";
+import { hasIncarnation, isAddressedTo, nodePart } from "../wire/ids.ts";
 import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
 import { encodeMessages } from "../wire/message.ts";
 import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/roles.ts";
@@ -24,6 +25,11 @@ import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 
 export interface NodeOptions {
+  /**
+   * This node's identity: its topology id and its data directory's incarnation
+   * (`n3~0123456789abcdef`). Its replicas vote as this identity, so a node that lost its
+   * data directory comes back as a stranger to every cell it was in.
+   */
   readonly id: string;
   /** The other nodes this node may talk to (its color), by id. */
   readonly peers: ReadonlyMap<string, Endpoint>;
@@ -52,6 +58,8 @@ export interface NodeOptions {
   readonly trace?: (line: string) => void;
   /** Told when a peer sends a message for a cell this node does not host (a node that lost its log learns its cells this way). */
   readonly onUnknownCell?: (cell: string, from: string) => void;
+  /** The identity this node had before its log was damaged: frames peers still address to it name cells to rejoin. */
+  readonly formerIdentity?: string;
 }
 
 const clientsMax = 10_000;
@@ -63,6 +71,7 @@ export class PhysaliaNode {
   private readonly deadlines = new Deadlines();
   private readonly reassembler = new Reassembler();
   private readonly lastHeard = new Map<string, number>();
+  private readonly peerIdentities = new Map<string, string>();
   /** Where each client was last heard from and under which role, least recently used first. */
   private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
   private readonly stamper: Stamper;
@@ -130,9 +139,19 @@ export class PhysaliaNode {
     return this.replicas.get(cell);
   }
 
+  /**
+   * Whether a peer was heard from lately: by identity (a replica's view: the member that
+   * voted), or by topology id (whatever incarnation it runs now).
+   */
   isAlive(peer: string): boolean {
-    const heard = this.lastHeard.get(peer);
+    const identity = hasIncarnation(peer) ? peer : this.peerIdentities.get(peer);
+    const heard = identity === undefined ? undefined : this.lastHeard.get(identity);
     return heard !== undefined && this.now() - heard < this.livenessTimeoutMs;
+  }
+
+  /** The identity a peer last spoke with, by topology id. */
+  peerIdentity(node: string): string | undefined {
+    return this.peerIdentities.get(node);
   }
 
   /**
@@ -196,9 +215,16 @@ export class PhysaliaNode {
   private receive(bytes: Uint8Array, from: Endpoint): void {
     if (this.stopped || this.failed !== null) return;
     const now = this.now();
-    const framed = decodeFrame(bytes, this.options.keys, { receiver: this.id, bytesMax: limits.messageBytesMax });
+    // The receiver is checked after the MAC, so that a frame for this node's former identity
+    // (see `formerIdentity`) can still tell which cells that identity was in.
+    const framed = decodeFrame(bytes, this.options.keys, { bytesMax: limits.messageBytesMax });
     if (!framed.ok) {
       this.metrics.drop(framed.reason);
+      return;
+    }
+    if (!isAddressedTo(framed.frame.receiver, this.id)) {
+      if (framed.frame.kind === "frame" && framed.frame.role === "node" && framed.frame.receiver === this.options.formerIdentity) this.forFormerIdentity(framed.frame);
+      this.metrics.drop("wrongReceiver");
       return;
     }
     if (framed.frame.kind === "frame") {
@@ -236,7 +262,14 @@ export class PhysaliaNode {
     if (!this.fresh(frame)) return;
     this.metrics.framesReceived++;
     const sender = frame.sender;
-    if (frame.role === "node") this.lastHeard.set(sender, now);
+    if (frame.role === "node") {
+      if (this.peerIdentities.get(nodePart(sender)) !== sender) {
+        const previous = this.peerIdentities.get(nodePart(sender));
+        if (previous !== undefined) this.lastHeard.delete(previous);
+        this.peerIdentities.set(nodePart(sender), sender);
+      }
+      this.lastHeard.set(sender, now);
+    }
     else {
       this.clients.delete(sender);
       this.clients.set(sender, { endpoint: from, role: frame.role });
@@ -244,6 +277,13 @@ export class PhysaliaNode {
     }
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
     this.scheduleFlush();
+  }
+
+  /** A peer still takes this node for its former identity: every cell it names is one to rejoin. */
+  private forFormerIdentity(frame: Frame): void {
+    const body = decodeBody(frame.body);
+    if (!body.ok || !authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts).ok) return;
+    for (const { cell } of body.messages) if (!this.replicas.has(cell)) this.options.onUnknownCell?.(cell, frame.sender);
   }
 
   /** The replay guard: nodes are remembered by topology id for good, clients in a bounded table. */
@@ -257,14 +297,14 @@ export class PhysaliaNode {
 
   private dispatch(sender: string, { cell, message }: Envelope, now: number): void {
     this.options.trace?.(`${now.toFixed(1)} ${sender} -> ${this.id} ${cell} ${describeMessage(message)}`);
-    if (message.kind === "create") {
-      this.create(sender, cell, message);
+    if (message.kind === "hello" || message.kind === "create" || message.kind === "join") {
+      this.nodeRequest(sender, cell, message);
       return;
     }
     const replica = this.replicas.get(cell);
     if (replica === undefined) {
       this.metrics.drop("unknownCell");
-      if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(sender)) this.options.onUnknownCell?.(cell, sender);
+      if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(nodePart(sender))) this.options.onUnknownCell?.(cell, sender);
       if (message.kind === "request") {
         this.reply(sender, cell, message.client, message.id, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
       }
@@ -275,35 +315,48 @@ export class PhysaliaNode {
     this.armTimer();
   }
 
-  private create(sender: string, cell: string, request: CreateRequest): void {
+  /** What this node says of its replica of a cell. */
+  private hostedOf(replica: Replica): HostedCell {
+    return { incarnation: replica.incarnation ?? "", members: replica.cellState?.latestMembers() ?? [], applied: replica.applied };
+  }
+
+  /**
+   * Hello, create and join: answered by the node. A create or join never replaces a replica
+   * the node hosts (it answers `exists`), and a create is refused unless it names this node
+   * by its current identity: a creator that spoke to this data directory's predecessor
+   * must not make a stranger of it a member.
+   */
+  private nodeRequest(sender: string, cell: string, request: NodeMessage): void {
+    const answer = (outcome: ReplyOutcome) => this.reply(sender, cell, request.client, request.id, outcome);
     const existing = this.replicas.get(cell);
-    const answer = (members: readonly string[]) =>
-      this.reply(sender, cell, request.client, request.id, { kind: "done", result: { status: "configured", members, effectiveSlot: 1 }, slot: 0 });
-    if (existing !== undefined) {
-      answer(existing.cellState?.latestMembers() ?? []);
+    if (request.kind === "hello") {
+      answer({ kind: "node", identity: this.id, hosted: existing === undefined ? null : this.hostedOf(existing) });
       return;
     }
-    const members = request.members;
-    if (members !== null) {
-      const problem =
-        !members.includes(this.id) ? `${this.id} is not among the members` :
-        members.length === 0 || members.length > limits.cellMembersMax ? `a cell has 1 to ${limits.cellMembersMax} members` :
-        new Set(members).size !== members.length ? "a member is listed twice" :
-        members.some((m) => m !== this.id && !this.options.peers.has(m)) ? "a member is not a node of this colony and color" :
-        request.alpha < 1 || request.alpha > limits.pipelineDepthMax ? `alpha must be 1 to ${limits.pipelineDepthMax}` :
-        null;
+    if (existing !== undefined) {
+      answer({ kind: "exists", hosted: this.hostedOf(existing) });
+      return;
+    }
+    let replica: Replica;
+    if (request.kind === "create") {
+      const genesis = request.genesis;
+      const problem = genesisProblem(genesis) ??
+        (!genesis.members.includes(this.id) ? `${this.id} is not among the members ${genesis.members.join(", ")} (a node that lost its data directory comes back with a new identity)` : null) ??
+        (genesis.members.some((m) => nodePart(m) !== nodePart(this.id) && !this.options.peers.has(nodePart(m))) ? "a member is not a node of this colony and color" : null);
       if (problem !== null) {
-        this.reply(sender, cell, request.client, request.id, { kind: "unavailable", reason: `cannot create ${cell}: ${problem}` });
+        answer({ kind: "unavailable", reason: `Cannot create cell ${cell}: ${problem}` });
         return;
       }
+      replica = new Replica({ cell, self: this.id, env: this.env, genesis });
+    } else {
+      replica = new Replica({ cell, self: this.id, env: this.env, joining: request.incarnation });
     }
-    const options = { cell, self: this.id, env: this.env };
-    const replica = new Replica(members === null ? options : { ...options, genesis: { members, alpha: request.alpha } });
     this.replicas.set(cell, replica);
-    const genesis = replica.genesisRecord();
-    // The genesis record is durable before the reply leaves, like everything else.
-    if (genesis !== null) this.effects.records.push({ cell, record: genesis });
-    answer(members ?? []);
+    // The record that makes the node host the replica after a restart is durable before the answer leaves.
+    const record = replica.genesisRecord() ?? replica.joinedRecord();
+    assert(record !== null, "a new replica has a genesis or a joined record");
+    this.effects.records.push({ cell, record });
+    answer({ kind: request.kind === "create" ? "created" : "joined" });
   }
 
   private reply(client: string, cell: string, name: string, id: number, outcome: ReplyOutcome): void {

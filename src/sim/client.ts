@@ -182,6 +182,14 @@ export class SimClient {
     const members = this.host.members(this.cell);
     const all = this.host.members("*");
     const spare = all.filter((n) => !members.includes(n));
+    // A member whose node came back with a new identity (its disk was replaced) is repaired
+    // first: add the node as it is now, then remove the former identity.
+    const former = members.find((m) => !all.includes(m));
+    if (former !== undefined) {
+      const again = spare.find((n) => n.split("~")[0] === former.split("~")[0]);
+      if (again !== undefined && members.length < 9 && this.rng.chance(0.8)) return { kind: "addMember", node: again };
+      return { kind: "removeMember", node: former };
+    }
     // Wander one member either side of the cell's planned size, one change at a time.
     const target = this.host.plannedMembers();
     const grow = spare.length > 0 && (members.length < target || (members.length === target && this.rng.chance(0.5)));

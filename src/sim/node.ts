@@ -58,12 +58,23 @@ export class SimNode {
   /** When each replica's next tick is scheduled (global time), to avoid duplicates. */
   readonly tickAt = new Map<string, number>();
 
+  /** The data directory's incarnation: a wipe gives the node a new one, and so a new identity. */
+  private incarnation: string;
+
   constructor(
     readonly id: string,
     readonly clockOffsetMs: number,
     readonly clockDrift: number,
     private readonly settings: ReplicaSettings,
-  ) {}
+    incarnation: string,
+  ) {
+    this.incarnation = incarnation;
+  }
+
+  /** What its replicas vote as: `id~incarnation`. */
+  get identity(): string {
+    return `${this.id}~${this.incarnation}`;
+  }
 
   localTime(globalMs: number): number {
     return this.clockOffsetMs + globalMs * (1 + this.clockDrift);
@@ -75,7 +86,7 @@ export class SimNode {
 
   host(cell: string, genesis: Genesis | null, env: ReplicaEnv): Replica {
     this.hosted.set(cell, genesis);
-    const base = { cell, self: this.id, env, tailEntriesMax: this.settings.tailEntriesMax, mutations: this.settings.mutations };
+    const base = { cell, self: this.identity, env, tailEntriesMax: this.settings.tailEntriesMax, mutations: this.settings.mutations };
     const options = genesis === null ? base : { ...base, genesis };
     const replica = Replica.recover(options, this.disk.recordsOf(cell));
     this.replicas.set(cell, replica);
@@ -107,6 +118,15 @@ export class SimNode {
     this.chosenPending.length = 0;
     this.tickAt.clear();
     return this.disk.crash();
+  }
+
+  /** The disk is lost (replaced): nothing of it survives, and the node comes back as a stranger. */
+  wipe(incarnation: string): void {
+    if (this.up) this.crash();
+    this.disk.records.length = 0;
+    this.disk.synced = 0;
+    this.hosted.clear();
+    this.incarnation = incarnation;
   }
 
   restart(env: ReplicaEnv): void {

@@ -1,6 +1,6 @@
 // What one simulated run does. Everything is derived from the seed and these options.
 
-export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership", "late", "churn"] as const;
+export const faultKinds = ["loss", "duplicate", "reorder", "delay", "partition", "corrupt", "crash", "drift", "membership", "late", "churn", "wipe"] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
 import { type Mutation, mutationKinds } from "../core/mutations.ts";
@@ -9,10 +9,12 @@ import { type Mutation, mutationKinds } from "../core/mutations.ts";
  * Deliberate bugs, to show the simworld catches them. In the driver:
  * - forgetPromises: promise records are never written (a replica that skips persisting its promise);
  * - forgetAccepts: accepted values are never written;
- * - sendBeforeSync: messages leave before the records they depend on are durable.
+ * - sendBeforeSync: messages leave before the records they depend on are durable;
+ * - reuseIdentity: a node whose disk was wiped comes back with its former identity, so its
+ *   empty replicas pass for the ones that voted (issue 10: "a wiped node that votes again").
  * In the cell core, as mutations (see core/mutations.ts): latePromise, emptyAck, lruSessions.
  */
-export const driverBugKinds = ["forgetPromises", "forgetAccepts", "sendBeforeSync"] as const;
+export const driverBugKinds = ["forgetPromises", "forgetAccepts", "sendBeforeSync", "reuseIdentity"] as const;
 export const bugKinds = [...driverBugKinds, ...mutationKinds] as const;
 export type BugKind = (typeof bugKinds)[number];
 

@@ -12,6 +12,7 @@ import type { Ballot, CellMessage, ConfigChange, Envelope, LogValue } from "../c
 import type { Replica, ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
 import { ReplayGuard, Stamper } from "../wire/freshness.ts";
+import { nodePart } from "../wire/ids.ts";
 import { KeyRing, KeySet } from "../wire/keyring.ts";
 import { decodeMessages, encodeMessages } from "../wire/message.ts";
 import { type NodeFacts, authorizeAtClient, authorizeAtNode } from "../wire/roles.ts";
@@ -45,6 +46,8 @@ export interface SimStats {
   framesRejected: Record<string, number>;
   framesReplayed: number;
   crashes: number;
+  /** Disks replaced: the node came back with a new identity. */
+  wipes: number;
   compactions: number;
   sessionTtlMs: number;
   sessionsOpened: number;
@@ -98,6 +101,8 @@ export class World implements ClientHost {
   private readonly auditors = new Map<string, SimClient>();
   private readonly churnStarts = new Map<SimClient, number>();
   private readonly cellMembers = new Map<string, readonly string[]>();
+  /** The furthest-applied membership seen per cell (replicas that held it may be down now). */
+  private readonly membersSeen = new Map<string, { applied: number; members: readonly string[] }>();
   private readonly blocked = new Set<string>();
   private readonly agreement = new Map<string, Map<number, string>>();
   /** Per "cell#slot": the lowest ballot at which a leader saw its value chosen, and the value. */
@@ -119,7 +124,7 @@ export class World implements ClientHost {
   private readonly executed = new Map<string, Set<string>>();
   readonly stats: SimStats = {
     members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {}, framesReplayed: 0, replayGuard: false,
-    crashes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
+    crashes: 0, wipes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
 
@@ -137,7 +142,7 @@ export class World implements ClientHost {
     this.nodeKeys = new KeySet(rings, "sim");
     this.clientKeys = new KeySet({ client: rings.client });
     this.controlKeys = new KeySet({ control: rings.control });
-    this.facts = { color: "sim", colorOf: (id) => (this.nodes.has(id) ? "sim" : undefined) };
+    this.facts = { color: "sim", colorOf: (id) => (this.nodes.has(nodePart(id)) ? "sim" : undefined) };
     // Safety must never depend on the replay guard: half the seeds run without it.
     this.guarded = options.replayGuard ?? options.seed % 2 === 0;
     this.stats.replayGuard = this.guarded;
@@ -158,9 +163,9 @@ export class World implements ClientHost {
       const offset = drift ? (this.rng.next() - 0.5) * 1000 : 0;
       const rate = drift ? (this.rng.next() - 0.5) * 0.1 : 0;
       const id = `n${i}`;
-      this.nodes.set(id, new SimNode(id, offset, rate, settings));
+      this.nodes.set(id, new SimNode(id, offset, rate, settings, this.newIncarnation()));
     }
-    const nodeIds = [...this.nodes.keys()];
+    const nodeIds = [...this.nodes.values()].map((n) => n.identity);
     const sizes = [3, 5, 7].filter((m) => m <= options.nodes);
     const memberCount = options.members ?? (sizes.length > 0 ? this.rng.pick(sizes) : options.nodes);
     this.memberCount = memberCount;
@@ -175,7 +180,7 @@ export class World implements ClientHost {
       const members = this.rng.shuffle(nodeIds).slice(0, memberCount);
       this.cellMembers.set(cell, members);
       for (const member of members) {
-        const node = this.nodes.get(member) as SimNode;
+        const node = this.nodes.get(nodePart(member)) as SimNode;
         node.host(cell, { members, sessionTtlMs }, this.envFor(node));
       }
       for (let i = 1; i <= options.clientsPerCell; i++) {
@@ -215,15 +220,25 @@ export class World implements ClientHost {
     return this.faulty;
   }
 
+  /**
+   * A cell's latest membership, as the replica furthest along knows it (operators' replies
+   * can arrive out of order, so the log is the only authority); every node's identity for "*".
+   */
   members(cell: string): readonly string[] {
-    if (cell === "*") return [...this.nodes.keys()];
-    return this.cellMembers.get(cell) ?? [];
+    if (cell === "*") return [...this.nodes.values()].map((n) => n.identity);
+    let best: { applied: number; members: readonly string[] } | null = null;
+    for (const node of this.nodes.values()) {
+      const state = node.replicas.get(cell)?.cellState;
+      if (state !== null && state !== undefined && (best === null || state.applied > best.applied)) best = { applied: state.applied, members: state.latestMembers() };
+    }
+    if (best !== null && best.applied > (this.membersSeen.get(cell)?.applied ?? -1)) this.membersSeen.set(cell, best);
+    return this.membersSeen.get(cell)?.members ?? this.cellMembers.get(cell) ?? [];
   }
 
   prepareChange(cell: string, change: ConfigChange): void {
     if (change.kind !== "addMember") return;
-    const node = this.nodes.get(change.node);
-    if (node === undefined || node.hosted.has(cell)) return;
+    const node = this.nodes.get(nodePart(change.node));
+    if (node === undefined || node.identity !== change.node || node.hosted.has(cell)) return;
     node.hosted.set(cell, null);
     if (node.up) {
       node.host(cell, null, this.envFor(node));
@@ -311,8 +326,8 @@ export class World implements ClientHost {
   private envFor(node: SimNode): ReplicaEnv {
     return {
       isAlive: (peer: string) => {
-        const other = this.nodes.get(peer);
-        return other !== undefined && other.up && !this.blocked.has(`${node.id}>${peer}`) && !this.blocked.has(`${peer}>${node.id}`);
+        const other = this.nodes.get(nodePart(peer));
+        return other !== undefined && other.up && other.identity === peer && !this.blocked.has(`${node.id}>${other.id}`) && !this.blocked.has(`${other.id}>${node.id}`);
       },
       jitter: () => this.jitterRng.next(),
     };
@@ -374,7 +389,7 @@ export class World implements ClientHost {
       if (list === undefined) byDestination.set(message.to, (list = []));
       list.push({ cell: message.cell, message: message.message });
     }
-    for (const [to, envelopes] of byDestination) this.transmit(node.id, to, envelopes);
+    for (const [to, envelopes] of byDestination) this.transmit(node.identity, to, envelopes);
   }
 
   private scheduleTick(node: SimNode, replica: Replica): void {
@@ -461,28 +476,35 @@ export class World implements ClientHost {
   // ---- network ------------------------------------------------------------------------
 
   /** The keys a node or client holds: admins change membership, so they hold the control key. */
+  /** A fresh data-directory incarnation, from the run's seed. */
+  private newIncarnation(): string {
+    let hex = "";
+    for (let i = 0; i < 4; i++) hex += this.rng.int(0x10000).toString(16).padStart(4, "0");
+    return hex;
+  }
+
   private keysOf(id: string): KeySet {
-    if (this.nodes.has(id)) return this.nodeKeys;
+    if (this.nodes.has(nodePart(id))) return this.nodeKeys;
     return id.startsWith("admin") ? this.controlKeys : this.clientKeys;
   }
 
   /** The ring a frame goes under: node to node under the node ring, otherwise the client's own. */
   private ringFor(from: string, to: string): KeyRing {
-    const client = this.nodes.has(from) ? (this.nodes.has(to) ? null : this.keysOf(to)) : this.keysOf(from);
+    const client = this.nodes.has(nodePart(from)) ? (this.nodes.has(nodePart(to)) ? null : this.keysOf(to)) : this.keysOf(from);
     const ring = client === null ? this.nodeKeys.ring("node") : (client.ring("client") ?? client.ring("control"));
     if (ring === undefined) throw new Error(`the simworld has no ring for ${from} -> ${to}`);
     return ring;
   }
 
   private stamp(from: string) {
-    const nodeEpoch = this.nodes.get(from)?.epoch ?? 0;
+    const nodeEpoch = this.nodes.get(nodePart(from))?.epoch ?? 0;
     let entry = this.stampers.get(from);
     if (entry === undefined || entry.nodeEpoch !== nodeEpoch) this.stampers.set(from, (entry = { nodeEpoch, stamper: new Stamper(++this.senderEpochs) }));
     return entry.stamper.next();
   }
 
   private guardOf(to: string): ReplayGuard {
-    const nodeEpoch = this.nodes.get(to)?.epoch ?? 0;
+    const nodeEpoch = this.nodes.get(nodePart(to))?.epoch ?? 0;
     let entry = this.guards.get(to);
     if (entry === undefined || entry.nodeEpoch !== nodeEpoch) this.guards.set(to, (entry = { nodeEpoch, guard: new ReplayGuard() }));
     return entry.guard;
@@ -493,7 +515,7 @@ export class World implements ClientHost {
     const sent: SentFrame = { accepted: false };
     this.stats.framesSent++;
     const rng = this.netRng;
-    if (this.blocked.has(`${from}>${to}`) || (this.faulty && rng.chance(this.lossRate))) {
+    if (this.blocked.has(`${nodePart(from)}>${nodePart(to)}`) || (this.faulty && rng.chance(this.lossRate))) {
       this.stats.framesDropped++;
       return;
     }
@@ -521,9 +543,14 @@ export class World implements ClientHost {
 
   private deliver(event: Extract<Event, { kind: "deliver" }>): void {
     const { from, to, bytes, corrupted } = event;
-    const node = this.nodes.get(to);
+    const node = this.nodes.get(nodePart(to));
     if (node !== undefined && !node.up) return;
-    const decoded = decodeMessages(bytes, this.keysOf(to), { receiver: to, bytesMax: limits.messageBytesMax });
+    const decoded = decodeMessages(bytes, this.keysOf(to), { receiver: node?.identity ?? to, bytesMax: limits.messageBytesMax });
+    if (!decoded.ok && decoded.reason === "wrongReceiver" && !corrupted) {
+      // For a former identity of a node whose disk was wiped: lost, as on a real network.
+      this.stats.framesRejected.wrongReceiver = (this.stats.framesRejected.wrongReceiver ?? 0) + 1;
+      return;
+    }
     if (!decoded.ok) {
       this.stats.framesRejected[decoded.reason] = (this.stats.framesRejected[decoded.reason] ?? 0) + 1;
       if (!corrupted) this.fail(`an intact frame from ${from} to ${to} was rejected: ${decoded.reason}: ${decoded.detail}`);
@@ -536,7 +563,7 @@ export class World implements ClientHost {
     // The same role checks as a real node's and client's: every frame here is legitimate.
     const { header } = decoded;
     const frame = { role: header.role, sender: header.sender, messages: decoded.messages };
-    const allowed = node === undefined ? authorizeAtClient(frame, { isNode: (id) => this.nodes.has(id) }) : authorizeAtNode(frame, this.facts);
+    const allowed = node === undefined ? authorizeAtClient(frame, { isNode: (id) => this.nodes.has(nodePart(id)) }) : authorizeAtNode(frame, this.facts);
     if (!allowed.ok) {
       this.fail(`a legitimate frame from ${from} to ${to} failed the role check: ${allowed.reason}: ${allowed.detail}`);
       return;
@@ -562,7 +589,7 @@ export class World implements ClientHost {
     const touched = new Set<Replica>();
     for (const { cell, message } of decoded.messages) {
       const replica = node.replicas.get(cell);
-      if (replica === undefined || message.kind === "create") continue; // The sim creates replicas itself.
+      if (replica === undefined || message.kind === "create" || message.kind === "join" || message.kind === "hello") continue; // The sim creates replicas itself.
       if (this.options.trace?.cell === cell) this.trace(`${header.sender} -> ${to} ${describeMessage(message)}`);
       const before = this.effects.messages.length;
       replica.step(header.sender, message, now, this.effects);
@@ -588,6 +615,11 @@ export class World implements ClientHost {
     for (let t = 100 + rng.next() * 400; t < end; t += 100 + rng.next() * 500) {
       this.queue.push(t, { kind: "fault", action: () => this.compactSomeone() });
     }
+    if (faults.has("wipe")) {
+      for (let t = 500 + rng.next() * 1000; t < end; t += 700 + rng.next() * 1500) {
+        this.queue.push(t, { kind: "fault", action: () => this.wipeSomeone() });
+      }
+    }
     if (faults.has("partition")) {
       for (let t = 200 + rng.next() * 600; t < end; t += 400 + rng.next() * 1100) {
         this.queue.push(t, { kind: "fault", action: () => this.partition() });
@@ -612,6 +644,51 @@ export class World implements ClientHost {
       this.stats.compactions++;
       if (node.outbox.length !== 0 || node.appliedPending.length !== 0 || node.chosenPending.length !== 0) this.fail(`${node.id} compacted with messages held for records`);
     }
+  }
+
+  /**
+   * A disk is replaced: the node loses everything and comes back with a new identity, a
+   * stranger to its cells until an operator adds it again (and removes the former identity).
+   * At most one former identity per cell at a time, and never with another member down: a
+   * cell that lost a majority of its disks has lost data, which no protocol can undo.
+   */
+  private wipeSomeone(): void {
+    if (!this.faulty) return;
+    const current = new Set(this.members("*"));
+    const candidates = [...this.nodes.values()].filter((node) => {
+      if (!node.up) return false;
+      for (const cell of this.cellMembers.keys()) {
+        // Every membership that may still decide a slot, not only the latest; and a replica
+        // the node hosts may be in a change not yet applied anywhere: count it too.
+        const deciding = this.decidingMembers(cell);
+        if (!deciding.has(node.identity) && !node.hosted.has(cell)) continue;
+        for (const m of deciding) if (m !== node.identity && (!current.has(m) || !this.nodes.get(nodePart(m))?.up)) return false;
+      }
+      return true;
+    });
+    if (candidates.length === 0) return;
+    const node = this.faultRng.pick(candidates);
+    const former = node.identity;
+    const reuse = this.options.bug === "reuseIdentity";
+    const hosted = [...node.hosted];
+    node.wipe(reuse ? former.slice(former.indexOf("~") + 1) : this.newIncarnation());
+    // The broken driver also hosts the cells again, empty, under the same identity.
+    if (reuse) for (const [cell] of hosted) node.hosted.set(cell, null);
+    this.stats.wipes++;
+    this.trace(`${former} WIPED, back as ${node.identity}`);
+    this.queue.push(this.time + 30 + this.faultRng.next() * 500, { kind: "fault", action: () => this.restart(node) });
+  }
+
+  /** Members of every membership that decides a slot past the least advanced replica's applied one. */
+  private decidingMembers(cell: string): Set<string> {
+    const out = new Set<string>(this.members(cell));
+    for (const node of this.nodes.values()) {
+      const state = node.replicas.get(cell)?.cellState;
+      if (state === null || state === undefined) continue;
+      for (const membership of state.windowMemberships()) for (const m of membership.members) out.add(m);
+      for (const m of state.latestMembers()) out.add(m);
+    }
+    return out;
   }
 
   private crash(node: SimNode): void {

@@ -5,13 +5,16 @@
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
 import { limits } from "../limits.ts";
 import { decodeCbor, encodeCbor } from "./cbor.ts";
-import { SchemaError, bad, decodeBallot, decodeLogValue, encodeBallot, encodeLogValue, list, nat, str } from "./schema.ts";
+import { genesisProblem } from "../core/cellstate.ts";
+import { SchemaError, bad, decodeBallot, decodeGenesis, decodeLogValue, encodeBallot, encodeGenesis, encodeLogValue, list, nat, str } from "./schema.ts";
 
 export function encodeRecord(entry: CellRecord): Uint8Array {
   const { cell, record } = entry;
   switch (record.kind) {
     case "genesis":
-      return encodeCbor([cell, "g", record.members, record.alpha, record.sessionTtlMs]);
+      return encodeCbor([cell, "g", encodeGenesis(record.genesis)]);
+    case "joined":
+      return encodeCbor([cell, "j", record.incarnation]);
     case "promise":
       return encodeCbor([cell, "p", encodeBallot(record.ballot)]);
     case "accept":
@@ -34,12 +37,15 @@ export function decodeRecord(bytes: Uint8Array): RecordResult {
     const record = ((): DurableRecord => {
       switch (fields[1]) {
         case "g": {
-          const members = list(fields[2], "record.members", limits.cellMembersMax).map((m, i) => str(m, `record.members[${i}]`, limits.nodeIdBytesMax));
-          const alpha = nat(fields[3], "record.alpha");
-          const sessionTtlMs = nat(fields[4], "record.sessionTtlMs");
-          if (members.length === 0 || alpha < 1 || alpha > limits.pipelineDepthMax) bad("record", "invalid genesis");
-          if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) bad("record.sessionTtlMs", "out of range");
-          return { kind: "genesis", members, alpha, sessionTtlMs };
+          const genesis = decodeGenesis(fields[2], "record.genesis");
+          const problem = genesisProblem(genesis);
+          if (problem !== null) bad("record.genesis", problem);
+          return { kind: "genesis", genesis };
+        }
+        case "j": {
+          const incarnation = str(fields[2], "record.incarnation", 16);
+          if (!/^[0-9a-f]{16}$/.test(incarnation)) bad("record.incarnation", "expected 16 lowercase hex digits");
+          return { kind: "joined", incarnation };
         }
         case "p":
           return { kind: "promise", ballot: decodeBallot(fields[2], "record.ballot") };

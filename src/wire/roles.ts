@@ -8,8 +8,8 @@
 // - under the control key, from a client id: data requests, membership changes and `create`.
 // A client or control frame that claims a node's id, or carries what its role may not send,
 // is `wrongRole`; a node frame from a node of another color is `wrongColor`, and from an id
-// that is no node of the topology, `unknownNode`. A request or `create` must name its
-// frame's sender as the client (`wrongSender`), so sessions and replies follow the sender.
+// that is no node of the topology, `unknownNode`. A request, `hello`, `create` or `join` must
+// name its frame's sender as the client (`wrongSender`), so sessions and replies follow the sender.
 // At a client: replies only, under the client or control key, from a node it knows.
 
 import type { CellMessage, Envelope, NodeMessage } from "../core/messages.ts";
@@ -40,7 +40,10 @@ const classes = {
   teach: "peer",
   request: "data",
   reply: "reply",
+  // Asking who a node is and what it knows of a cell is a read: any client may.
+  hello: "data",
   create: "control",
+  join: "control",
 } as const satisfies Record<Kind, MessageClass>;
 
 export function classify(message: CellMessage | NodeMessage): MessageClass {
@@ -93,7 +96,7 @@ export function authorizeAtNode(frame: InboundFrame, facts: NodeFacts): RoleResu
   for (const { message } of frame.messages) {
     const needs = classify(message);
     if (!permitted.has(needs)) return refuse("wrongRole", `a ${frame.role} key cannot send ${message.kind === "request" ? `a ${needs} request` : message.kind}`);
-    if ((message.kind === "request" || message.kind === "create") && message.client !== frame.sender) {
+    if ((message.kind === "request" || message.kind === "create" || message.kind === "join" || message.kind === "hello") && message.client !== frame.sender) {
       return refuse("wrongSender", `${frame.sender} sent a ${message.kind} as client ${message.client}`);
     }
   }

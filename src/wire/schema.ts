@@ -9,6 +9,8 @@ import type { TxResult } from "../core/kv.ts";
 import type {
   AcceptedEntry,
   Ballot,
+  CellGenesis,
+  HostedCell,
   CellMessage,
   ChosenEntry,
   Command,
@@ -114,13 +116,33 @@ function encodeOutcome(outcome: ReplyOutcome): unknown {
       return { o: "s", n: outcome.applied };
     case "unavailable":
       return { o: "u", why: outcome.reason };
+    case "node":
+      return { o: "n", id: outcome.identity, h: outcome.hosted === null ? null : encodeHosted(outcome.hosted) };
+    case "created":
+      return { o: "c" };
+    case "joined":
+      return { o: "j" };
+    case "exists":
+      return { o: "x", h: encodeHosted(outcome.hosted) };
   }
+}
+
+function encodeHosted(hosted: HostedCell): unknown {
+  return [hosted.incarnation, hosted.members, hosted.applied];
+}
+
+export function encodeGenesis(genesis: CellGenesis): unknown {
+  return [genesis.members, genesis.incarnation, genesis.alpha, genesis.sessionTtlMs, genesis.sessionsMax];
 }
 
 function encodeMessage(cell: string, m: CellMessage | NodeMessage): unknown {
   switch (m.kind) {
+    case "hello":
+      return { c: cell, k: "HLO", cl: m.client, q: m.id };
     case "create":
-      return { c: cell, k: "NEW", cl: m.client, q: m.id, ms: m.members, a: m.alpha };
+      return { c: cell, k: "NEW", cl: m.client, q: m.id, g: encodeGenesis(m.genesis) };
+    case "join":
+      return { c: cell, k: "JON", cl: m.client, q: m.id, i: m.incarnation };
     case "prepare":
       return { c: cell, k: "P1a", b: ballot(m.ballot), f: m.from };
     case "promise":
@@ -210,6 +232,35 @@ function value(input: unknown, path: string): Value {
 
 function nullable<T>(input: unknown, path: string, read: (x: unknown, p: string) => T): T | null {
   return input === null || input === undefined ? null : read(input, path);
+}
+
+function incarnation(input: unknown, path: string): string {
+  const text = str(input, path, 16);
+  if (!/^[0-9a-f]{16}$/.test(text)) bad(path, "expected 16 lowercase hex digits");
+  return text;
+}
+
+function memberList(input: unknown, path: string): string[] {
+  return list(input, path, limits.cellMembersMax).map((n, i) => str(n, `${path}[${i}]`, limits.nodeIdBytesMax));
+}
+
+function decodeHosted(input: unknown, path: string): HostedCell {
+  const [inc, members, applied] = list(input, path, 3);
+  return { incarnation: incarnation(inc, `${path}.incarnation`), members: memberList(members, `${path}.members`), applied: safeSlot(applied, `${path}.applied`) };
+}
+
+/** A slot or -1 (a replica that has no state yet). */
+function safeSlot(input: unknown, path: string): number {
+  return input === -1 ? -1 : nat(input, path);
+}
+
+/** A genesis as a creator sends it: shapes only here; the node checks the values. */
+export function decodeGenesis(input: unknown, path: string): CellGenesis {
+  const [members, inc, alpha, sessionTtlMs, sessionsMax] = list(input, path, 5);
+  return {
+    members: memberList(members, `${path}.members`), incarnation: incarnation(inc, `${path}.incarnation`),
+    alpha: nat(alpha, `${path}.alpha`), sessionTtlMs: nat(sessionTtlMs, `${path}.sessionTtlMs`), sessionsMax: nat(sessionsMax, `${path}.sessionsMax`),
+  };
 }
 
 export function decodeBallot(input: unknown, path: string): Ballot {
@@ -336,6 +387,14 @@ function decodeOutcome(input: unknown, path: string): ReplyOutcome {
       return { kind: "stale", applied: nat(m.n, `${path}.n`) };
     case "u":
       return { kind: "unavailable", reason: str(m.why, `${path}.why`) };
+    case "n":
+      return { kind: "node", identity: str(m.id, `${path}.id`, limits.nodeIdBytesMax), hosted: nullable(m.h, `${path}.h`, decodeHosted) };
+    case "c":
+      return { kind: "created" };
+    case "j":
+      return { kind: "joined" };
+    case "x":
+      return { kind: "exists", hosted: decodeHosted(m.h, `${path}.h`) };
     default:
       return bad(`${path}.o`, "unknown outcome");
   }
@@ -346,10 +405,12 @@ function decodeMessage(input: unknown, path: string): Envelope {
   const cell = str(m.c, `${path}.c`, limits.keyBytesMax);
   const message = ((): CellMessage | NodeMessage => {
     switch (m.k) {
-      case "NEW": {
-        const members = m.ms === null ? null : list(m.ms, `${path}.ms`, limits.cellMembersMax).map((n, i) => str(n, `${path}.ms[${i}]`, limits.nodeIdBytesMax));
-        return { kind: "create", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), members, alpha: nat(m.a, `${path}.a`) };
-      }
+      case "HLO":
+        return { kind: "hello", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`) };
+      case "NEW":
+        return { kind: "create", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), genesis: decodeGenesis(m.g, `${path}.g`) };
+      case "JON":
+        return { kind: "join", client: str(m.cl, `${path}.cl`, limits.nodeIdBytesMax), id: nat(m.q, `${path}.q`), incarnation: incarnation(m.i, `${path}.i`) };
       case "P1a":
         return { kind: "prepare", ballot: decodeBallot(m.b, `${path}.b`), from: nat(m.f, `${path}.f`) };
       case "P1b":

@@ -158,18 +158,27 @@ describe("a cell's replicas", () => {
   });
 
   test("remove a member: the cell decides without it from alpha slots later", () => {
-    const cell = new Cluster("v", three);
-    cell.request("n1", "admin", 1, { kind: "config", change: { kind: "removeMember", node: "n3" } });
+    const cell = new Cluster("v", ["n1", "n2", "n3", "n4"]);
+    cell.request("n1", "admin", 1, { kind: "config", change: { kind: "removeMember", node: "n4" } });
     cell.run();
-    const outcome = cell.lastReply("admin")?.outcome;
     // Slot 1 opened the operator's session; the change is applied at slot 2.
-    expect(outcome).toMatchObject({ kind: "done", result: { status: "configured", members: ["n1", "n2"], effectiveSlot: 2 + limits.pipelineDepthDefault } });
+    expect(cell.lastReply("admin")?.outcome).toMatchObject({ kind: "done", result: { status: "configured", members: three, effectiveSlot: 2 + limits.pipelineDepthDefault } });
+    // Three is as small as a cell gets: the next removal is refused.
+    cell.request("n1", "admin", 2, { kind: "config", change: { kind: "removeMember", node: "n3" } });
+    cell.run();
+    expect(cell.lastReply("admin")?.outcome).toMatchObject({ kind: "done", result: { status: "rejected", reason: "configInvalid" } });
+    cell.openSession("n1", "c");
+    cell.openSession("n1", "d");
+    // From here on {n1, n2, n3} decides, so n1 and n2 are a majority without n4 (and n3).
+    expect(cell.replica("n1").applied).toBeGreaterThanOrEqual(1 + limits.pipelineDepthDefault);
+    cell.down.add("n4");
     cell.down.add("n3");
     for (let i = 1; i <= 6; i++) cell.request("n1", "c", i, put("k", `${i}`));
     cell.run();
     expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { status: "committed" } });
-    cell.down.delete("n3");
-    cell.request("n3", "d", 1, get("k"));
+    // The removed member answers no client as if it still served the cell.
+    cell.down.delete("n4");
+    cell.request("n4", "d", 1, get("k"));
     cell.settle();
     expect(cell.lastReply("d")?.outcome.kind === "unavailable" || cell.lastReply("d")?.outcome.kind === "redirect").toBe(true);
   });

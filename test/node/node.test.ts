@@ -4,6 +4,7 @@ import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
 import { PhysaliaNode } from "../../src/node/node.ts";
 import type { DurableRecord } from "../../src/core/effects.ts";
 import type { Endpoint } from "../../src/transport/transport.ts";
+import { nodePart } from "../../src/wire/ids.ts";
 import { KeyRing } from "../../src/wire/keyring.ts";
 import { encodeMessages } from "../../src/wire/message.ts";
 import { testKeys, testSecret } from "../support/keys.ts";
@@ -27,9 +28,20 @@ class Colony {
     for (const id of this.endpoints.keys()) this.start(id);
   }
 
-  start(id: string, log: NodeLog = new MemoryLog()): PhysaliaNode {
+  /** Each node's data incarnation: kept while its log is, new when it starts without one (a wiped disk). */
+  readonly incarnations = new Map<string, string>();
+  private incarnationsMade = 0;
+
+  /** The identity `id` runs as now. */
+  identity(id: string): string {
+    return `${id}~${this.incarnations.get(id) ?? ""}`;
+  }
+
+  start(id: string, log: NodeLog = new MemoryLog(), incarnation?: string): PhysaliaNode {
     const memory = log instanceof MemoryLog ? log : null;
     const previous = this.logs.get(id);
+    if (incarnation !== undefined) this.incarnations.set(id, incarnation);
+    else if (previous === undefined || !this.incarnations.has(id)) this.incarnations.set(id, (++this.incarnationsMade).toString(16).padStart(16, "0"));
     const recovered = new Map<string, DurableRecord[]>();
     for (const { cell, record } of previous?.synced ?? []) {
       if (!recovered.has(cell)) recovered.set(cell, []);
@@ -39,7 +51,7 @@ class Colony {
     const endpoint = this.endpoints.get(id) as Endpoint;
     const peers = new Map([...this.endpoints].filter(([other]) => other !== id));
     const node = new PhysaliaNode({
-      id, peers, keys: keys.node, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
+      id: this.identity(id), peers, keys: keys.node, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
       heartbeatMs: 20, livenessTimeoutMs: 100, onFatal: (error) => this.fatal.push(error),
     });
     if (memory !== null) this.logs.set(id, memory);
@@ -72,9 +84,12 @@ describe("the node", () => {
   test("hosts a cell created by a client and commits transactions through it", async () => {
     colony = new Colony(7);
     const client = colony.client();
-    const { members, confirmed } = await client.create("vol-1");
-    expect(members.length).toBe(7);
-    expect(confirmed.length).toBe(7);
+    const created = await client.create("vol-1");
+    expect(created.status).toBe("created");
+    expect(created.members.length).toBe(7);
+    expect(created.members).toContain(colony.identity("n1"));
+    // Creating it again finds it.
+    expect(await client.create("vol-1")).toMatchObject({ status: "exists", incarnation: created.incarnation });
     expect(await client.transact("vol-1", put("primary", utf8("server-1")))).toMatchObject({ status: "committed" });
     expect(await client.transact("vol-1", get("primary"))).toMatchObject({ status: "committed", reads: [utf8("server-1")] });
     const leaders = [...colony.nodes.values()].filter((n) => n.replica("vol-1")?.role === "leader");
@@ -87,7 +102,7 @@ describe("the node", () => {
   test("keeps serving after three of seven nodes are killed, and the restarted ones catch up", async () => {
     colony = new Colony(7);
     const client = colony.client();
-    const { members } = await client.create("vol-2");
+    const members = (await client.create("vol-2")).members.map(nodePart);
     await client.transact("vol-2", put("k", 1n));
     const victims = members.slice(0, 3);
     for (const id of victims) await colony.kill(id);
@@ -121,16 +136,19 @@ describe("the node", () => {
     await client.create("vol-4");
     const big = new Uint8Array(4000).fill(7);
     for (let i = 0; i < 90; i++) await client.transact("vol-4", put(`blob-${i}`, big));
-    // n3 loses its disk. It must not vote with state it no longer has, so it is removed,
-    // comes back empty, joins as a new replica and is added again.
+    // n3 loses its disk and comes back with a new identity: a stranger to vol-4, so it votes
+    // nowhere until the cell adds it, and its former identity is then removed.
+    const former = colony.identity("n3");
     await colony.kill("n3");
     colony.logs.delete("n3");
     colony.start("n3", new MemoryLog());
-    const removed = await client.configure("vol-4", { kind: "removeMember", node: "n3" });
-    expect(removed.status === "configured" && [...removed.members].sort()).toEqual(["n1", "n2"]);
-    await client.join("vol-4", "n3");
-    const added = await client.configure("vol-4", { kind: "addMember", node: "n3" });
-    expect(added.status === "configured" && [...added.members].sort()).toEqual(["n1", "n2", "n3"]);
+    expect(colony.identity("n3")).not.toBe(former);
+    const joined = await client.join("vol-4", "n3");
+    expect(joined).toBe(colony.identity("n3"));
+    const added = await client.configure("vol-4", { kind: "addMember", node: joined });
+    expect(added.status === "configured" && [...added.members].sort()).toEqual([colony.identity("n1"), colony.identity("n2"), former, joined].sort());
+    const removed = await client.configure("vol-4", { kind: "removeMember", node: former });
+    expect(removed.status === "configured" && [...removed.members].sort()).toEqual([colony.identity("n1"), colony.identity("n2"), joined].sort());
     for (let i = 0; i < 5; i++) await client.transact("vol-4", put("after", BigInt(i)));
     await Bun.sleep(500);
     const n1 = colony.nodes.get("n1")?.replica("vol-4");
@@ -176,7 +194,7 @@ describe("the node on its file log", () => {
       const first = await openLog(dir);
       const log = first.log;
       if (log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
-      const node = colony.start("n1", log);
+      const node = colony.start("n1", log, first.incarnation);
       const client = colony.client();
       for (let c = 0; c < 3; c++) await client.create(`vol-${c}`);
       for (let i = 0; i < 40; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: `k${i}`, op: "increment", by: 1n }] });

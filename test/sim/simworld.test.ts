@@ -12,13 +12,14 @@ describe("the simworld", () => {
     let unknown = 0;
     let crashes = 0;
     let corrupted = 0;
-    const sessions = { refused: 0, expired: 0, lateCopies: 0, compactions: 0 };
+    const sessions = { refused: 0, expired: 0, lateCopies: 0, compactions: 0, wipes: 0 };
     for (let seed = 1; seed <= 300; seed++) {
       const report = runSimulation(allFaults(seed));
       sessions.refused += report.stats.sessionsRefused;
       sessions.expired += report.stats.sessionsExpired;
       sessions.lateCopies += report.stats.lateCopies;
       sessions.compactions += report.stats.compactions;
+      sessions.wipes += report.stats.wipes;
       operations += report.stats.operations;
       unknown += report.stats.unknownOutcomes;
       crashes += report.stats.crashes;
@@ -37,6 +38,8 @@ describe("the simworld", () => {
     expect(sessions.expired).toBeGreaterThan(100);
     expect(sessions.lateCopies).toBeGreaterThan(300);
     expect(sessions.compactions).toBeGreaterThan(300);
+    // Disks were replaced, and their nodes came back as strangers that had to be added again.
+    expect(sessions.wipes).toBeGreaterThan(100);
   }, 600_000);
 
   test("a seed replays exactly", () => {
@@ -59,6 +62,7 @@ describe("the simworld", () => {
     ["forgetPromises", "a replica that skips persisting its promise", /agreement|divergence|linearizability|proposed into/],
     ["forgetAccepts", "a replica that skips persisting its votes", /agreement|divergence|linearizability|proposed into/],
     ["sendBeforeSync", "a driver that sends before its records are durable", /agreement|divergence|linearizability|proposed into/],
+    ["reuseIdentity", "a node whose disk was wiped coming back as its former identity", /agreement|divergence|linearizability|proposed into|exactly once/],
     ["emptyAck", "an acceptor that acknowledges a slot it holds only as chosen", /without holding a vote/],
     ["lruSessions", "a session table that forgets its least recently used session", /exactly once|linearizability/],
   ] as const)("%s: %s is caught within a few hundred seeds", (bug, _what, failure) => {

@@ -35,6 +35,7 @@ const commandResult: fc.Arbitrary<CommandResult> = fc.oneof(
   fc.constant({ status: "closed" as const }),
   fc.record({ status: fc.constant("rejected" as const), reason: fc.constantFrom("sessionExpired" as const, "sessionsFull" as const, "tooManyPending" as const, "staleRequest" as const), detail: fc.string({ maxLength: 20 }) }),
 );
+const hosted = fc.record({ incarnation: fc.constant("0123456789abcdef"), members: fc.array(nodeId, { maxLength: 7 }), applied: fc.oneof(fc.constant(-1), slot) });
 const outcome: fc.Arbitrary<ReplyOutcome> = fc.oneof(
   fc.record({ kind: fc.constant("done" as const), result: commandResult, slot }),
   fc.record({ kind: fc.constant("read" as const), result: txResult, applied: slot }),
@@ -42,6 +43,10 @@ const outcome: fc.Arbitrary<ReplyOutcome> = fc.oneof(
   fc.record({ kind: fc.constant("redirect" as const), leader: fc.option(nodeId, { nil: null }) }),
   fc.record({ kind: fc.constant("stale" as const), applied: slot }),
   fc.record({ kind: fc.constant("unavailable" as const), reason: fc.string({ maxLength: 20 }) }),
+  fc.record({ kind: fc.constant("node" as const), identity: fc.constantFrom("n1~0123456789abcdef", "n2"), hosted: fc.option(hosted, { nil: null }) }),
+  fc.constant({ kind: "created" as const }),
+  fc.constant({ kind: "joined" as const }),
+  fc.record({ kind: fc.constant("exists" as const), hosted }),
 );
 
 export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
@@ -60,7 +65,9 @@ export const cellMessage: fc.Arbitrary<CellMessage> = fc.oneof(
 
 const anyMessage = fc.oneof(
   { arbitrary: cellMessage, weight: 10 },
-  { arbitrary: fc.record({ kind: fc.constant("create" as const), client: nodeId, id: slot, members: fc.option(fc.array(nodeId, { minLength: 1, maxLength: 7 }), { nil: null }), alpha: fc.integer({ min: 1, max: 8 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("create" as const), client: nodeId, id: slot, genesis: fc.record({ members: fc.array(nodeId, { minLength: 1, maxLength: 7 }), incarnation: fc.constantFrom("0123456789abcdef", "ffffffffffffffff"), alpha: fc.integer({ min: 1, max: 8 }), sessionTtlMs: fc.nat(), sessionsMax: fc.nat(200) }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("join" as const), client: nodeId, id: slot, incarnation: fc.constantFrom("0123456789abcdef", "0000000000000001") }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("hello" as const), client: nodeId, id: slot }), weight: 1 },
 );
 
 export const envelopes: fc.Arbitrary<Envelope[]> = fc.array(fc.record({ cell: fc.constantFrom("vol-1", "vol-2", "é"), message: anyMessage }), { minLength: 1, maxLength: 4 });

@@ -126,8 +126,8 @@ function attacks(c: Colony, sender: string): Record<string, CellMessage | NodeMe
     commit: { kind: "commit", ballot, through: slot },
     learn: { kind: "learn", from: 1 },
     teach: { kind: "teach", entries: [{ slot, value: forged }], chosenThrough: slot },
-    create: { kind: "create", client: sender, id: 1, members: ids, alpha: 3 },
-    join: { kind: "create", client: sender, id: 2, members: null, alpha: 3 },
+    create: { kind: "create", client: sender, id: 1, genesis: { members: ids, incarnation: "0123456789abcdef", alpha: 3, sessionTtlMs: 60_000, sessionsMax: 128 } },
+    join: { kind: "join", client: sender, id: 2, incarnation: "0123456789abcdef" },
     addMember: { kind: "request", client: sender, id: 3, session: 64, seq: 3, acked: 3, op: { kind: "config", change: { kind: "addMember", node: "n9" } }, consistency: "consistent", minApplied: 0, force: true },
     removeMember: { kind: "request", client: sender, id: 4, session: 64, seq: 4, acked: 4, op: { kind: "config", change: { kind: "removeMember", node: "n2" } }, consistency: "consistent", minApplied: 0, force: true },
   };

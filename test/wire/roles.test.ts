@@ -27,8 +27,8 @@ function everyKind(client: string): Record<string, CellMessage | NodeMessage> {
     eventualRead: { kind: "request", client, id: 1, session: 64, seq: 1, acked: 1, op: { kind: "tx", tx: { reads: ["k"], conditions: [], writes: [] } }, consistency: "eventual", minApplied: 0, force: false },
     addMember: { kind: "request", client, id: 1, session: 64, seq: 1, acked: 1, op: { kind: "config", change: { kind: "addMember", node: "n9" } }, consistency: "consistent", minApplied: 0, force: false },
     removeMember: { kind: "request", client, id: 1, session: 64, seq: 1, acked: 1, op: { kind: "config", change: { kind: "removeMember", node: "n2" } }, consistency: "consistent", minApplied: 0, force: false },
-    create: { kind: "create", client, id: 1, members: ["n1", "n2", "n3"], alpha: 3 },
-    join: { kind: "create", client, id: 1, members: null, alpha: 3 },
+    create: { kind: "create", client, id: 1, genesis: { members: ["n1", "n2", "n3"], incarnation: "0123456789abcdef", alpha: 3, sessionTtlMs: 60_000, sessionsMax: 128 } },
+    join: { kind: "join", client, id: 1, incarnation: "0123456789abcdef" },
     reply: { kind: "reply", client, id: 1, outcome: { kind: "overloaded" } },
   };
 }
