@@ -31,8 +31,12 @@ describe("a colony of real node processes", () => {
     colony = await ProcessColony.start(7);
     const created = await colony.ctl("create", "vol-a");
     expect(created.code).toBe(0);
-    const members = (JSON.parse(created.out) as { members: string[] }).members;
+    // Members are identities: a node's id and its data directory's incarnation.
+    const members = (JSON.parse(created.out) as { members: string[] }).members.map((m) => m.split("~")[0] as string);
     expect(members.length).toBe(7);
+    expect(JSON.parse(created.out)).toMatchObject({ status: "created", cell: "vol-a" });
+    // Creating it again says it exists, with the same members.
+    expect(JSON.parse((await colony.ctl("create", "vol-a")).out)).toMatchObject({ status: "exists", incarnation: JSON.parse(created.out).incarnation });
     expect((await colony.ctl("put", "vol-a", "primary", "server-1")).code).toBe(0);
     expect(JSON.parse((await colony.ctl("get", "vol-a", "primary")).out)).toEqual({ status: "committed", reads: { primary: { str: "server-1" } } });
 
@@ -128,16 +132,61 @@ describe("a colony of real node processes", () => {
     await colony.waitUp("n1");
     expect((await colony.ctl("put", "vol-d", "during", "value")).code).toBe(0);
     // It is removed, comes back as an empty replica, is added again and is taught the cell.
-    await waitFor("n1 to be a member again and caught up", async () => {
+    // It starts on a fresh directory, as a new identity: added to the cell, taught, and its
+    // former identity removed, all by itself.
+    const identity = (await colony.status("n1"))?.id as string;
+    await waitFor("n1 to be a member again, as its new identity, and caught up", async () => {
       const mine = await colony?.status("n1", "vol-d");
       const theirs = await colony?.status("n2", "vol-d");
-      return mine !== null && mine !== undefined && (mine.members as string[] | null)?.length === 3 && mine.applied === theirs?.applied;
+      const members = (theirs?.members as string[] | null) ?? [];
+      return mine !== null && mine !== undefined && members.length === 3 && members.includes(identity) && mine.applied === theirs?.applied;
     }, 60_000);
     expect((await readdir(colony.dir)).some((f) => f.startsWith("n1.damaged-"))).toBe(true);
+    // Its intent was written down before it acted, and is struck out as it is done.
+    await waitFor("the rejoin intent to be done", async () => {
+      const intent = JSON.parse(await readFile(join(dir, "REJOIN.json"), "utf8")) as { version: number; cells: string[] };
+      return intent.version === 1 && intent.cells.length === 0;
+    });
     expect((await colony.ctl("put", "vol-d", "after", "value")).code).toBe(0);
     // With n2 down, the cell needs n1's vote: it has one again.
     await colony.kill("n2");
     expect(JSON.parse((await colony.ctl("get", "vol-d", "k4")).out)).toEqual({ status: "committed", reads: { k4: { str: "value" } } });
+  }, 120_000);
+
+  test("four of seven members lose power at once with their unsynced tails garbled, and come back with every acknowledged write", async () => {
+    colony = await ProcessColony.start(7);
+    expect((await colony.ctl("create", "vol-p")).code).toBe(0);
+    const acknowledged = new Map<string, string>();
+    for (let i = 0; i < 20; i++) {
+      const result = await colony.ctl("put", "vol-p", `k${i}`, `v${i}`);
+      expect(result.code).toBe(0);
+      acknowledged.set(`k${i}`, `v${i}`);
+    }
+    const { appendFile, readdir } = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    // A majority of the cell at once, as when one power domain goes: what the page cache held
+    // past the last sync is gone, and the disk shows garbage and zeros where it was.
+    const victims = ["n1", "n2", "n3", "n4"];
+    await Promise.all(victims.map((id) => colony!.kill(id)));
+    for (const id of victims) {
+      const dir = join(colony.dir, id);
+      const last = (await readdir(dir)).filter((f) => f.endsWith(".log")).sort().at(-1) as string;
+      const garbage = new Uint8Array(8192);
+      crypto.getRandomValues(garbage.subarray(0, 4096));
+      await appendFile(join(dir, last), garbage);
+    }
+    for (const id of victims) colony.startNode(id);
+    for (const id of victims) await colony.waitUp(id);
+    // The three that stayed up cannot decide alone; the four must be back as themselves.
+    await Promise.all(["n5", "n6", "n7"].map((id) => colony!.kill(id)));
+    const reads = await colony.ctl("get", "vol-p", ...acknowledged.keys());
+    expect(reads.code).toBe(0);
+    const expected = Object.fromEntries([...acknowledged].map(([k, v]) => [k, { str: v }]));
+    expect(JSON.parse(reads.out)).toEqual({ status: "committed", reads: expected });
+    // Nothing was moved aside: each found a torn tail, which no sync covered, and nothing else.
+    expect((await readdir(colony.dir)).filter((f) => f.includes(".damaged-"))).toEqual([]);
+    const { readFile } = await import("node:fs/promises");
+    for (const id of victims) expect(await readFile(join(colony.dir, `${id}.out`), "utf8")).toContain("discarded a torn tail");
   }, 120_000);
 
   test("a second process on the same data directory is refused; a SIGKILLed owner's lock is taken over", async () => {
