@@ -35,6 +35,16 @@ export const limits = {
    * (`sessionsFull`) until one is closed or expires; no live session is ever forgotten.
    */
   sessionsPerCellMax: 128,
+  /** Leases one cell holds; acquiring another is refused (`leasesFull`) while that many are held. */
+  leasesPerCellMax: 64,
+  leaseNameBytesMax: 256,
+  leaseTtlMsMin: 10,
+  leaseTtlMsMax: 24 * 60 * 60 * 1000,
+  /**
+   * The factor by which any node's clock may run faster than another's (the paper's bound).
+   * A lease holder counts only `ttl / clockRateRatioMax` of its own clock as held.
+   */
+  clockRateRatioMax: 3,
   /** Answers a session keeps until its client acknowledges them: the commands one client may have in flight. */
   sessionPendingMax: 64,
   /** A session unused for this long, in the cell's log-carried time, expires (default; set per cell at creation). */

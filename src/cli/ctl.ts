@@ -6,7 +6,7 @@ import type { Transaction } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
 import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
-import { hasIncarnation, isNodeId, nodePart } from "../wire/ids.ts";
+import { hasIncarnation, isNodeId, isPlainId, nodePart } from "../wire/ids.ts";
 import { openClientLinks } from "./links.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
@@ -22,6 +22,8 @@ commands (VALUE is JSON: "text", 42, true, {"int": "123..."}, {"bytes": "<base64
   scan CELL [START] [--end KEY] [--limit N]
   tx CELL JSON                    a whole transaction in the JSON form (see README)
   add-member CELL NODE | remove-member CELL NODE
+  lease CELL NAME --holder H --ttl MS   take or renew a lease; "validForMs" is how long H may count on it
+  release CELL NAME --holder H          give a lease back
 output: the result as JSON on stdout; exit 0 when the cell answered, 1 when it could not be reached
 or refused the operation, 2 for bad input`;
 
@@ -33,6 +35,8 @@ const flagSpecs = {
   eventual: { type: "bool" },
   end: { type: "string" },
   limit: { type: "int", min: 1, max: 256 },
+  holder: { type: "string" },
+  ttl: { type: "int", min: 10, max: 24 * 60 * 60 * 1000 },
 } as const;
 
 function valueArg(text: string, where: string): Value {
@@ -68,6 +72,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   let cell: string;
   const consistency = flags.eventual === true ? "eventual" : "consistent";
   let membership: { kind: "addMember" | "removeMember"; node: string } | null = null;
+  let lease: { action: "acquire" | "release"; name: string; holder: string; ttlMs: number } | null = null;
   switch (command) {
     case "create":
       [cell] = words(rest, [1, 1], "create CELL") as [string];
@@ -135,6 +140,18 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
       membership = { kind: command === "add-member" ? "addMember" : "removeMember", node };
       break;
     }
+    case "lease":
+    case "release": {
+      const [c, name] = words(rest, [2, 2], `${command} CELL NAME --holder H${command === "lease" ? " --ttl MS" : ""}`) as [string, string];
+      cell = c;
+      const holder = flags.holder as string | undefined;
+      if (holder === undefined) throw new UsageError(`${command} needs --holder H`);
+      if (!isPlainId(holder)) throw new UsageError(`--holder must be 1 to 64 of [A-Za-z0-9._-], got ${JSON.stringify(holder.slice(0, 80))}`);
+      const ttlMs = flags.ttl as number | undefined;
+      if (command === "lease" && ttlMs === undefined) throw new UsageError("lease needs --ttl MS");
+      lease = { action: command === "lease" ? "acquire" : "release", name, holder, ttlMs: ttlMs ?? 10 };
+      break;
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
@@ -167,6 +184,16 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
       const result = await client.configure(cell, { kind: membership.kind, node: identity });
       print(JSON.stringify(result.status === "configured" ? result : { status: result.status, ...("reason" in result ? { reason: result.reason, detail: result.detail } : {}) }));
       return result.status === "configured" ? 0 : 1;
+    }
+    if (lease !== null) {
+      const answer = lease.action === "acquire" ? await client.lease(cell, lease.name, lease.holder, lease.ttlMs) : await client.release(cell, lease.name, lease.holder);
+      if (answer.status === "rejected") {
+        print(JSON.stringify(answer));
+        return 1;
+      }
+      const { status, name, granted, held, holder, remainingMs, validForMs } = answer;
+      print(JSON.stringify({ status, cell, name, granted, held, holder, remainingMs, validForMs }));
+      return 0;
     }
     const transaction = tx as Transaction;
     const result = await client.transact(cell, transaction, { consistency });

@@ -8,8 +8,8 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { TxResult } from "../core/kv.ts";
-import type { CellGenesis, CellMessage, ClientReply, CommandResult, HostedCell, ConfigChange, Consistency, Envelope, NodeMessage, Operation } from "../core/messages.ts";
-import type { Transaction } from "../core/transaction.ts";
+import type { CellGenesis, CellMessage, ClientReply, CommandResult, HostedCell, LeaseResult, ConfigChange, Consistency, Envelope, NodeMessage, Operation } from "../core/messages.ts";
+import type { Rejection, Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
 import { Reassembler } from "../transport/chunks.ts";
@@ -82,6 +82,16 @@ export function newIncarnation(): string {
   return [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A lease answer as the client sees it: the cell's answer, and how long this client may count on it. */
+export type LeaseAnswer =
+  | (LeaseResult & { readonly held: boolean; readonly validUntil: number; readonly validForMs: number })
+  | Rejection;
+
+function leaseRefusal(result: CommandResult): Rejection {
+  if (result.status === "rejected") return result;
+  throw new Error(`a lease operation was answered with a ${result.status} result`);
+}
+
 export interface OperationOptions {
   readonly consistency?: Consistency;
 }
@@ -97,6 +107,8 @@ interface CellSession {
   nextSeq: number;
   /** Sequence numbers sent and not yet answered (or given up on). */
   readonly waiting: Set<number>;
+  /** Commands waiting for the session's window to move. */
+  readonly windowWaiters: (() => void)[];
 }
 
 /** A command to send; its acknowledgement mark is read at each attempt, as answers to others arrive. */
@@ -251,10 +263,33 @@ export class PhysaliaClient {
     return identity;
   }
 
+  /**
+   * Takes, or renews, a lease in a cell. When granted, the caller may act as its holder
+   * until `validUntil` on this client's clock (`now()`), and no longer: that is a third of
+   * the lifetime, counted from before the request was sent, so that the lease stays safe as
+   * long as no clock in the colony runs more than three times faster than another
+   * (`limits.clockRateRatioMax`). A grant whose answer came back too late is `held: false`.
+   */
+  async lease(cell: string, name: string, holder: string, ttlMs: number): Promise<LeaseAnswer> {
+    const sentAt = this.now();
+    const result = await this.command(cell, { kind: "lease", action: "acquire", name, holder, ttlMs });
+    if (result.status !== "lease") return leaseRefusal(result);
+    const validUntil = sentAt + ttlMs / limits.clockRateRatioMax;
+    const held = result.granted && validUntil > this.now();
+    return { ...result, held, validUntil: held ? validUntil : sentAt, validForMs: held ? Math.floor(validUntil - this.now()) : 0 };
+  }
+
+  /** Gives a lease back, if `holder` holds it. */
+  async release(cell: string, name: string, holder: string): Promise<LeaseAnswer> {
+    const result = await this.command(cell, { kind: "lease", action: "release", name, holder, ttlMs: limits.leaseTtlMsMin });
+    if (result.status !== "lease") return leaseRefusal(result);
+    return { ...result, held: false, validUntil: this.now(), validForMs: 0 };
+  }
+
   async transact(cell: string, tx: Transaction, options: OperationOptions = {}): Promise<TxResult> {
     const consistency = options.consistency ?? "consistent";
     const result = consistency === "eventual" && tx.writes.length === 0 ? await this.eventualRead(cell, tx) : await this.command(cell, { kind: "tx", tx });
-    if (result.status === "configured" || result.status === "session" || result.status === "closed") throw new Error(`a transaction was answered with a ${result.status} result`);
+    if (result.status === "configured" || result.status === "session" || result.status === "closed" || result.status === "lease") throw new Error(`a transaction was answered with a ${result.status} result`);
     return result;
   }
 
@@ -305,6 +340,11 @@ export class PhysaliaClient {
   private async command(cell: string, op: Operation): Promise<CommandResult> {
     for (let attempt = 0; ; attempt++) {
       const session = await this.sessionFor(cell);
+      // Stay inside the session's window: never more than limits.sessionPendingMax past the
+      // lowest command still waited for (the cell would refuse it, and that refusal settles nothing).
+      while (session.waiting.size > 0 && session.nextSeq >= lowestWaited(session, session.nextSeq) + limits.sessionPendingMax) {
+        await new Promise<void>((resolve) => session.windowWaiters.push(resolve));
+      }
       const seq = session.nextSeq++;
       session.waiting.add(seq);
       let answer: Answer;
@@ -313,9 +353,13 @@ export class PhysaliaClient {
       } finally {
         // Answered or given up: either way the cell may forget it, and must never carry out a late copy.
         session.waiting.delete(seq);
+        for (const wake of session.windowWaiters.splice(0)) wake();
       }
       const { reply, sends, firstSentAt } = answer;
       const result = reply.outcome.kind === "done" ? reply.outcome.result : unreachable(cell, reply.outcome.kind);
+      if (result.status === "rejected" && result.reason === "tooManyPending") {
+        throw new OutcomeUnknownError(`Cannot tell whether the operation on cell ${cell} was applied: the cell refused it as past its session's window, and a copy may still be carried out (${result.detail})`);
+      }
       if (result.status !== "rejected" || result.reason !== "sessionExpired") return result;
       if (this.sessions.get(cell) === session) this.sessions.delete(cell);
       // Sent once and refused well within the session's lifetime: the command was never
@@ -346,13 +390,17 @@ export class PhysaliaClient {
       const { reply } = await this.send(cell, { session: 0, seq: 0, acked: () => 0, op: { kind: "openSession", client: this.options.id, nonce } }, Math.max(1, deadline - this.now()));
       const result = reply.outcome.kind === "done" ? reply.outcome.result : unreachable(cell, reply.outcome.kind);
       if (result.status === "session") {
-        const session: CellSession = { id: result.session, ttlMs: result.ttlMs, nextSeq: 1, waiting: new Set() };
+        const session: CellSession = { id: result.session, ttlMs: result.ttlMs, nextSeq: 1, waiting: new Set(), windowWaiters: [] };
         this.sessions.set(cell, session);
         return session;
       }
-      if (result.status === "rejected" && result.reason === "sessionsFull" && this.now() < deadline) {
-        await this.pause(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
-        continue;
+      if (result.status === "rejected" && result.reason === "sessionsFull") {
+        const waitMs = Math.min(2_000, 50 * 2 ** Math.min(attempt, 6));
+        // Not worth another try if the deadline would pass first: say why it failed.
+        if (this.now() + waitMs * 1.5 < deadline) {
+          await this.pause(waitMs);
+          continue;
+        }
       }
       throw new SessionRefusedError(`Cannot open a session with cell ${cell}: ${result.status === "rejected" ? `${result.reason}: ${result.detail}` : result.status}`);
     }

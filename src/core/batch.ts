@@ -12,6 +12,7 @@ export function commandBytes(command: Command): number {
   if (op.kind === "config") return bytes + 64 + utf8Bytes(op.change.node);
   if (op.kind === "openSession") return bytes + 8 + utf8Bytes(op.client);
   if (op.kind === "closeSession") return bytes;
+  if (op.kind === "lease") return bytes + 16 + utf8Bytes(op.name) + utf8Bytes(op.holder);
   let txBytes = bytes;
   const tx = op.tx;
   for (const key of tx.reads) txBytes += utf8Bytes(key) + 2;

@@ -23,8 +23,8 @@ import { ByteReader, ByteWriter, decodeUtf8 } from "./bytes.ts";
 import type { KvStore } from "./kv.ts";
 import { KvStore as Store } from "./kv.ts";
 import type { Command, CommandResult, ConfigChange, LogValue } from "./messages.ts";
-import { ballotsEqual } from "./ballot.ts";
-import type { Ballot, Stamp } from "./messages.ts";
+import { compareBallots } from "./ballot.ts";
+import type { Ballot, LeaseResult, Operation, Stamp } from "./messages.ts";
 import { readResult, writeResult } from "./results.ts";
 import { digest, readKv, writeKv } from "./snapshot.ts";
 import { type Rejection, reject } from "./transaction.ts";
@@ -52,6 +52,8 @@ export interface Session {
   readonly results: ReadonlyMap<number, Remembered>;
   /** The cell's time when the session was last used. */
   readonly usedAt: number;
+  /** Who opened it ("client:nonce"): a retried open gets this session again, not another. */
+  readonly opener: string;
 }
 
 export interface AppliedCommand {
@@ -78,7 +80,7 @@ export interface CellSettings {
 export const defaultIncarnation = "0000000000000000";
 export const incarnationPattern = /^[0-9a-f]{16}$/;
 
-const magic = 0x50435333; // "PCS3"
+const magic = 0x50435334; // "PCS4"
 const memberIdPattern = /^[A-Za-z0-9._-]{1,64}(~[0-9a-f]{16})?$/;
 /** Session ids pack the opening slot and the command's place in its batch (limits checks it fits 6 bits). */
 const sessionSlotFactor = 64;
@@ -86,6 +88,12 @@ const sessionSlotFactor = 64;
 /** The slot that opened a session. */
 export function sessionSlot(session: number): number {
   return Math.floor(session / sessionSlotFactor);
+}
+
+/** A lease held: by whom, and until what time of the cell's clock. */
+export interface Lease {
+  readonly holder: string;
+  readonly expiresAt: number;
 }
 
 interface Clock {
@@ -121,6 +129,7 @@ export class CellState {
     /** In order of last use, least recent first: the front is always the next to expire. */
     private readonly sessions: Map<number, Session>,
     private readonly clock: Clock,
+    private readonly leases: Map<string, Lease>,
   ) {}
 
   static genesis(members: readonly string[], settings: CellSettings = {}): CellState {
@@ -135,7 +144,7 @@ export class CellState {
     assert(members.every((m) => memberIdPattern.test(m)), "genesis: invalid member id");
     assert(Number.isInteger(alpha) && alpha >= 1 && alpha <= limits.pipelineDepthMax, "genesis: alpha out of range");
     assert(Number.isInteger(sessionTtlMs) && sessionTtlMs >= limits.sessionTtlMsMin && sessionTtlMs <= limits.sessionTtlMsMax, "genesis: session lifetime out of range");
-    return new CellState(new Store(), 0, incarnation, alpha, sessionTtlMs, sessionsMax, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null });
+    return new CellState(new Store(), 0, incarnation, alpha, sessionTtlMs, sessionsMax, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null }, new Map());
   }
 
   /** The cell's time: milliseconds of stamped log, advanced only by applying slots. */
@@ -208,12 +217,21 @@ export class CellState {
     return out;
   }
 
-  /** Time moves by the distance between two stamps of one ballot: one clock, whatever its offset. */
+  /**
+   * Time moves by the distance between two stamps of one ballot: one clock, whatever its
+   * offset. Only the highest ballot seen counts: a stamp of a lower ballot (a stale leader's
+   * proposal, chosen late through recovery) moves nothing, so no stretch of real time is
+   * counted twice by two leaders, and the cell's time runs no faster than its fastest clock.
+   */
   private advanceClock(stamp: Stamp): void {
     const last = this.clock.last;
-    if (last !== null && ballotsEqual(last.ballot, stamp.ballot)) {
-      if (stamp.time < last.time) return; // Never backwards; keep the later reading.
-      this.clock.time += stamp.time - last.time;
+    if (last !== null) {
+      const order = compareBallots(stamp.ballot, last.ballot);
+      if (order < 0) return;
+      if (order === 0) {
+        if (stamp.time < last.time) return; // Never backwards; keep the later reading.
+        this.clock.time += stamp.time - last.time;
+      }
     }
     this.clock.last = stamp;
   }
@@ -229,6 +247,12 @@ export class CellState {
   private applyCommand(slot: number, index: number, command: Command, options: ApplyOptions): AppliedCommand {
     const op = command.op;
     if (op.kind === "openSession") {
+      // A retry of an open whose answer was lost: the same session, or lost replies would
+      // fill the table with sessions nobody uses.
+      const opener = `${op.client}:${op.nonce}`;
+      for (const [id, session] of this.sessions) {
+        if (session.opener === opener) return { command, result: { status: "session", session: id, ttlMs: this.sessionTtlMs }, executed: false };
+      }
       if (this.sessions.size >= this.sessionsMax) {
         if (options.lruSessions !== true) {
           const oldest = this.sessions.values().next().value as Session;
@@ -238,21 +262,22 @@ export class CellState {
         this.sessions.delete(this.sessions.keys().next().value as number);
       }
       const id = slot * sessionSlotFactor + index;
-      this.sessions.set(id, { acked: 1, results: new Map(), usedAt: this.clock.time });
+      this.sessions.set(id, { acked: 1, results: new Map(), usedAt: this.clock.time, opener });
       return { command, result: { status: "session", session: id, ttlMs: this.sessionTtlMs }, executed: true };
     }
     let session = this.sessions.get(command.session);
     if (session === undefined) {
       if (options.lruSessions !== true || command.session === 0) return { command, result: expired(command.session), executed: false };
-      session = { acked: command.acked, results: new Map(), usedAt: this.clock.time };
+      session = { acked: command.acked, results: new Map(), usedAt: this.clock.time, opener: "" };
     }
     // Re-inserting keeps the table in order of last use, the same on every replica.
     this.sessions.delete(command.session);
     const acked = Math.max(session.acked, command.acked);
     const results = new Map(session.results);
     for (const seq of results.keys()) if (seq < acked) results.delete(seq);
+    const opener = session.opener;
     const keep = (): void => {
-      this.sessions.set(command.session, { acked, results, usedAt: this.clock.time });
+      this.sessions.set(command.session, { acked, results, usedAt: this.clock.time, opener });
       if (this.sessions.size > this.sessionsMax) this.sessions.delete(this.sessions.keys().next().value as number); // lruSessions only
     };
     const remembered = results.get(command.seq);
@@ -261,14 +286,51 @@ export class CellState {
       return { command, result: remembered?.result ?? stale(command.seq, acked), executed: false };
     }
     if (op.kind === "closeSession") return { command, result: { status: "closed" }, executed: true };
-    if (results.size >= limits.sessionPendingMax) {
+    // A session takes commands within a window of `limits.sessionPendingMax` sequence
+    // numbers from the lowest one its client still waits for, so the answers it keeps are
+    // bounded. The client library never sends past the window. A command past it is refused,
+    // and the refusal settles nothing: once the window moves, a copy of that command is
+    // carried out like any other (found by the nemesis: a refusal the client took as final
+    // was overturned). So only a client that breaks the rule ever sees `tooManyPending`.
+    if (command.seq >= acked + limits.sessionPendingMax) {
       keep();
-      return { command, result: reject("tooManyPending", `${results.size} answers in this session are not acknowledged yet`), executed: false };
+      return { command, result: reject("tooManyPending", `command ${command.seq} is past the session's window of ${limits.sessionPendingMax} from ${acked}; its outcome is not settled by this answer`), executed: false };
     }
-    const result = op.kind === "tx" ? this.kv.apply(op.tx) : this.applyChange(slot, op.change);
+    const result = op.kind === "tx" ? this.kv.apply(op.tx) : op.kind === "lease" ? this.applyLease(op) : this.applyChange(slot, op.change);
     results.set(command.seq, { slot, result });
     keep();
     return { command, result, executed: true };
+  }
+
+  /** The lease named, while it is held (an expired one is as good as free). */
+  leaseFor(name: string): Lease | undefined {
+    const lease = this.leases.get(name);
+    return lease !== undefined && lease.expiresAt > this.clock.time ? lease : undefined;
+  }
+
+  private applyLease(op: Extract<Operation, { kind: "lease" }>): CommandResult {
+    const problem = leaseProblem(op);
+    if (problem !== null) return reject("leaseInvalid", problem);
+    const now = this.clock.time;
+    const held = this.leaseFor(op.name);
+    const answer = (granted: boolean, lease: Lease | undefined): LeaseResult => ({
+      status: "lease", name: op.name, granted, holder: lease?.holder ?? null, remainingMs: lease === undefined ? 0 : lease.expiresAt - now,
+    });
+    if (op.action === "release") {
+      if (held !== undefined && held.holder === op.holder) {
+        this.leases.delete(op.name);
+        return answer(false, undefined);
+      }
+      return answer(false, held);
+    }
+    if (held !== undefined && held.holder !== op.holder) return answer(false, held);
+    if (held === undefined && !this.leases.has(op.name) && this.leases.size >= limits.leasesPerCellMax) {
+      for (const [name, lease] of this.leases) if (lease.expiresAt <= now) this.leases.delete(name);
+      if (this.leases.size >= limits.leasesPerCellMax) return reject("leasesFull", `${this.leases.size} leases are held`);
+    }
+    const lease: Lease = { holder: op.holder, expiresAt: now + op.ttlMs };
+    this.leases.set(op.name, lease);
+    return answer(true, lease);
   }
 
   private applyChange(slot: number, change: ConfigChange): CommandResult {
@@ -310,12 +372,14 @@ export class CellState {
     else out.u8(1).u64(last.ballot.round).bytes16(utf8(last.ballot.node)).u8(last.time < 0 ? 1 : 0).u64(Math.abs(last.time));
     out.u16(this.sessions.size);
     for (const [id, session] of this.sessions) {
-      out.u64(id).u64(session.usedAt).u64(session.acked).u16(session.results.size);
+      out.u64(id).u64(session.usedAt).u64(session.acked).bytes16(utf8(session.opener)).u16(session.results.size);
       for (const [seq, { slot, result }] of session.results) {
         out.u64(seq).u64(slot);
         writeResult(out, result);
       }
     }
+    out.u16(this.leases.size);
+    for (const [name, lease] of this.leases) out.bytes16(utf8(name)).bytes16(utf8(lease.holder)).u64(lease.expiresAt);
     writeKv(out, this.kv);
     return out.finish();
   }
@@ -369,7 +433,9 @@ export class CellState {
       const id = input.u64("session");
       const usedAt = input.u64("used at");
       const acked = input.u64("acked");
+      const opener = decodeUtf8(input.bytes16(limits.nodeIdBytesMax + 12, "opener"));
       const count = input.u16("result count");
+      if (opener === null) return "invalid session opener";
       if (sessions.has(id) || sessionSlot(id) > applied || count > limits.sessionPendingMax) return input.error ?? "invalid session";
       if (usedAt < usedBefore || usedAt > time) return "sessions out of order";
       usedBefore = usedAt;
@@ -378,20 +444,39 @@ export class CellState {
         const seq = input.u64("seq");
         const slot = input.u64("slot");
         const result = readResult(input);
-        if (result === null || seq < acked || slot > applied || results.has(seq)) return input.error ?? "invalid session result";
+        if (result === null || seq < acked || seq >= acked + limits.sessionPendingMax || slot > applied || results.has(seq)) return input.error ?? "invalid session result";
         results.set(seq, { slot, result });
       }
-      sessions.set(id, { acked, results, usedAt });
+      sessions.set(id, { acked, results, usedAt, opener });
+    }
+    const leaseCount = input.u16("lease count");
+    if (leaseCount > limits.leasesPerCellMax) return "too many leases";
+    const leases = new Map<string, Lease>();
+    for (let i = 0; i < leaseCount && input.error === null; i++) {
+      const name = decodeUtf8(input.bytes16(limits.leaseNameBytesMax, "lease name"));
+      const holder = decodeUtf8(input.bytes16(limits.nodeIdBytesMax, "lease holder"));
+      const expiresAt = input.u64("lease expiry");
+      if (name === null || holder === null || leases.has(name)) return input.error ?? "invalid lease";
+      leases.set(name, { holder, expiresAt });
     }
     const kv = readKv(input);
     if (input.error !== null || kv === null) return input.error ?? "invalid key-value state";
     if (input.remaining !== 0) return `${input.remaining} trailing bytes`;
-    return new CellState(kv, applied, incarnation, alpha, sessionTtlMs, sessionsMax, configs, sessions, { time, last });
+    return new CellState(kv, applied, incarnation, alpha, sessionTtlMs, sessionsMax, configs, sessions, { time, last }, leases);
   }
 
   digest(): Uint8Array {
     return digest(this.encode());
   }
+}
+
+/** Why a lease operation from outside cannot be applied, or null. */
+export function leaseProblem(op: { readonly name: string; readonly holder: string; readonly ttlMs: number }): string | null {
+  const nameBytes = utf8(op.name).length;
+  if (nameBytes < 1 || nameBytes > limits.leaseNameBytesMax || decodeUtf8(utf8(op.name)) !== op.name) return `a lease name is 1 to ${limits.leaseNameBytesMax} bytes of UTF-8`;
+  if (!memberIdPattern.test(op.holder) && !/^[A-Za-z0-9._-]{1,64}$/.test(op.holder)) return "a lease holder is 1 to 64 of [A-Za-z0-9._-]";
+  if (!Number.isInteger(op.ttlMs) || op.ttlMs < limits.leaseTtlMsMin || op.ttlMs > limits.leaseTtlMsMax) return `a lease lasts ${limits.leaseTtlMsMin} to ${limits.leaseTtlMsMax} ms`;
+  return null;
 }
 
 function stale(seq: number, acked: number): Rejection {

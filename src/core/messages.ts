@@ -24,7 +24,13 @@ export type Operation =
   | { readonly kind: "config"; readonly change: ConfigChange }
   /** `client` and `nonce` only tell the asking replica which answer is whose; retries reuse them. */
   | { readonly kind: "openSession"; readonly client: string; readonly nonce: number }
-  | { readonly kind: "closeSession" };
+  | { readonly kind: "closeSession" }
+  /**
+   * A lease: a named, time-bounded lock. `acquire` takes it when it is free or expired, and
+   * renews it for its holder; `release` frees it, only for its holder. Time is the cell's
+   * log-carried time (see Stamp), never a replica's clock.
+   */
+  | { readonly kind: "lease"; readonly action: "acquire" | "release"; readonly name: string; readonly holder: string; readonly ttlMs: number };
 
 /**
  * One client request inside a log entry. (session, seq) makes retries idempotent: a session
@@ -72,7 +78,22 @@ export interface ClosedResult {
   readonly status: "closed";
 }
 
-export type CommandResult = TxResult | ConfigResult | SessionResult | ClosedResult | Rejection;
+/**
+ * The answer to a lease operation. `granted`: the caller holds the lease for `ttlMs` of the
+ * cell's time from this slot (a holder counts its own clock from before it asked, and only a
+ * third of that, so that a clock running up to three times faster than another's cannot make
+ * two holders; see the client library). Otherwise `holder` has it for `remainingMs` more.
+ */
+export interface LeaseResult {
+  readonly status: "lease";
+  readonly name: string;
+  readonly granted: boolean;
+  /** The holder after this operation; null when the lease is free. */
+  readonly holder: string | null;
+  readonly remainingMs: number;
+}
+
+export type CommandResult = TxResult | ConfigResult | SessionResult | ClosedResult | LeaseResult | Rejection;
 
 export interface AcceptedEntry {
   readonly slot: number;

@@ -51,6 +51,14 @@ export function writeResult(out: ByteWriter, result: CommandResult): void {
     out.u8(5);
     return;
   }
+  if (result.status === "lease") {
+    writeText(out.u8(6), result.name);
+    out.u8(result.granted ? 1 : 0);
+    if (result.holder === null) out.u8(0);
+    else writeText(out.u8(1), result.holder);
+    out.u64(result.remainingMs);
+    return;
+  }
   out.u8(result.status === "committed" ? 2 : 3);
   out.u16(result.reads.length);
   for (const value of result.reads) writeOptional(out, value);
@@ -94,6 +102,12 @@ export function readResult(input: ByteReader): CommandResult | null {
   }
   if (tag === 4) return { status: "session", session: input.u64("session"), ttlMs: input.u32("session lifetime") };
   if (tag === 5) return { status: "closed" };
+  if (tag === 6) {
+    const name = readText(input, "lease name");
+    const granted = input.u8("granted") === 1;
+    const holder = input.u8("holder presence") === 1 ? readText(input, "lease holder") : null;
+    return { status: "lease", name, granted, holder, remainingMs: input.u64("remaining") };
+  }
   if (tag !== 2 && tag !== 3) {
     input.fail(`unknown result tag ${tag}`);
     return null;

@@ -59,14 +59,18 @@ export type RejectReason =
   | "sessionExpired"
   /** openSession found the cell's session table full of live sessions. */
   | "sessionsFull"
-  /** A session has `limits.sessionPendingMax` answers its client has not acknowledged. */
-  | "tooManyPending";
+  /** A command past its session's window (`limits.sessionPendingMax` from the lowest seq its client waits for); not settled. */
+  | "tooManyPending"
+  /** A lease operation with a bad name, holder or lifetime. */
+  | "leaseInvalid"
+  /** `limits.leasesPerCellMax` leases are held; another cannot be taken until one is freed or expires. */
+  | "leasesFull";
 
 /** Every rejection reason, in the order of their codes in snapshots and frames (append only). */
 export const rejectReasons: readonly RejectReason[] = [
   "malformed", "keyInvalid", "keyTooLarge", "valueTooLarge", "tooManyKeys", "transactionTooLarge",
   "duplicateWrite", "scanLimitInvalid", "wrongType", "cellFull", "configInvalid", "staleRequest",
-  "sessionExpired", "sessionsFull", "tooManyPending",
+  "sessionExpired", "sessionsFull", "tooManyPending", "leaseInvalid", "leasesFull",
 ];
 
 export interface Rejection {

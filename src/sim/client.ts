@@ -10,7 +10,9 @@ import type { TxResult } from "../core/kv.ts";
 import type { CellMessage, ClientReply, Command, CommandResult, ConfigChange, Consistency, Operation } from "../core/messages.ts";
 import type { Transaction } from "../core/transaction.ts";
 import { utf8 } from "../core/value.ts";
+import { limits } from "../limits.ts";
 import type { Rng } from "./rng.ts";
+import type { LeaseGrant } from "./world.ts";
 
 export interface ClientHost {
   now(): number;
@@ -24,10 +26,12 @@ export interface ClientHost {
   /** The cell size the run was set up with. */
   plannedMembers(): number;
   fail(problem: string): void;
+  /** A lease this client was granted, as it counts it: from when it asked, to its own deadline. */
+  leaseGranted(cell: string, grant: LeaseGrant): void;
   readonly recorder: HistoryRecorder;
 }
 
-export type ClientKind = "regular" | "admin" | "churn" | "auditor";
+export type ClientKind = "regular" | "admin" | "churn" | "auditor" | "leaser";
 
 interface Current {
   readonly op: Operation;
@@ -77,6 +81,10 @@ export class SimClient {
   sessionsExpired = 0;
   /** An operator who now and then acts at the same moment as this one. */
   partner: SimClient | null = null;
+  /** How fast this client's clock runs against real time (lease holders count on it). */
+  clockRate = 1;
+  /** When a lease holder may next ask (its lease runs out, or the holder it met may be gone). */
+  private leaseWaitMs = 0;
 
   constructor(
     readonly id: string,
@@ -106,6 +114,10 @@ export class SimClient {
       const change = this.pickChange();
       host.prepareChange(this.cell, change);
       this.current = { op: { kind: "config", change }, consistency: "consistent", historyId: null, startedAt: now };
+    } else if (this.kind === "leaser") {
+      // Take the lease, or renew it; between tries, wait out what the answer said.
+      const ttlMs = 150 + this.rng.int(600);
+      this.current = { op: { kind: "lease", action: "acquire", name: "L", holder: this.id, ttlMs }, consistency: "consistent", historyId: null, startedAt: now };
     } else if (this.kind === "churn") {
       // The churn writes keys of its own, outside every recorded scan, and is not recorded:
       // a crowd of concurrent operations would make the history too costly to check, and
@@ -356,9 +368,25 @@ export class SimClient {
       this.giveUp(current);
       return;
     }
-    if (current.op.kind === "config") {
+    if (current.op.kind === "lease") {
+      if (result.status !== "lease") {
+        this.host.fail(`client ${this.id}: a lease operation was answered ${result.status}`);
+      } else if (result.granted) {
+        // The holder counts the lease from before it asked (the first send of this command),
+        // on its own clock, and only a third of it: no clock runs more than 3x another's.
+        const op = current.op;
+        const heldMs = op.ttlMs / limits.clockRateRatioMax;
+        // It holds the lease from the moment it hears so, until its own deadline (which a
+        // late answer, to a retry, may already have passed: then it holds nothing).
+        const until = flight.firstSentAt + heldMs / this.clockRate;
+        if (until > now) this.host.leaseGranted(this.cell, { name: op.name, holder: this.id, from: now, until });
+        this.leaseWaitMs = (heldMs * 0.8) / this.clockRate;
+      } else {
+        this.leaseWaitMs = Math.max(10, result.remainingMs / 2);
+      }
+    } else if (current.op.kind === "config") {
       if (result.status === "configured") this.host.configured(this.cell, result.members);
-    } else if (result.status === "configured" || result.status === "session" || result.status === "closed") {
+    } else if (result.status === "configured" || result.status === "session" || result.status === "closed" || result.status === "lease") {
       this.host.fail(`client ${this.id}: a transaction was answered with a ${result.status} result`);
     } else if (current.historyId !== null) {
       this.host.recorder.complete(current.historyId, result, now);
@@ -377,7 +405,7 @@ export class SimClient {
     const historyId = this.gaveUp.get(reply.id);
     if (historyId === undefined || reply.outcome.kind !== "done") return;
     const result = reply.outcome.result;
-    if (result.status === "configured" || result.status === "session" || result.status === "closed") return;
+    if (result.status === "configured" || result.status === "session" || result.status === "closed" || result.status === "lease") return;
     if (result.status === "rejected" && (result.reason === "staleRequest" || result.reason === "sessionExpired")) return;
     this.host.recorder.complete(historyId, result as TxResult, this.host.now());
     this.gaveUp.delete(reply.id);
@@ -390,7 +418,7 @@ export class SimClient {
     this.token++;
     this.pendingSend = true;
     // Think time before the next operation; an operator changes membership only now and then.
-    const pause = this.kind === "admin" ? 100 + this.rng.next() * 400 : this.rng.next() * 20;
+    const pause = this.kind === "admin" ? 100 + this.rng.next() * 400 : this.kind === "leaser" ? this.leaseWaitMs : this.rng.next() * 20;
     this.host.wake(this.host.now() + pause, this, this.token);
   }
 }

@@ -30,6 +30,14 @@ export interface SimOptions {
   /** Replicas per cell; when absent each seed picks 3, 5 or 7 (tight quorums find more bugs). */
   readonly members?: number;
   readonly clientsPerCell: number;
+  /** Clients per cell that take turns holding a lease (default 2). */
+  readonly leaseClientsPerCell?: number;
+  /**
+   * How much faster the fastest clock runs than the slowest (nodes and lease clients). When
+   * absent: within ±5% with the drift fault, 1 without. Leases are safe up to
+   * `limits.clockRateRatioMax` (3); past it, two holders can overlap.
+   */
+  readonly clockRateRatio?: number;
   /** Short-lived clients per cell (one or two operations each, in bursts); when absent, chosen per seed with the churn fault. */
   readonly churnClientsPerCell?: number;
   readonly opsPerClient: number;
@@ -83,6 +91,8 @@ export function checkSimOptions(options: SimOptions): SimOptions {
   if (options.members !== undefined) integer(options.members, "members", 1, 9);
   integer(options.clientsPerCell, "clients per cell", 1, 50);
   if (options.churnClientsPerCell !== undefined) integer(options.churnClientsPerCell, "churn clients per cell", 0, 10_000);
+  if (options.leaseClientsPerCell !== undefined) integer(options.leaseClientsPerCell, "lease clients per cell", 0, 50);
+  if (options.clockRateRatio !== undefined && !(options.clockRateRatio >= 1 && options.clockRateRatio <= 100)) throw bad(`clock rate ratio must be from 1 to 100, got ${options.clockRateRatio}`);
   integer(options.opsPerClient, "ops per client", 0, 10_000);
   if (options.members !== undefined && options.members > options.nodes) {
     throw bad(`members (${options.members}) cannot exceed nodes (${options.nodes})`);

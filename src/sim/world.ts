@@ -56,6 +56,9 @@ export interface SimStats {
   /** Commands answered sessionExpired. */
   sessionsExpired: number;
   lateCopies: number;
+  leasesGranted: number;
+  /** The smallest gap between two holders of one lease, in real ms (negative: they overlapped). */
+  leaseGapMinMs: number;
   tailEntriesMax: number;
   recordsLostInCrashes: number;
   partitions: number;
@@ -100,6 +103,8 @@ export class World implements ClientHost {
   private readonly admins: SimClient[] = [];
   private readonly auditors = new Map<string, SimClient>();
   private readonly churnStarts = new Map<SimClient, number>();
+  /** Lease grants per "cell#name", in real (global) time, as their holders counted them. */
+  private readonly grants = new Map<string, LeaseGrant[]>();
   private readonly cellMembers = new Map<string, readonly string[]>();
   /** The furthest-applied membership seen per cell (replicas that held it may be down now). */
   private readonly membersSeen = new Map<string, { applied: number; members: readonly string[] }>();
@@ -124,7 +129,7 @@ export class World implements ClientHost {
   private readonly executed = new Map<string, Set<string>>();
   readonly stats: SimStats = {
     members: 0, events: 0, framesSent: 0, framesDropped: 0, framesDuplicated: 0, framesCorrupted: 0, framesRejected: {}, framesReplayed: 0, replayGuard: false,
-    crashes: 0, wipes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
+    crashes: 0, wipes: 0, compactions: 0, sessionTtlMs: 0, sessionsOpened: 0, sessionsRefused: 0, sessionsExpired: 0, lateCopies: 0, leasesGranted: 0, leaseGapMinMs: Infinity, tailEntriesMax: 0, recordsLostInCrashes: 0, partitions: 0, membershipChanges: 0, operations: 0, unknownOutcomes: 0,
     clientTimeouts: 0, slotsApplied: 0, checkStatesExplored: 0, inconclusiveChecks: 0, endedAtMs: 0,
   };
 
@@ -161,7 +166,7 @@ export class World implements ClientHost {
     for (let i = 1; i <= options.nodes; i++) {
       const drift = faults.has("drift");
       const offset = drift ? (this.rng.next() - 0.5) * 1000 : 0;
-      const rate = drift ? (this.rng.next() - 0.5) * 0.1 : 0;
+      const rate = this.clockRate(i - 1) - 1;
       const id = `n${i}`;
       this.nodes.set(id, new SimNode(id, offset, rate, settings, this.newIncarnation()));
     }
@@ -186,6 +191,13 @@ export class World implements ClientHost {
       for (let i = 1; i <= options.clientsPerCell; i++) {
         const id = `c${c}-${i}`;
         this.clients.set(id, new SimClient(id, cell, this, this.rng.fork(), options.opsPerClient, "regular"));
+      }
+      // Lease holders: the first with the slowest clock the run allows, to be the one a too
+      // fast cell clock would betray.
+      for (let i = 1; i <= (options.leaseClientsPerCell ?? 2); i++) {
+        const client = new SimClient(`l${c}-${i}`, cell, this, this.rng.fork(), 4 + this.rng.int(6), "leaser");
+        client.clockRate = i === 1 ? 1 : this.clockRate(2 + i);
+        this.clients.set(client.id, client);
       }
       const bursts = [this.rng.next() * this.options.faultMs * 0.8, this.rng.next() * this.options.faultMs * 0.8];
       for (let i = 1; i <= churn; i++) {
@@ -252,6 +264,14 @@ export class World implements ClientHost {
 
   plannedMembers(): number {
     return this.memberCount;
+  }
+
+  leaseGranted(cell: string, grant: LeaseGrant): void {
+    this.stats.leasesGranted++;
+    const key = `${cell}#${grant.name}`;
+    let list = this.grants.get(key);
+    if (list === undefined) this.grants.set(key, (list = []));
+    list.push(grant);
   }
 
   fail(problem: string): void {
@@ -476,6 +496,17 @@ export class World implements ClientHost {
   // ---- network ------------------------------------------------------------------------
 
   /** The keys a node or client holds: admins change membership, so they hold the control key. */
+  /**
+   * A clock's rate. With a ratio R set, rates spread over [1, R], the first clock at 1 and the
+   * second at R, so the slowest and fastest clocks the bound allows both run; without, within
+   * ±5% under the drift fault.
+   */
+  private clockRate(index: number): number {
+    const ratio = this.options.clockRateRatio;
+    if (ratio !== undefined) return index === 0 ? 1 : index === 1 ? ratio : Math.exp(this.rng.next() * Math.log(ratio));
+    return this.options.faults.has("drift") ? 1 + (this.rng.next() - 0.5) * 0.1 : 1;
+  }
+
   /** A fresh data-directory incarnation, from the run's seed. */
   private newIncarnation(): string {
     let hex = "";
@@ -765,6 +796,24 @@ export class World implements ClientHost {
 
   // ---- checks -------------------------------------------------------------------------
 
+  /** No two holders of one lease believe they hold it at the same real time. */
+  private checkLeases(): void {
+    for (const [key, grants] of this.grants) {
+      const sorted = [...grants].sort((a, b) => a.from - b.from);
+      for (let i = 0; i < sorted.length; i++) {
+        const a = sorted[i] as LeaseGrant;
+        for (let j = i + 1; j < sorted.length; j++) {
+          const b = sorted[j] as LeaseGrant;
+          if (b.from >= a.until + 10_000) break;
+          if (b.holder === a.holder) continue;
+          const gap = b.from - a.until;
+          if (gap < this.stats.leaseGapMinMs) this.stats.leaseGapMinMs = gap;
+          if (gap < 0) this.fail(`lease ${key}: ${a.holder} held it until ${a.until.toFixed(1)} and ${b.holder} from ${b.from.toFixed(1)}, two holders at once`);
+        }
+      }
+    }
+  }
+
   private finalChecks(): void {
     const unfinished = [...this.clients.values()].filter((c) => c.busy || (!c.finished && c.kind !== "auditor"));
     if (unfinished.length > 0 || !this.auditing) {
@@ -787,6 +836,7 @@ export class World implements ClientHost {
         else if (seen.digest !== digest) this.fail(`divergence: ${node.id} and ${seen.node} differ in ${cell} at applied slot ${state.applied}`);
       }
     }
+    this.checkLeases();
     const verdicts = checkHistory(this.recorder);
     for (const verdict of verdicts) {
       this.stats.checkStatesExplored += verdict.statesExplored;
@@ -800,6 +850,14 @@ export class World implements ClientHost {
       }
     }
   }
+}
+
+export interface LeaseGrant {
+  readonly name: string;
+  readonly holder: string;
+  /** Real time when the holder heard it holds the lease, and when its own clock (counting from before it asked) says it no longer does. */
+  readonly from: number;
+  readonly until: number;
 }
 
 function countReady(outbox: readonly { requires: number }[], synced: number): number {

@@ -75,6 +75,8 @@ function encodeOperation(op: Operation): unknown {
       return { o: [op.client, op.nonce] };
     case "closeSession":
       return { x: true };
+    case "lease":
+      return { l: [op.action === "acquire" ? "a" : "r", op.name, op.holder, op.ttlMs] };
   }
 }
 
@@ -99,6 +101,7 @@ function encodeCommandResult(result: CommandResult): unknown {
   if (result.status === "configured") return { s: "g", m: result.members, e: result.effectiveSlot };
   if (result.status === "session") return { s: "o", n: result.session, t: result.ttlMs };
   if (result.status === "closed") return { s: "x" };
+  if (result.status === "lease") return { s: "l", n: result.name, g: result.granted, h: result.holder, t: result.remainingMs };
   return encodeTxResult(result);
 }
 
@@ -305,6 +308,11 @@ function decodeOperation(input: unknown, path: string): Operation {
     return { kind: "openSession", client: str(client, `${path}.o.client`, limits.nodeIdBytesMax), nonce: nat(nonce, `${path}.o.nonce`) };
   }
   if (m.x === true) return { kind: "closeSession" };
+  if (m.l !== undefined) {
+    const [action, name, holder, ttlMs] = list(m.l, `${path}.l`, 4);
+    if (action !== "a" && action !== "r") bad(`${path}.l.action`, "unknown lease action");
+    return { kind: "lease", action: action === "a" ? "acquire" : "release", name: str(name, `${path}.l.name`, limits.leaseNameBytesMax), holder: str(holder, `${path}.l.holder`, limits.nodeIdBytesMax), ttlMs: nat(ttlMs, `${path}.l.ttlMs`) };
+  }
   const [sign, node] = list(m.g, `${path}.g`, 2);
   const target = str(node, `${path}.g.node`, limits.nodeIdBytesMax);
   if (sign !== "+" && sign !== "-") bad(`${path}.g`, "unknown change");
@@ -369,6 +377,9 @@ function decodeCommandResult(input: unknown, path: string): CommandResult {
   }
   if (m.s === "o") return { status: "session", session: nat(m.n, `${path}.n`), ttlMs: nat(m.t, `${path}.t`) };
   if (m.s === "x") return { status: "closed" };
+  if (m.s === "l") {
+    return { status: "lease", name: str(m.n, `${path}.n`, limits.leaseNameBytesMax), granted: bool(m.g, `${path}.g`), holder: nullable(m.h, `${path}.h`, (x, p) => str(x, p, limits.nodeIdBytesMax)), remainingMs: nat(m.t, `${path}.t`) };
+  }
   return decodeTxResult(m, path);
 }
 
