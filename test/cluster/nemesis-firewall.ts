@@ -77,8 +77,15 @@ export class Firewall {
       return `cannot jump to chain ${chain}: ${jumped.err}`;
     }
     const firewall = new Firewall(chain);
-    // Whatever happens to the test, a normal exit removes the chain (spawnSync works in "exit").
+    // Whatever happens to the test, an exit removes the chain (spawnSync works in "exit"), and
+    // so does an interrupt, after which the process exits as it would have.
     process.once("exit", () => firewall.close());
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      process.once(signal, () => {
+        firewall.close();
+        process.exit(code);
+      });
+    }
     return firewall;
   }
 

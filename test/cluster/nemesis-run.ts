@@ -59,8 +59,20 @@ export interface NemesisReport {
 interface Active {
   readonly name: string;
   readonly nodes: readonly string[];
+  /** When the nemesis lifts it (performance.now()). */
+  readonly until: number;
   readonly heal: () => Promise<void>;
 }
+
+/** How long each kind of fault lasts, at least and at most, in milliseconds. Lost replies outlast the longest client deadline now and then. */
+const durationsMs: Readonly<Record<FaultKind, readonly [number, number]>> = {
+  pause: [300, 4_000],
+  crash: [300, 4_000],
+  partition: [500, 5_000],
+  lostReplies: [300, 8_000],
+  lostRequests: [300, 5_000],
+  replay: [0, 0],
+};
 
 /** At most this many nodes are paused, crashed or cut off at once: the other four of seven are a quorum. */
 const affectedMax = 3;
@@ -94,9 +106,9 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
     for (let j = 0; j < perCell; j++) {
       const proxy = await ClientProxy.open(colony.endpoints);
       proxies.push(proxy);
-      // Deadlines from 2 to 10 s: short ones give up during faults and leave unknown outcomes.
+      // Deadlines from 1 to 6 s: short ones give up during faults and leave unknown outcomes.
       const id = `w${c}-${j}`;
-      const client = await colony.client(id, "client.json", { nodes: proxy.endpoints, deadlineMs: 2_000 + rng.nextInt(8_000) });
+      const client = await colony.client(id, "client.json", { nodes: proxy.endpoints, deadlineMs: 1_000 + rng.nextInt(5_000) });
       clients.push(client);
       workers.push(new Worker(new RecordedClient(id, client, recorder), cell, proxy, rng.fork()));
     }
@@ -129,6 +141,8 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
   /** Starts one fault of `kind`, or returns false when none fits now. */
   const start = async (kind: FaultKind): Promise<boolean> => {
     const name = `${kind}#${++serial}`;
+    const [shortest, longest] = durationsMs[kind];
+    const until = performance.now() + shortest + rng.nextInt(longest - shortest + 1);
     const busy = affected();
     const room = affectedMax - busy.size;
     const cell = cells[rng.nextInt(cells.length)] as string;
@@ -150,7 +164,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         count(`pause:${variant}`);
         note(`start ${name}: SIGSTOP ${targets.join(" ")} (${variant}; ${cell} led by ${leader ?? "nobody"})`);
         active.push({
-          name, nodes: targets, heal: async () => {
+          name, nodes: targets, until, heal: async () => {
             for (const id of targets) {
               colony.signal(id, "SIGCONT");
               paused.delete(id);
@@ -170,7 +184,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         count(leader === target ? "crash:leader" : "crash:node");
         note(`start ${name}: SIGKILL ${target}${leader === target ? ` (leader of ${cell})` : ""}`);
         active.push({
-          name, nodes: [target], heal: async () => {
+          name, nodes: [target], until, heal: async () => {
             colony.startNode(target);
             await colony.waitUp(target);
             crashed.delete(target);
@@ -217,7 +231,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         count(`partition:${variant}`);
         note(`start ${name}: cut ${side.join(" ")} ${variant === "oneway" ? "->" : "|"} ${rest.join(" ")} (${variant}; ${cell} led by ${leader ?? "nobody"})`);
         active.push({
-          name, nodes: side, heal: async () => {
+          name, nodes: side, until, heal: async () => {
             firewall.lift(name);
             note(`heal ${name}: lifted`);
           },
@@ -232,7 +246,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         count("lostReplies");
         note(`start ${name}: drop every reply to ${worker.id}`);
         active.push({
-          name, nodes: [], heal: async () => {
+          name, nodes: [], until, heal: async () => {
             worker.proxy.dropReplies = false;
             note(`heal ${name}: ${worker.id} hears replies again`);
           },
@@ -247,7 +261,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         count("lostRequests");
         note(`start ${name}: drop ${worker.id}'s requests to ${leader} (leader of ${worker.cell})`);
         active.push({
-          name, nodes: [], heal: async () => {
+          name, nodes: [], until, heal: async () => {
             worker.proxy.dropRequestsTo.delete(leader);
             note(`heal ${name}: ${worker.id} reaches ${leader} again`);
           },
@@ -282,9 +296,9 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
   try {
     await Bun.sleep(500);
     while (performance.now() - began < options.faultMs) {
-      if (active.length > 0 && (active.length >= 2 || rng.chance(0.4))) await healOne(rng.nextInt(active.length));
-      else await start(kinds[rng.nextInt(kinds.length)] as FaultKind);
-      await Bun.sleep(200 + rng.nextInt(1_300));
+      for (let i = active.length - 1; i >= 0; i--) if ((active[i] as Active).until <= performance.now()) await healOne(i);
+      if (active.length < 3) await start(kinds[rng.nextInt(kinds.length)] as FaultKind);
+      await Bun.sleep(150 + rng.nextInt(1_000));
     }
   } finally {
     await healAll();
