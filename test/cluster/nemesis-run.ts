@@ -8,8 +8,9 @@
 // requests it received before the crash. Then it heals everything, lets the workers finish,
 // reads every counter, and checks every cell's history for linearizability.
 //
-// The schedule is drawn from a seed, so a failing seed names its faults in order; the
-// timing of real processes is not reproducible, so a seed replays the schedule, not the run.
+// The draws come from a seed and every step is printed, so a failing seed names its faults
+// in order; but the run is real processes, whose timing (and so which node leads when a
+// fault picks "the leader") no seed fixes: a seed replays the draws, not the run.
 
 import { checkHistory } from "../../src/check/linearizable.ts";
 import { HistoryRecorder } from "../../src/check/recorder.ts";
@@ -293,6 +294,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
   };
 
   for (const worker of workers) worker.start();
+  let failure: unknown = null;
   try {
     await Bun.sleep(500);
     while (performance.now() - began < options.faultMs) {
@@ -300,8 +302,17 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
       if (active.length < 3) await start(kinds[rng.nextInt(kinds.length)] as FaultKind);
       await Bun.sleep(150 + rng.nextInt(1_000));
     }
-  } finally {
-    await healAll();
+  } catch (error) {
+    failure = error;
+  }
+  await healAll();
+  if (failure !== null) {
+    // The nemesis itself failed (a node would not restart, iptables refused a rule): stop
+    // the workers so that nothing outlives the colony, and say what happened.
+    await Promise.all(workers.map((w) => w.stop()));
+    for (const client of clients) client.close();
+    for (const proxy of proxies) proxy.close();
+    throw failure;
   }
   note("healed everything; the workers go on for 2 s");
   await Bun.sleep(2_000);
