@@ -38,6 +38,8 @@ export class ClientProxy {
   readonly dropRequestsTo = new Set<string>();
   /** Whether every datagram from a node to the client is dropped. */
   dropReplies = false;
+  /** Drops the client's datagrams this says yes to (say, one command's copies), wherever they go. */
+  dropRequestIf: ((datagram: Datagram) => boolean) | null = null;
   readonly counts: ProxyCounts = { forwarded: 0, droppedRequests: 0, droppedReplies: 0, resent: 0 };
   private readonly record: Datagram[] = [];
   private recordedTotal = 0;
@@ -89,7 +91,7 @@ export class ClientProxy {
     if (this.record.length > this.recordMax) this.record.shift();
     const socket = this.sockets.get(node) as Transport;
     if (direction === "request") {
-      if (this.dropRequestsTo.has(node)) {
+      if (this.dropRequestsTo.has(node) || this.dropRequestIf?.(this.record[this.record.length - 1] as Datagram) === true) {
         this.counts.droppedRequests++;
         return;
       }

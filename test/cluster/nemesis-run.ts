@@ -32,6 +32,11 @@ export interface NemesisOptions {
   readonly faultMs: number;
   readonly cells?: number;
   readonly clientsPerCell?: number;
+  /**
+   * Lanes per client at most (default 1): a client with several runs that many loops at
+   * once, so its commands overlap in its one session.
+   */
+  readonly lanesMax?: number;
   readonly faults?: readonly FaultKind[];
   /** Partitions need it; without one they are left out. */
   readonly firewall: Firewall | null;
@@ -92,7 +97,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
     schedule.push(stamped);
     options.log?.(stamped);
   };
-  note(`seed ${options.seed}: ${cellCount} cells, ${perCell} clients each, faults ${kinds.join(",")} for ${options.faultMs} ms`);
+  note(`seed ${options.seed}: ${cellCount} cells, ${perCell} clients each (up to ${options.lanesMax ?? 1} lanes), faults ${kinds.join(",")} for ${options.faultMs} ms`);
 
   const recorder = new HistoryRecorder();
   const cells = Array.from({ length: cellCount }, (_, i) => `nem-${options.seed}-${i}`);
@@ -111,7 +116,11 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
       const id = `w${c}-${j}`;
       const client = await colony.client(id, "client.json", { nodes: proxy.endpoints, deadlineMs: 1_000 + rng.nextInt(5_000) });
       clients.push(client);
-      workers.push(new Worker(new RecordedClient(id, client, recorder), cell, proxy, rng.fork()));
+      // With lanes, one client in two overlaps its commands in one session.
+      const recorded = new RecordedClient(id, client, recorder);
+      const lanesMax = options.lanesMax ?? 1;
+      const lanes = lanesMax === 1 || rng.chance(0.5) ? 1 : 2 + rng.nextInt(lanesMax - 1);
+      for (let lane = 0; lane < lanes; lane++) workers.push(new Worker(recorded, cell, proxy, rng.fork(), lane));
     }
   }
 
@@ -337,7 +346,8 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
     if (verdict.ok === false) problems.push(`${verdict.cell} is not linearizable (${verdict.reason}): ${verdict.explanation}`);
     else if (verdict.ok === "unknown") problems.push(`${verdict.cell}: the checker gave up (${verdict.reason}): ${verdict.explanation}`);
   }
-  for (const worker of workers) problems.push(...worker.counterProblems, ...worker.recorded.anomalies);
+  for (const worker of workers) problems.push(...worker.counterProblems);
+  for (const recorded of new Set(workers.map((w) => w.recorded))) problems.push(...recorded.anomalies);
   const counts = totalCounts(workers);
   const historyOperations = cells.reduce((sum, cell) => sum + recorder.history(cell).length, 0);
   note(`done: ${counts.operations} operations (${counts.committed} committed, ${counts.unknown} unknown), ${historyOperations} in the histories, checked in ${checkMs.toFixed(0)} ms`);

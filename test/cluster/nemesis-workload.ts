@@ -36,6 +36,8 @@ export class RecordedClient {
       const result = await this.client.transact(cell, tx);
       if (result.status === "rejected" && sessionReasons.has(result.reason)) {
         this.recorder.timeout(op, performance.now());
+        // Recorded as unknown: a tooManyPending refusal is not remembered, and a copy of the
+        // command may still be applied later (test/cluster/nemesis-repro-pending.ts).
         this.anomalies.push(`${this.id} on ${cell}: a transaction was answered ${result.reason} (${result.detail})`);
         return { kind: "unknown", why: result.reason };
       }
@@ -64,7 +66,10 @@ export interface WorkerCounts {
 
 export const sharedKeys = ["shared/0", "shared/1", "shared/2"];
 
-/** One client of the nemesis run: a loop of transactions on one cell until told to stop. */
+/**
+ * One loop of transactions on one cell until told to stop. Several workers (lanes) may share
+ * one client, whose commands then overlap in its one session; each lane has its own counter.
+ */
 export class Worker {
   readonly counts: WorkerCounts = { operations: 0, committed: 0, conditionFailed: 0, rejected: 0, unknown: 0, incrementsCommitted: 0, incrementsUnknown: 0 };
   /** Broken promises about the worker's own counter, each a double (or lost) increment. */
@@ -79,10 +84,11 @@ export class Worker {
     readonly cell: string,
     readonly proxy: ClientProxy,
     private readonly rng: Rng,
+    readonly lane = 0,
   ) {}
 
   get id(): string {
-    return this.recorded.id;
+    return `${this.recorded.id}/${this.lane}`;
   }
 
   get counterKey(): string {

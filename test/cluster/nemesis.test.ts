@@ -3,7 +3,8 @@
 //
 // Short form (CI, part of `npm run test:cluster`): the three regressions and one nemesis
 // seed of 25 s. Long form: `npm run test:nemesis` (NEMESIS_SEEDS seeds from NEMESIS_FIRST,
-// NEMESIS_SECONDS each, NEMESIS_CELLS cells of NEMESIS_CLIENTS clients), which prints the
+// NEMESIS_SECONDS each, NEMESIS_CELLS cells of NEMESIS_CLIENTS clients, each with up to
+// NEMESIS_LANES overlapping commands: 3 in the long form, 1 in the short), which prints the
 // schedule and the operation counts of every seed and their sum. NEMESIS_VERBOSE=1 prints
 // the schedule in the short form too.
 // Partitions need iptables and root; without them they are left out, and the run says so.
@@ -47,6 +48,9 @@ const firstSeed = setting("NEMESIS_FIRST", 1, 0);
 const faultSeconds = setting("NEMESIS_SECONDS", long ? 60 : 25, 1);
 const cellCount = setting("NEMESIS_CELLS", 2, 1);
 const clientsPerCell = setting("NEMESIS_CLIENTS", 3, 1);
+// Overlapping commands in one session run into a bug in src/ (see docs/testing.md, "What the
+// nemesis has found"), so the short form runs one command per client at a time.
+const lanesMax = setting("NEMESIS_LANES", long ? 3 : 1, 1);
 const reports: NemesisReport[] = [];
 
 afterAll(() => {
@@ -60,7 +64,7 @@ afterAll(() => {
       `${sum((r) => r.counts.conditionFailed)} condition failed, ${sum((r) => r.counts.unknown)} unknown; ` +
       `${sum((r) => r.counts.incrementsCommitted)} increments committed, ${sum((r) => r.counts.incrementsUnknown)} unknown; ` +
       `${sum((r) => r.resent)} datagrams re-sent (${sum((r) => r.resentAfterRestart)} to restarted nodes), ${sum((r) => r.replayedDrops)} dropped as replayed; ` +
-      `faults ${JSON.stringify(faults)}; ${sum((r) => r.problems.length)} problems`,
+      `faults ${JSON.stringify(faults)}; ${sum((r) => r.problems.length)} problems, ${sum((r) => r.problems.filter((p) => p.includes("tooManyPending")).length)} of them tooManyPending refusals`,
   );
 });
 
@@ -286,7 +290,7 @@ describe("the nemesis against real node processes", () => {
   for (let seed = firstSeed; seed < firstSeed + seedCount; seed++) {
     test(`seed ${seed}: pauses, crashes, partitions, lost replies and re-sent frames leave every history linearizable and no increment doubled`, async () => {
       colony = await ProcessColony.start(7);
-      const report = await runNemesis(colony, { seed, faultMs: faultSeconds * 1_000, cells: cellCount, clientsPerCell, firewall: walls, ...(long || process.env.NEMESIS_VERBOSE !== undefined ? { log: (line: string) => console.log(line) } : {}) });
+      const report = await runNemesis(colony, { seed, faultMs: faultSeconds * 1_000, cells: cellCount, clientsPerCell, lanesMax, firewall: walls, ...(long || process.env.NEMESIS_VERBOSE !== undefined ? { log: (line: string) => console.log(line) } : {}) });
       reports.push(report);
       const c = report.counts;
       console.log(
