@@ -254,11 +254,11 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         const worker = candidates[rng.nextInt(candidates.length)] as Worker;
         worker.proxy.dropReplies = true;
         count("lostReplies");
-        note(`start ${name}: drop every reply to ${worker.id}`);
+        note(`start ${name}: drop every reply to ${worker.recorded.id}`);
         active.push({
           name, nodes: [], until, heal: async () => {
             worker.proxy.dropReplies = false;
-            note(`heal ${name}: ${worker.id} hears replies again`);
+            note(`heal ${name}: ${worker.recorded.id} hears replies again`);
           },
         });
         return true;
@@ -269,11 +269,11 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         if (leader === null || worker.proxy.dropRequestsTo.has(leader)) return false;
         worker.proxy.dropRequestsTo.add(leader);
         count("lostRequests");
-        note(`start ${name}: drop ${worker.id}'s requests to ${leader} (leader of ${worker.cell})`);
+        note(`start ${name}: drop ${worker.recorded.id}'s requests to ${leader} (leader of ${worker.cell})`);
         active.push({
           name, nodes: [], until, heal: async () => {
             worker.proxy.dropRequestsTo.delete(leader);
-            note(`heal ${name}: ${worker.id} reaches ${leader} again`);
+            note(`heal ${name}: ${worker.recorded.id} reaches ${leader} again`);
           },
         });
         return true;
@@ -286,7 +286,7 @@ export async function runNemesis(colony: ProcessColony, options: NemesisOptions)
         const sent = resendSome(worker.proxy, pool, 1 + rng.nextInt(8)) + resendSome(worker.proxy, pool.slice(-4), rng.nextInt(3));
         resent += sent;
         count("replay");
-        note(`${name}: re-sent ${sent} of ${worker.id}'s recorded ${requestsOnly ? "requests" : "datagrams"}`);
+        note(`${name}: re-sent ${sent} of ${worker.recorded.id}'s recorded ${requestsOnly ? "requests" : "datagrams"}`);
         return true;
       }
     }
