@@ -184,18 +184,12 @@ export function totalCounts(workers: readonly Worker[]): WorkerCounts {
 export interface OthersOptions {
   /** Clients at work at once. */
   readonly concurrency?: number;
-  /** Keep the sessions open (end() nobody) and return the clients; by default each client ends its session. */
-  readonly hold?: boolean;
   /** Ids are `${prefix}${i}`. */
   readonly prefix?: string;
 }
 
-/**
- * `count` other clients each open a session with the cell, commit one put and, unless
- * `hold`, end their session: what once pushed a quiet client's session out of an LRU table.
- */
-export async function othersUseCell(colony: ProcessColony, cell: string, count: number, options: OthersOptions = {}): Promise<PhysaliaClient[]> {
-  const held: PhysaliaClient[] = [];
+/** `count` other clients each open a session with the cell, commit one put, and end their session. */
+export async function othersUseCell(colony: ProcessColony, cell: string, count: number, options: OthersOptions = {}): Promise<void> {
   let next = 0;
   const prefix = options.prefix ?? "other-";
   const one = async () => {
@@ -203,10 +197,8 @@ export async function othersUseCell(colony: ProcessColony, cell: string, count: 
       const client = await colony.client(`${prefix}${i}`, "client.json");
       const result = await client.transact(cell, { reads: [], conditions: [], writes: [{ key: `others/${prefix}${i}`, op: "put", value: true }] });
       if (result.status !== "committed") throw new Error(`${prefix}${i}: ${JSON.stringify(result)}`);
-      if (options.hold === true) held.push(client);
-      else await client.end();
+      await client.end();
     }
   };
   await Promise.all(Array.from({ length: options.concurrency ?? 8 }, one));
-  return held;
 }
