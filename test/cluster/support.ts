@@ -14,6 +14,21 @@ import { KeyFileError, type KeySet } from "../../src/wire/keyring.ts";
 
 export const binary = join(import.meta.dir, "../../dist/physalia");
 
+export interface ColonyClientOptions {
+  readonly nodes?: ReadonlyMap<string, Endpoint>;
+  readonly deadlineMs?: number;
+}
+
+/** Polls `check` until it holds, or throws naming `what`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 export class ProcessColony {
   readonly ids: string[];
   readonly endpoints = new Map<string, Endpoint>();
@@ -102,6 +117,12 @@ export class ProcessColony {
     return (await fetch(`http://127.0.0.1:${this.metricsPort(id)}/metrics`, { signal: AbortSignal.timeout(1_000) })).text();
   }
 
+  /** Frames node `id` dropped for `reason` since it started, from its /metrics. */
+  async dropped(id: string, reason: string): Promise<number> {
+    const line = (await this.metrics(id)).split("\n").find((l) => l.startsWith(`physalia_frames_dropped_total{reason="${reason}"} `));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+
   signal(id: string, signal: NodeJS.Signals): void {
     this.processes.get(id)?.kill(signal);
   }
@@ -123,9 +144,31 @@ export class ProcessColony {
     this.processes.delete(id);
   }
 
-  /** A client holding the key file given (by default the control file, which may also create cells). */
-  async client(id: string, file: "client.json" | "control.json" = "control.json"): Promise<PhysaliaClient> {
-    return new PhysaliaClient({ id, nodes: this.endpoints, keys: await this.keys(file), transport: await openUdp({ host: "127.0.0.1", port: 0 }), deadlineMs: 20_000 });
+  /**
+   * A client holding the key file given (by default the control file, which may also create
+   * cells). `nodes` replaces the nodes' addresses (a proxy's, or fewer nodes).
+   */
+  async client(id: string, file: "client.json" | "control.json" = "control.json", options: ColonyClientOptions = {}): Promise<PhysaliaClient> {
+    return new PhysaliaClient({
+      id,
+      nodes: options.nodes ?? this.endpoints,
+      keys: await this.keys(file),
+      transport: await openUdp({ host: "127.0.0.1", port: 0 }),
+      deadlineMs: options.deadlineMs ?? 20_000,
+    });
+  }
+
+  /** The node that says it leads `cell`, asking only the nodes given (paused ones would make us wait). */
+  async leaderOf(cell: string, among: readonly string[] = this.ids): Promise<string | null> {
+    const roles = await Promise.all(among.map(async (id) => ((await this.status(id, cell).catch(() => null))?.role === "leader" ? id : null)));
+    return roles.find((id) => id !== null) ?? null;
+  }
+
+  /** The UDP port of node `id`. */
+  port(id: string): number {
+    const endpoint = this.endpoints.get(id);
+    if (endpoint === undefined) throw new Error(`no node ${id}`);
+    return endpoint.port;
   }
 
   /** Runs `physalia ctl` against this colony, with the control key file for control operations and the client file otherwise. */
