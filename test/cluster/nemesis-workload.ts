@@ -36,8 +36,8 @@ export class RecordedClient {
       const result = await this.client.transact(cell, tx);
       if (result.status === "rejected" && sessionReasons.has(result.reason)) {
         this.recorder.timeout(op, performance.now());
-        // Recorded as unknown: a tooManyPending refusal is not remembered, and a copy of the
-        // command may still be applied later (test/cluster/nemesis-repro-pending.ts).
+        // The client library turns session-layer refusals into errors; one reaching here is a
+        // bug, recorded as unknown (a copy of the command could still be applied) and reported.
         this.anomalies.push(`${this.id} on ${cell}: a transaction was answered ${result.reason} (${result.detail})`);
         return { kind: "unknown", why: result.reason };
       }
