@@ -1,7 +1,14 @@
 // What a replica asks its driver to do. The driver's contract, as in etcd-raft:
 // 1. make every record in `records` durable, in order;
-// 2. only then send `messages` (a reply may depend on any record, of this or any cell);
-// 3. `applied` and `chosen` are for observers (the simworld's invariant checks, metrics):
+// 2. send each message of `messages` marked `afterSync` only once every record appended
+//    before it is durable (a promise or an acknowledgement stands for a record); send the
+//    others at once: they depend on no record of this node (an accept, a commit, a teach,
+//    an answer to a client about a chosen slot), so the node's fsync and its peers' run side
+//    by side, and a leader's reply does not wait for its own log;
+// 3. a message addressed to the replica itself (a leader's acknowledgement of its own vote,
+//    always `afterSync`) goes back to it, through `step`, once durable: that is when its vote
+//    counts;
+// 4. `applied` and `chosen` are for observers (the simworld's invariant checks, metrics):
 //    nothing to do.
 // One Effects value is shared by many cells between two flushes, so one fsync covers them all.
 
@@ -26,6 +33,13 @@ export interface Outgoing {
   readonly to: string;
   readonly cell: string;
   readonly message: CellMessage;
+  /** Whether it must wait until every record appended so far is durable. */
+  readonly afterSync: boolean;
+}
+
+/** The messages that stand for a record of their sender's and so leave only once it is durable. */
+export function needsSync(message: CellMessage): boolean {
+  return message.kind === "promise" || message.kind === "accepted";
 }
 
 export interface AppliedEntry {
@@ -42,6 +56,8 @@ export interface ChosenAtBallot {
   readonly slot: number;
   readonly ballot: Ballot;
   readonly value: LogValue;
+  /** The acknowledgements that made the quorum: each must stand for a durable vote. */
+  readonly voters: readonly string[];
 }
 
 export interface Effects {

@@ -8,7 +8,9 @@
  * - emptyAck: an acceptor acknowledges an accept for a slot it already holds as chosen or
  *   applied, without holding the proposed value, so its "vote" backs a value it never stored;
  * - lruSessions: the session table forgets its least recently used session when it is full,
- *   and a command for a forgotten session is applied as if the session were new.
+ *   and a command for a forgotten session is applied as if the session were new;
+ * - earlyOwnVote: a leader counts its own vote the moment it casts it, before the record is
+ *   durable, although its accepts and replies no longer wait for its log.
  */
-export const mutationKinds = ["latePromise", "emptyAck", "lruSessions"] as const;
+export const mutationKinds = ["latePromise", "emptyAck", "lruSessions", "earlyOwnVote"] as const;
 export type Mutation = (typeof mutationKinds)[number];

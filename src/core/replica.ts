@@ -37,7 +37,7 @@ import { assert } from "./assert.ts";
 import { ballotsEqual, compareBallots, zeroBallot } from "./ballot.ts";
 import { type ApplyOptions, CellState, type CellSettings, type Membership } from "./cellstate.ts";
 import { sameData } from "./equal.ts";
-import type { DurableRecord, Effects } from "./effects.ts";
+import { type DurableRecord, type Effects, needsSync } from "./effects.ts";
 import type {
   AcceptedEntry,
   Ballot,
@@ -764,7 +764,7 @@ export class Replica {
         if (member === this.self) {
           this.accepted.set(slot, { ballot: this.ballot, value });
           this.persist(out, { kind: "accept", slot, ballot: this.ballot, value });
-          proposal.acks.add(this.self);
+          this.acknowledgeOwnVote(out, slot);
         } else {
           this.send(out, member, { kind: "accept", ballot: this.ballot, slot, value, chosenThrough: state.applied });
         }
@@ -809,7 +809,7 @@ export class Replica {
     if (proposal === undefined) return;
     if (!hasQuorum(this.membersFor(slot), proposal.acks)) return;
     this.inflight.delete(slot);
-    out.chosen.push({ cell: this.cell, slot, ballot: this.ballot, value: proposal.value });
+    out.chosen.push({ cell: this.cell, slot, ballot: this.ballot, value: proposal.value, voters: [...proposal.acks] });
     this.choose(slot, proposal.value, out);
     this.applyReady(now, out);
   }
@@ -925,6 +925,15 @@ export class Replica {
 
   private send(out: Effects, to: string, message: CellMessage): void {
     if (to === this.self) return;
-    out.messages.push({ to, cell: this.cell, message });
+    out.messages.push({ to, cell: this.cell, message, afterSync: needsSync(message) });
+  }
+
+  /** A leader's vote counts once its record is durable: the driver hands this back to it then. */
+  private acknowledgeOwnVote(out: Effects, slot: number): void {
+    if (this.mutations.has("earlyOwnVote")) {
+      this.inflight.get(slot)?.acks.add(this.self);
+      return;
+    }
+    out.messages.push({ to: this.self, cell: this.cell, message: { kind: "accepted", ballot: this.ballot, slot }, afterSync: true });
   }
 }

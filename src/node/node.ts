@@ -360,7 +360,9 @@ export class PhysaliaNode {
   }
 
   private reply(client: string, cell: string, name: string, id: number, outcome: ReplyOutcome): void {
-    this.effects.messages.push({ to: client, cell, message: { kind: "reply", client: name, id, outcome } });
+    // "created" and "joined" stand for the record that makes this node host the replica.
+    const afterSync = outcome.kind === "created" || outcome.kind === "joined";
+    this.effects.messages.push({ to: client, cell, message: { kind: "reply", client: name, id, outcome }, afterSync });
   }
 
   // ---- time ---------------------------------------------------------------------------
@@ -418,8 +420,24 @@ export class PhysaliaNode {
         const batch = this.effects;
         this.effects = createEffects();
         this.metrics.slotsApplied += batch.applied.length;
+        // What depends on no record of ours leaves now, so our fsync and our peers' overlap.
+        this.send(batch.messages.filter((m) => !m.afterSync));
         if (batch.records.length > 0) await this.persist(batch.records);
-        this.send(batch.messages);
+        const later = batch.messages.filter((m) => m.afterSync);
+        // A leader's acknowledgement of its own vote comes back to it now that the vote is durable.
+        const own = later.filter((m) => m.to === this.id);
+        if (own.length > 0) {
+          const now = this.now();
+          for (const { cell, message } of own) {
+            const replica = this.replicas.get(cell);
+            if (replica === undefined) continue;
+            replica.step(this.id, message, now, this.effects);
+            this.deadlines.set(cell, replica.nextDeadline());
+          }
+          this.armTimer();
+          if (this.effects.records.length > 0 || this.effects.messages.length > 0) this.flushAgain = true;
+        }
+        this.send(own.length > 0 ? later.filter((m) => m.to !== this.id) : later);
         clearEffects(batch);
       } while (this.flushAgain && this.failed === null && !this.stopped);
     } catch (error) {

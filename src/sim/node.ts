@@ -55,6 +55,8 @@ export class SimNode {
   readonly appliedPending: { readonly entry: AppliedEntry; readonly requires: number }[] = [];
   /** Values this node's leaders saw chosen, whose own votes are not durable yet. */
   readonly chosenPending: { readonly chosen: ChosenAtBallot; readonly requires: number }[] = [];
+  /** Votes this node made durable, by "cell#slot": every ballot it voted at (a later vote does not undo an earlier one). */
+  readonly durableVotes = new Map<string, Set<string>>();
   /** When each replica's next tick is scheduled (global time), to avoid duplicates. */
   readonly tickAt = new Map<string, number>();
 
@@ -126,6 +128,7 @@ export class SimNode {
     this.disk.records.length = 0;
     this.disk.synced = 0;
     this.hosted.clear();
+    this.durableVotes.clear();
     this.incarnation = incarnation;
   }
 

@@ -7,7 +7,7 @@ import { HistoryRecorder } from "../check/recorder.ts";
 import { toHex } from "../core/bytes.ts";
 import { describeMessage, printLogValue } from "../core/describe.ts";
 import { compareBallots } from "../core/ballot.ts";
-import { type ChosenAtBallot, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
+import { type CellRecord, type ChosenAtBallot, type Effects, type Outgoing, clearEffects, createEffects } from "../core/effects.ts";
 import type { Ballot, CellMessage, ConfigChange, Envelope, LogValue } from "../core/messages.ts";
 import type { Replica, ReplicaEnv } from "../core/replica.ts";
 import { limits } from "../limits.ts";
@@ -28,6 +28,7 @@ type Event =
   | { readonly kind: "fsync"; readonly node: SimNode; readonly epoch: number; readonly upto: number }
   | { readonly kind: "client"; readonly client: SimClient; readonly token: number }
   | { readonly kind: "fault"; readonly action: () => void }
+  | { readonly kind: "own"; readonly node: SimNode; readonly epoch: number; readonly messages: readonly Outgoing[] }
   | { readonly kind: "monitor" };
 
 /** What the copies of one sent frame share, so the replay guard's verdicts can be checked. */
@@ -336,6 +337,8 @@ export class World implements ClientHost {
         return event.client.wake(event.token);
       case "fault":
         return event.action();
+      case "own":
+        return this.deliverOwn(event.node, event.epoch, event.messages);
       case "monitor":
         return this.monitor();
     }
@@ -362,14 +365,18 @@ export class World implements ClientHost {
       node.disk.append({ cell, record });
     }
     const requires = node.disk.records.length;
-    for (const message of effects.messages) node.outbox.push({ message, requires });
+    // What depends on no record leaves at the next release; the rest waits for the sync.
+    for (const message of effects.messages) node.outbox.push({ message, requires: message.afterSync ? requires : 0 });
     // A replica applies in memory at once, but what it applied is a fact only once the
     // records behind it are durable: a crash before the sync loses both, and nothing that
     // depended on them has left the node. So agreement is checked as the records sync.
     for (const entry of effects.applied) node.appliedPending.push({ entry, requires });
     // A leader counts its own vote before that vote is durable, so its "chosen" too is a
     // fact only once its records are.
-    for (const chosen of effects.chosen) node.chosenPending.push({ chosen, requires });
+    for (const chosen of effects.chosen) {
+      this.checkVoters(chosen);
+      node.chosenPending.push({ chosen, requires });
+    }
     clearEffects(effects);
     if (node.disk.records.length > node.disk.synced && !node.disk.syncing) this.startSync(node);
     this.release(node);
@@ -389,6 +396,14 @@ export class World implements ClientHost {
 
   private fsyncDone(node: SimNode, epoch: number, upto: number): void {
     if (epoch !== node.epoch || !node.up) return;
+    for (let i = node.disk.synced; i < upto; i++) {
+      const { cell, record } = node.disk.records[i] as CellRecord;
+      if (record.kind !== "accept") continue;
+      const key = `${cell}#${record.slot}`;
+      let ballots = node.durableVotes.get(key);
+      if (ballots === undefined) node.durableVotes.set(key, (ballots = new Set()));
+      ballots.add(`${record.ballot.round}.${record.ballot.node}`);
+    }
     node.disk.synced = Math.max(node.disk.synced, upto);
     node.disk.syncing = false;
     if (node.disk.records.length > node.disk.synced) this.startSync(node);
@@ -401,15 +416,44 @@ export class World implements ClientHost {
     for (const { entry } of node.appliedPending.splice(0, durable)) this.checkAgreement(node, entry.cell, entry.slot, entry.value, entry.executed);
     for (const { chosen } of node.chosenPending.splice(0, countReady(node.chosenPending, node.disk.synced))) this.noteChosen(node, chosen);
     const outbox = node.outbox;
-    const ready = this.options.bug === "sendBeforeSync" ? outbox.length : countReady(outbox, node.disk.synced);
-    if (ready === 0) return;
+    const everything = this.options.bug === "sendBeforeSync";
+    const ready: Outgoing[] = [];
+    let kept = 0;
+    for (const held of outbox) {
+      if (everything || held.requires <= node.disk.synced) ready.push(held.message);
+      else outbox[kept++] = held;
+    }
+    outbox.length = kept;
+    if (ready.length === 0) return;
     const byDestination = new Map<string, Envelope[]>();
-    for (const { message } of outbox.splice(0, ready)) {
+    const own: Outgoing[] = [];
+    for (const message of ready) {
+      if (message.to === node.identity) {
+        own.push(message);
+        continue;
+      }
       let list = byDestination.get(message.to);
       if (list === undefined) byDestination.set(message.to, (list = []));
       list.push({ cell: message.cell, message: message.message });
     }
     for (const [to, envelopes] of byDestination) this.transmit(node.identity, to, envelopes);
+    // A leader's acknowledgement of its own vote, now durable, goes back to it.
+    if (own.length > 0) this.queue.push(this.time + 0.01, { kind: "own", node, epoch: node.epoch, messages: own });
+  }
+
+  private deliverOwn(node: SimNode, epoch: number, messages: readonly Outgoing[]): void {
+    if (!node.up || epoch !== node.epoch) return;
+    const touched = new Set<Replica>();
+    const now = node.localTime(this.time);
+    for (const { cell, message } of messages) {
+      const replica = node.replicas.get(cell);
+      if (replica === undefined) continue;
+      const before = this.effects.messages.length;
+      replica.step(node.identity, message, now, this.effects);
+      this.checkSent(node, before);
+      touched.add(replica);
+    }
+    this.afterStep(node, touched);
   }
 
   private scheduleTick(node: SimNode, replica: Replica): void {
@@ -455,6 +499,18 @@ export class World implements ClientHost {
     for (let i = from; i < messages.length; i++) {
       const { cell, message } = messages[i] as Outgoing;
       this.checkProposal(node, cell, message);
+    }
+  }
+
+  /** A value is chosen only by votes that are durable, the leader's own included. */
+  private checkVoters(chosen: ChosenAtBallot): void {
+    const ballot = `${chosen.ballot.round}.${chosen.ballot.node}`;
+    for (const voter of chosen.voters) {
+      const node = this.nodes.get(nodePart(voter));
+      if (node === undefined || node.identity !== voter) continue; // A former identity: its disk is gone.
+      if (node.durableVotes.get(`${chosen.cell}#${chosen.slot}`)?.has(ballot) !== true) {
+        this.fail(`${chosen.cell} slot ${chosen.slot} was chosen at ${ballot} counting ${voter}'s vote before it was durable`);
+      }
     }
   }
 

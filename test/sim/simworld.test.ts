@@ -60,10 +60,11 @@ describe("the simworld", () => {
 
   test.each([
     ["forgetPromises", "a replica that skips persisting its promise", /agreement|divergence|linearizability|proposed into/],
-    ["forgetAccepts", "a replica that skips persisting its votes", /agreement|divergence|linearizability|proposed into/],
-    ["sendBeforeSync", "a driver that sends before its records are durable", /agreement|divergence|linearizability|proposed into/],
+    ["forgetAccepts", "a replica that skips persisting its votes", /agreement|divergence|linearizability|proposed into|before it was durable/],
+    ["sendBeforeSync", "a driver that sends before its records are durable", /agreement|divergence|linearizability|proposed into|before it was durable/],
     ["reuseIdentity", "a node whose disk was wiped coming back as its former identity", /agreement|divergence|linearizability|proposed into|exactly once/],
     ["emptyAck", "an acceptor that acknowledges a slot it holds only as chosen", /without holding a vote/],
+    ["earlyOwnVote", "a leader that counts its own vote before it is durable", /before it was durable/],
     ["lruSessions", "a session table that forgets its least recently used session", /exactly once|linearizability/],
   ] as const)("%s: %s is caught within a few hundred seeds", (bug, _what, failure) => {
     const caught = caughtWithin(bug, 300);
