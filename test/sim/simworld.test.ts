@@ -62,7 +62,7 @@ describe("the simworld", () => {
     ["forgetPromises", "a replica that skips persisting its promise", /agreement|divergence|linearizability|proposed into/],
     ["forgetAccepts", "a replica that skips persisting its votes", /agreement|divergence|linearizability|proposed into|before it was durable/],
     ["sendBeforeSync", "a driver that sends before its records are durable", /agreement|divergence|linearizability|proposed into|before it was durable/],
-    ["reuseIdentity", "a node whose disk was wiped coming back as its former identity", /agreement|divergence|linearizability|proposed into|exactly once/],
+    ["reuseIdentity", "a node whose disk was wiped coming back as its former identity", /agreement|divergence|linearizability|proposed into|exactly once|before it was durable/],
     ["emptyAck", "an acceptor that acknowledges a slot it holds only as chosen", /without holding a vote/],
     ["earlyOwnVote", "a leader that counts its own vote before it is durable", /before it was durable/],
     ["lruSessions", "a session table that forgets its least recently used session", /exactly once|linearizability/],
