@@ -258,7 +258,7 @@ class Datachannels implements DatachannelTransport {
         pc.setRemoteDescription(checked.signal.sdp, "offer");
         const sdp = await gathered(pc, this.connectTimeoutMs);
         this.offersAnswered++;
-        return Response.json(signSignal(this.options.keyring, { kind: "answer", from: this.identity, to: from, nonce, at: Date.now(), sdp }));
+        return Response.json(signSignal(this.options.keyring, { kind: "answer", from: this.identity, to: from, nonce, at: Date.now(), sdp }, checked.keyId));
       } catch (error) {
         if (this.links.get(from) === link) this.drop(from);
         return this.refuse(400, `cannot answer the offer: ${errorText(error)}`);

@@ -76,14 +76,18 @@ export function newNonce(): string {
   return hex(crypto.getRandomValues(new Uint8Array(16)));
 }
 
-export function signSignal(keyring: SignalKeys, signal: Signal): SignedSignal {
-  const mac = keyring.mac(keyring.currentId, macInput(signal));
-  if (mac === undefined) throw new Error("the key ring lost its current key");
-  return { v: signalVersion, ...signal, key: keyring.currentId, mac: hex(mac) };
+/**
+ * Signs a signal with the current key, or with `keyId`: an answer is signed with the key
+ * its offer was, since a client holds only its own role's key (as frames to it are).
+ */
+export function signSignal(keyring: SignalKeys, signal: Signal, keyId: number = keyring.currentId): SignedSignal {
+  const mac = keyring.mac(keyId, macInput(signal));
+  if (mac === undefined) throw new Error(`the key ring has no key ${keyId}`);
+  return { v: signalVersion, ...signal, key: keyId, mac: hex(mac) };
 }
 
 export type SignalCheck =
-  | { readonly ok: true; readonly signal: Signal }
+  | { readonly ok: true; readonly signal: Signal; readonly keyId: number }
   | { readonly ok: false; readonly status: 400 | 401 | 409; readonly reason: string };
 
 /**
@@ -120,7 +124,7 @@ export function checkSignal(keyring: SignalKeys, text: string, expect: { kind: S
   if (expected === undefined || !macsEqual(expected, hexToBytes(mac))) return { ok: false, status: 401, reason: "the signal is not signed with a key of this colony" };
   if (to !== expect.to) return { ok: false, status: 409, reason: `the signal is for ${to}, not ${expect.to}` };
   if (Math.abs(expect.nowMs - at) > signalAgeMsMax) return { ok: false, status: 409, reason: "the signal is stale (or the clocks disagree by more than 30 s)" };
-  return { ok: true, signal };
+  return { ok: true, signal, keyId: key };
 }
 
 /** Nonces an answerer has accepted, kept while a signal carrying them could still be fresh. */

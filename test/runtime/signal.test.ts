@@ -12,9 +12,22 @@ const expectOffer = { kind: "offer" as const, to: "127.0.0.1:7102", nowMs: now }
 describe("signalling messages", () => {
   test("a signed offer checks, with the current or the previous key", () => {
     const text = JSON.stringify(signSignal(ring, offer));
-    expect(checkSignal(ring, text, expectOffer)).toEqual({ ok: true, signal: offer });
+    expect(checkSignal(ring, text, expectOffer)).toEqual({ ok: true, signal: offer, keyId: 2 });
     const old = new KeyRing({ id: 1, secret: secret(1) });
-    expect(checkSignal(ring, JSON.stringify(signSignal(old, offer)), expectOffer).ok).toBe(true);
+    expect(checkSignal(ring, JSON.stringify(signSignal(old, offer)), expectOffer)).toEqual({ ok: true, signal: offer, keyId: 1 });
+  });
+
+  test("an answer is signed with its offer's key, so a client holding only its own key can check it", () => {
+    // A node verifies offers under any key of its file, but a client's file has only the client key.
+    const client = new KeyRing({ id: 7, secret: secret(7) });
+    const node = { currentId: 2, has: (id: number) => id === 2 || id === 7, mac: (id: number, data: Uint8Array) => (id === 7 ? client : ring).mac(id, data) };
+    const checked = checkSignal(node, JSON.stringify(signSignal(client, offer)), expectOffer);
+    expect(checked).toMatchObject({ ok: true, keyId: 7 });
+    const answer: Signal = { ...offer, kind: "answer", from: offer.to, to: offer.from };
+    const expectAnswer = { kind: "answer" as const, to: offer.from, nowMs: now };
+    expect(checkSignal(client, JSON.stringify(signSignal(node, answer, checked.ok ? checked.keyId : 2)), expectAnswer)).toMatchObject({ ok: true, keyId: 7 });
+    // Signed with the node's own key, the client could not check it: the bug this guards against.
+    expect(checkSignal(client, JSON.stringify(signSignal(node, answer)), expectAnswer)).toMatchObject({ ok: false, status: 401 });
   });
 
   test("a signal from another colony, or with any signed field changed, is refused as unauthenticated", () => {

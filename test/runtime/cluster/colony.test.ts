@@ -59,7 +59,8 @@ describe("colonies on other runtimes and transports", () => {
     colony = await Colony.start(specs);
     const created = await colony.ctl("deno", "create", "vol-mixed");
     expect(created.code).toBe(0);
-    expect((json(created.out).confirmed as string[]).length).toBe(5);
+    expect(json(created.out)).toMatchObject({ status: "created", cell: "vol-mixed" });
+    expect((json(created.out).members as string[]).length).toBe(5);
     expect(json((await colony.ctl("binary", "put", "vol-mixed", "k", "v1")).out)).toEqual({ status: "committed" });
     expect(json((await colony.ctl("deno", "increment", "vol-mixed", "n", "5")).out)).toMatchObject({ status: "committed", increments: { n: "5" } });
     // Every node applied the writes: each runtime and each kind of link took part.
