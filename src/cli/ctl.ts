@@ -8,12 +8,18 @@ import { UsageError, parseCommandLine } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { hasIncarnation, isNodeId, isPlainId, nodePart } from "../wire/ids.ts";
 import { openClientLinks } from "./links.ts";
+import { clientsKey, controlCellOf } from "../control/service.ts";
+import type { Topology } from "../control/topology/types.ts";
+import { utf8 } from "../core/value.ts";
 
 export const ctlUsage = `usage: physalia ctl --topology FILE --keys FILE [--color C] [--timeout MS] [--eventual] COMMAND ...
 --keys FILE is the client key file (client.json) for reads and writes, or the control key file
 (control.json), which create, add-member and remove-member need
 commands (VALUE is JSON: "text", 42, true, {"int": "123..."}, {"bytes": "<base64>"}; bare text is a string):
-  create CELL                     create a cell (its replicas are chosen from the topology)
+  create CELL [--client ID]       create a cell: with --client, the control plane places it near that
+                                  topology client (physalia control must run); without, on the
+                                  topology's rendezvous nodes
+  attach CELL CLIENT              the cell now serves this topology client: the control plane moves it
   get CELL KEY...                 read keys (--eventual: from any replica, possibly stale)
   put CELL KEY VALUE              write a value
   delete CELL KEY                 delete a key
@@ -36,6 +42,7 @@ const flagSpecs = {
   end: { type: "string" },
   limit: { type: "int", min: 1, max: 256 },
   holder: { type: "string" },
+  client: { type: "string" },
   ttl: { type: "int", min: 10, max: 24 * 60 * 60 * 1000 },
 } as const;
 
@@ -73,6 +80,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   const consistency = flags.eventual === true ? "eventual" : "consistent";
   let membership: { kind: "addMember" | "removeMember"; node: string } | null = null;
   let lease: { action: "acquire" | "release"; name: string; holder: string; ttlMs: number } | null = null;
+  let attach: { row: string; rack: string } | null = null;
   switch (command) {
     case "create":
       [cell] = words(rest, [1, 1], "create CELL") as [string];
@@ -140,6 +148,14 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
       membership = { kind: command === "add-member" ? "addMember" : "removeMember", node };
       break;
     }
+    case "attach": {
+      const [c, clientId] = words(rest, [2, 2], "attach CELL CLIENT") as [string, string];
+      cell = c;
+      const entry = topology.clients.find((x) => x.id === clientId);
+      if (entry === undefined) throw new UsageError(`${clientId} is not a client of the topology`);
+      attach = { row: entry.row, rack: entry.rack };
+      break;
+    }
     case "lease":
     case "release": {
       const [c, name] = words(rest, [2, 2], `${command} CELL NAME --holder H${command === "lease" ? " --ttl MS" : ""}`) as [string, string];
@@ -155,7 +171,7 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
-  if ((command === "create" || membership !== null) && kind !== "control") {
+  if ((command === "create" || command === "attach" || membership !== null) && kind !== "control") {
     throw new CliError(`Cannot run ${command}: it needs the control key file, and ${keysPath} is a ${kind} key file`);
   }
 
@@ -165,10 +181,18 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
     nodes, keys, transport, deadlineMs: (flags.timeout as number | undefined) ?? 10_000,
   });
   try {
+    if (command === "create" && flags.client !== undefined) return await requestCreation(client, color, cell, flags.client as string, topology, print);
     if (command === "create") {
       const outcome = await client.create(cell);
       print(JSON.stringify({ ...outcome, cell }));
       return 0;
+    }
+    if (attach !== null) {
+      const where = attach;
+      const clients = { instance: where, primary: where, replica: where };
+      const result = await client.transact(cell, { reads: [], conditions: [], writes: [{ key: clientsKey, op: "put", value: utf8(JSON.stringify(clients)) }] });
+      print(JSON.stringify({ status: result.status, cell, clients, note: "the control plane moves the cell near its clients, one node at a time" }));
+      return result.status === "committed" ? 0 : 1;
     }
     if (membership !== null) {
       // A node is named by its topology id; the cell knows it by identity (its id and its
@@ -205,4 +229,34 @@ export async function ctlCommand(args: string[], print: (line: string) => void =
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Asks the control plane to create a cell near a client: a request in the color's control
+ * cell, which the active control plane serves; waits for its answer there.
+ */
+async function requestCreation(client: PhysaliaClient, color: string, cell: string, clientId: string, topology: Topology, print: (line: string) => void): Promise<number> {
+  if (!topology.clients.some((c) => c.id === clientId)) throw new UsageError(`--client ${clientId} is not a client of the topology`);
+  const control = controlCellOf(color);
+  const write = await client.transact(control, { reads: [], conditions: [{ key: `done/${cell}`, test: "notExists" }], writes: [{ key: `create/${cell}`, op: "put", value: utf8(JSON.stringify({ client: clientId })) }] }).catch((error: unknown) => {
+    throw new CliError(`Cannot reach the control cell ${control} (is physalia control running, and was the colony set up with it?): ${error instanceof Error ? error.message : String(error)}`);
+  });
+  if (write.status === "conditionFailed") {
+    const previous = await client.transact(control, { reads: [`done/${cell}`], conditions: [], writes: [] });
+    const value = previous.status === "committed" ? previous.reads[0] : null;
+    print(value instanceof Uint8Array ? new TextDecoder().decode(value) : JSON.stringify({ status: "exists", cell }));
+    return 0;
+  }
+  for (let waited = 0; waited < 30_000; waited += 200) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const answer = await client.transact(control, { reads: [`done/${cell}`], conditions: [], writes: [] });
+    const value = answer.status === "committed" ? answer.reads[0] : null;
+    if (value instanceof Uint8Array) {
+      const text = new TextDecoder().decode(value);
+      print(text);
+      const status = (JSON.parse(text) as { status?: string }).status;
+      return status === "created" || status === "exists" ? 0 : 1;
+    }
+  }
+  throw new CliError(`The control plane did not answer within 30 s: is physalia control running for color ${color}? The request stays in ${control} and will be served when it runs.`);
 }

@@ -3,6 +3,7 @@
 
 import { UsageError } from "./args.ts";
 import { CliError } from "./colony.ts";
+import { controlCommand, controlUsage } from "./control.ts";
 import { ctlCommand, ctlUsage } from "./ctl.ts";
 import { devCommand, devUsage } from "./dev.ts";
 import { keysCommand, keysUsage } from "./keys.ts";
@@ -19,6 +20,7 @@ commands:
   dev        run a local colony with a sample workload (what npm start runs)
   node       run one node of a colony
   ctl        create a cell, read, write, and run transactions against a colony
+  control    run the control plane of one color: placement, repair, cells that follow their clients
   sim        run the deterministic simworld: one seed, or many
   topology   generate or check topology files
   keys       generate and rotate a colony's key files
@@ -34,6 +36,7 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  control: { run: controlCommand, usage: controlUsage },
   ctl: { run: ctlCommand, usage: ctlUsage },
   dev: { run: devCommand, usage: devUsage },
   keys: { run: keysCommand, usage: keysUsage },

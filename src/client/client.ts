@@ -65,6 +65,8 @@ export interface ClientOptions {
 }
 
 export interface CreateSettings {
+  /** The nodes to create it on (the control plane's placement); by default, the rendezvous nodes of the topology. */
+  readonly nodes?: readonly string[];
   readonly alpha?: number;
   readonly sessionTtlMs?: number;
   readonly sessionsMax?: number;
@@ -144,6 +146,8 @@ export class PhysaliaClient {
   private readonly seen = new Map<string, number>();
   private readonly sessions = new Map<string, CellSession>();
   private readonly opening = new Map<string, Promise<CellSession>>();
+  /** Where each cell's members were last seen, by node id. */
+  private readonly members = new Map<string, string[]>();
   private readonly reassembler = new Reassembler();
   private readonly now: () => number;
   private readonly random: () => number;
@@ -176,12 +180,23 @@ export class PhysaliaClient {
     if (this.options.keys.ring("control") === undefined) throw new MissingKeyError(`Cannot ${what}: it needs the control key file, and this client holds only the client key`);
   }
 
-  /** The nodes that host a cell, best first. */
+  /**
+   * The nodes that host a cell, best first: the members this client last learnt of (from a
+   * create, a description or a redirect), else the rendezvous nodes of the topology.
+   */
   replicasFor(cell: string): string[] {
+    const known = this.members.get(cell);
+    if (known !== undefined && known.length > 0) return [...known];
     const count = Math.min(this.options.membersPerCell ?? 7, this.options.nodes.size);
     const scored = [...this.options.nodes.keys()].map((node) => ({ node, score: rendezvous(cell, node) }));
     scored.sort((a, b) => (a.score < b.score ? 1 : a.score > b.score ? -1 : 0));
     return scored.slice(0, count).map((s) => s.node);
+  }
+
+  /** Tells the client where a cell's members are (node ids or identities). */
+  learnMembers(cell: string, members: readonly string[]): void {
+    const nodes = members.map(nodePart).filter((node) => this.options.nodes.has(node));
+    if (nodes.length > 0) this.members.set(cell, nodes);
   }
 
   /** Asks a node who it is (its identity) and what it knows of a cell. */
@@ -200,8 +215,10 @@ export class PhysaliaClient {
    */
   async create(cell: string, settings: CreateSettings = {}): Promise<CreateOutcome> {
     this.requireControl(`create cell ${cell}`);
-    const planned = this.replicasFor(cell);
-    const hellos = await Promise.all(planned.map((node) => this.hello(cell, node, settings.deadlineMs ?? 3_000).then((h) => ({ node, ...h }), () => ({ node, identity: null, hosted: null }))));
+    const planned = settings.nodes === undefined ? this.replicasFor(cell) : [...settings.nodes];
+    const unknown = planned.find((node) => !this.options.nodes.has(node));
+    if (unknown !== undefined) throw new UnreachableError(`Cannot create cell ${cell}: ${unknown} is not a node this client knows`);
+    const hellos = await Promise.all(planned.map((node) => this.hello(cell, node, settings.deadlineMs ?? this.options.deadlineMs ?? 10_000).then((h) => ({ node, ...h }), () => ({ node, identity: null, hosted: null }))));
     const hosting = hellos.find((h) => h.hosted !== null);
     if (hosting?.hosted) return { status: "exists", incarnation: hosting.hosted.incarnation, members: [...hosting.hosted.members], at: hosting.node };
     const silent = hellos.filter((h) => h.identity === null).map((h) => h.node);
@@ -227,6 +244,7 @@ export class PhysaliaClient {
       const why = refused?.outcome?.kind === "unavailable" ? `; ${refused.node}: ${refused.outcome.reason}` : "";
       throw new UnreachableError(`Cannot create cell ${cell}: only ${created.length} of ${planned.length} nodes created it (${created.join(", ") || "none"})${why}`);
     }
+    this.learnMembers(cell, genesis.members);
     return { status: "created", incarnation: genesis.incarnation, members: [...genesis.members] };
   }
 
@@ -234,12 +252,29 @@ export class PhysaliaClient {
    * What the cell's replicas say of it: its incarnation and latest members, from the first
    * planned node that hosts it with state.
    */
-  async describe(cell: string): Promise<{ node: string; hosted: HostedCell } | null> {
-    for (const node of this.replicasFor(cell)) {
-      const answer = await this.hello(cell, node, 2_000).catch(() => null);
-      if (answer?.hosted && answer.hosted.applied >= 0) return { node, hosted: answer.hosted };
-    }
-    return null;
+  async describe(cell: string, timeoutMs = 1_000): Promise<{ node: string; hosted: HostedCell } | null> {
+    // Every replica at once, so that a dead one costs nothing; the furthest along answers
+    // best, and once one has answered the others get a moment more, not the whole timeout.
+    const replicas = this.replicasFor(cell);
+    let best: { node: string; hosted: HostedCell } | null = null;
+    await new Promise<void>((resolve) => {
+      let pending = replicas.length;
+      let grace: ReturnType<typeof setTimeout> | null = null;
+      const settle = () => {
+        if (--pending === 0) resolve();
+      };
+      if (pending === 0) resolve();
+      for (const node of replicas) {
+        void this.hello(cell, node, timeoutMs).then((answer) => {
+          const hosted = answer.hosted;
+          if (hosted !== null && hosted.applied >= 0 && (best === null || hosted.applied > best.hosted.applied)) best = { node, hosted };
+          if (best !== null && grace === null) grace = setTimeout(resolve, 50);
+        }, () => undefined).finally(settle);
+      }
+    });
+    const found = best as { node: string; hosted: HostedCell } | null;
+    if (found !== null) this.learnMembers(cell, found.hosted.members);
+    return found;
   }
 
   /**
@@ -301,7 +336,12 @@ export class PhysaliaClient {
   async configure(cell: string, change: ConfigChange): Promise<CommandResult> {
     this.requireControl(`change the members of cell ${cell}`);
     const result = await this.command(cell, { kind: "config", change });
-    if (result.status === "configured") await this.advancePast(cell, result.effectiveSlot - 1);
+    if (result.status === "configured") {
+      // The nodes of both memberships may answer until the change governs.
+      this.learnMembers(cell, [...new Set([...result.members, ...this.replicasFor(cell)])]);
+      await this.advancePast(cell, result.effectiveSlot - 1);
+      this.learnMembers(cell, result.members);
+    }
     return result;
   }
 
@@ -509,7 +549,7 @@ export class PhysaliaClient {
           break;
       }
     }
-    throw new UnreachableError(`Cannot reach cell ${cell}: no answer within ${deadlineMs} ms (tried ${[...tried].join(", ")})`);
+    throw new UnreachableError(`Cannot reach cell ${cell}: no answer within ${deadlineMs} ms (tried ${[...tried].join(", ")} of ${replicas.join(", ")})`);
   }
 
   private pause(ms: number): Promise<void> {

@@ -39,15 +39,26 @@ export class ProcessColony {
     this.ids.forEach((id, i) => this.endpoints.set(id, { host: "127.0.0.1", port: basePort + i }));
   }
 
-  static async start(count: number): Promise<ProcessColony> {
+  /**
+   * Starts `count` nodes. With `rows`, they are spread over that many rows (r1, r2, ...), the
+   * first count/rows in r1 and so on, each row with three racks and three power domains;
+   * `clients` go into the topology as they are.
+   */
+  static async start(count: number, options: { rows?: number; clients?: readonly { id: string; kind: string; row: string; rack: string }[] } = {}): Promise<ProcessColony> {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run npm run build first`);
     const colony = new ProcessColony(count, 20_000 + Math.floor(Math.random() * 20_000));
     colony.dir = await mkdtemp(join(tmpdir(), "physalia-cluster-"));
+    const rows = options.rows ?? 1;
+    const perRow = Math.ceil(count / rows);
     const topology = {
       version: 1,
       powerDomains: ["p1", "p2", "p3"],
       colors: ["blue"],
-      nodes: colony.ids.map((id, i) => ({ id, address: `127.0.0.1:${colony.basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 100000 })),
+      nodes: colony.ids.map((id, i) => {
+        const row = rows === 1 ? "r1" : `r${Math.floor(i / perRow) + 1}`;
+        return { id, address: `127.0.0.1:${colony.basePort + i}`, row, rack: rows === 1 ? `k${i % 3}` : `${row}-k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 100000 };
+      }),
+      ...(options.clients === undefined ? {} : { clients: options.clients }),
     };
     await writeFile(colony.topologyPath, JSON.stringify(topology));
     await writeKeyDirectory(colony.keysDir, ["blue"]);
@@ -173,10 +184,25 @@ export class ProcessColony {
 
   /** Runs `physalia ctl` against this colony, with the control key file for control operations and the client file otherwise. */
   async ctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const control = ["create", "add-member", "remove-member"].includes(args[0] ?? "");
+    const control = ["create", "add-member", "remove-member", "attach"].includes(args[0] ?? "");
     const child = Bun.spawn([binary, "ctl", "--topology", this.topologyPath, "--keys", control ? this.controlKeysPath : this.clientKeysPath, ...args], { stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     return { code, out: out.trim(), err: err.trim() };
+  }
+
+  /** Starts a `physalia control` process named `id`; its output goes to `<id>.out`. */
+  startControl(id: string, ...flags: string[]): Subprocess {
+    const child = Bun.spawn([binary, "control", "--topology", this.topologyPath, "--keys", this.controlKeysPath, "--id", id, ...flags], {
+      stdout: Bun.file(join(this.dir, `${id}.out`)),
+      stderr: Bun.file(join(this.dir, `${id}.err`)),
+    });
+    this.processes.set(id, child);
+    return child;
+  }
+
+  /** What a process printed so far. */
+  async output(id: string): Promise<string> {
+    return readFile(join(this.dir, `${id}.out`), "utf8").catch(() => "");
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,307 @@
+// The control plane of one color: a separate system that drives cells only through their own
+// transactions and membership changes (cells never coordinate with each other). It creates
+// cells where the placer puts them, replaces members of nodes that stay down, and moves cells
+// after their clients. Several processes may run; one is active, elected with a Physalia
+// lease in a cell of its own (the control cell), and its state lives in cells: requests and
+// the registry of cells in the control cell, each cell's clients in the cell itself. So a
+// standby that takes over starts from what the cells say, and a repair that was half done
+// (a replacement added, the old member not yet removed) is finished by the next pass.
+//
+// Pacing: a pass takes at most `stepsPerPassMax` membership changes, the cells closest to
+// losing their majority first, and passes come every `passMs`; a large-scale failure (a
+// rack, a row, a power domain) becomes a queue worked through at that rate, not a storm.
+
+import type { PhysaliaClient } from "../client/client.ts";
+import { utf8 } from "../core/value.ts";
+import { limits } from "../limits.ts";
+import { nodePart } from "../wire/ids.ts";
+import { type CellView, type MemberHealth, type MemberView, type PlanOptions, type Step, planStep, urgency } from "./plan.ts";
+import { Placer } from "./placement/placer.ts";
+import type { CellClients } from "./placement/types.ts";
+import type { Topology } from "./topology/types.ts";
+
+/** A cell as the colony knows it: its incarnation and latest members (identities). */
+export interface KnownCell {
+  readonly cell: string;
+  readonly incarnation: string;
+  readonly members: readonly string[];
+}
+
+export interface NodeHealth {
+  readonly health: MemberHealth;
+  readonly downForMs: number;
+  /** The identity the node runs as now, when it answers. */
+  readonly identity: string | null;
+}
+
+/** Where the control plane learns of cells and nodes. */
+export interface ColonyView {
+  cells(): Promise<readonly KnownCell[]>;
+  /** By topology id, every node of the color. */
+  health(): Promise<ReadonlyMap<string, NodeHealth>>;
+  /** Tells the view of a cell the control plane just created (a view may learn of cells late). */
+  created?(cell: KnownCell): void;
+}
+
+export interface ControlOptions {
+  /** This process's name, the holder of the control lease. */
+  readonly id: string;
+  readonly topology: Topology;
+  readonly color: string;
+  /** A client of this color holding the control key. */
+  readonly client: PhysaliaClient;
+  readonly view: ColonyView;
+  /** A node down this long is replaced in its cells (default 10 s). */
+  readonly graceMs?: number;
+  readonly passMs?: number;
+  readonly stepsPerPassMax?: number;
+  readonly leaseTtlMs?: number;
+  /** Cell size for new cells (default 7, fewer when the color has fewer nodes). */
+  readonly size?: number;
+  readonly log?: (line: string) => void;
+  readonly now?: () => number;
+}
+
+/** The control plane's own cell, per color. */
+export function controlCellOf(color: string): string {
+  return `physalia.control.${color}`;
+}
+
+/** Where a cell keeps the clients it serves (JSON of CellClients), in its own state. */
+export const clientsKey = "physalia/clients";
+const createPrefix = "create/";
+const registryPrefix = "cell/";
+
+export type ControlRole = "standby" | "active";
+
+export interface PassReport {
+  readonly role: ControlRole;
+  readonly cells: number;
+  readonly steps: readonly { readonly cell: string; readonly step: Step }[];
+  readonly created: readonly string[];
+}
+
+export class ControlPlane {
+  role: ControlRole = "standby";
+  private readonly options: ControlOptions;
+  private readonly clientsCache = new Map<string, CellClients | null>();
+  private readonly waits = new Map<string, string>();
+  private readonly controlCell: string;
+  private stopped = false;
+  private passes = 0;
+  private readonly now: () => number;
+
+  constructor(options: ControlOptions) {
+    this.options = options;
+    this.controlCell = controlCellOf(options.color);
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  private get size(): number {
+    const nodes = this.options.topology.nodes.filter((n) => n.color === this.options.color).length;
+    return Math.min(this.options.size ?? 7, nodes);
+  }
+
+  private log(line: string): void {
+    this.options.log?.(`control ${this.options.id}: ${line}`);
+  }
+
+  /** Creates the control cell if it does not exist yet (any control process may). */
+  async ensureControlCell(): Promise<void> {
+    await this.options.client.create(this.controlCell, { sessionTtlMs: limits.sessionTtlMsDefault });
+  }
+
+  /** Runs passes until `stop()`. */
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      const started = this.now();
+      try {
+        await this.pass();
+      } catch (error) {
+        this.log(`pass failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const wait = (this.options.passMs ?? 500) - (this.now() - started);
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** One pass: hold (or take) the lease; if active, serve creation requests and reconcile. */
+  async pass(): Promise<PassReport> {
+    this.passes++;
+    const lease = await this.options.client.lease(this.controlCell, "active", this.options.id, this.options.leaseTtlMs ?? 9_000);
+    const held = lease.status === "lease" && lease.held;
+    if (held !== (this.role === "active")) this.log(held ? "active" : `standby (${lease.status === "lease" ? `${lease.holder} is active` : lease.detail})`);
+    this.role = held ? "active" : "standby";
+    if (!held || lease.status !== "lease") return { role: this.role, cells: 0, steps: [], created: [] };
+    const deadline = lease.validUntil;
+    const created = await this.serveCreations(deadline);
+    const { cells, steps } = await this.reconcile(deadline);
+    return { role: this.role, cells, steps, created };
+  }
+
+  /** Creation requests in the control cell: place, create, record, answer. */
+  private async serveCreations(deadline: number): Promise<string[]> {
+    const client = this.options.client;
+    const page = await client.transact(this.controlCell, { reads: [], conditions: [], writes: [], scan: { start: createPrefix, end: "create0", limit: 16 } });
+    if (page.status !== "committed" || page.scan === undefined) return [];
+    const done: string[] = [];
+    for (const [key, value] of page.scan.entries) {
+      if (this.now() >= deadline) break;
+      const cell = key.slice(createPrefix.length);
+      const request = (value instanceof Uint8Array ? parseJson(value) : null) as { client?: unknown; size?: unknown } | null;
+      const answer = await this.create(cell, typeof request?.client === "string" ? request.client : null, typeof request?.size === "number" ? request.size : this.size);
+      await client.transact(this.controlCell, { reads: [], conditions: [], writes: [{ key, op: "delete" }, { key: `done/${cell}`, op: "put", value: utf8(JSON.stringify(answer)) }] });
+      done.push(cell);
+    }
+    return done;
+  }
+
+  private async create(cell: string, clientId: string | null, size: number): Promise<Record<string, unknown>> {
+    const client = this.options.client;
+    const clients = clientId === null ? null : this.locate(clientId);
+    if (clientId !== null && clients === null) return { status: "refused", cell, detail: `client ${clientId} is not in the topology` };
+    const placer = await this.placer();
+    const placement = placer.place({ clients: clients ?? this.anyRow(), color: this.options.color, size });
+    if (placement instanceof Error) return { status: "refused", cell, detail: placement.message };
+    try {
+      const outcome = await client.create(cell, { nodes: placement.nodes });
+      if (outcome.status === "created" && clients !== null) {
+        await client.transact(cell, { reads: [], conditions: [], writes: [{ key: clientsKey, op: "put", value: utf8(JSON.stringify(clients)) }] });
+      }
+      await client.transact(this.controlCell, { reads: [], conditions: [], writes: [{ key: `${registryPrefix}${cell}`, op: "put", value: utf8(JSON.stringify({ client: clientId })) }] });
+      this.options.view.created?.({ cell, incarnation: outcome.incarnation, members: outcome.members });
+      this.clientsCache.set(cell, clients);
+      this.log(`${outcome.status} ${cell} on ${outcome.members.map(nodePart).join(", ")}${placement.relaxed.length > 0 ? ` (relaxed: ${placement.reasons.join("; ")})` : ""}`);
+      return { status: outcome.status, cell, incarnation: outcome.incarnation, members: outcome.members };
+    } catch (error) {
+      return { status: "failed", cell, detail: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  /** A client of the topology, as the three places a cell serves (one client: all three). */
+  private locate(clientId: string): CellClients | null {
+    const entry = this.options.topology.clients.find((c) => c.id === clientId);
+    if (entry === undefined) return null;
+    const where = { row: entry.row, rack: entry.rack };
+    return { instance: where, primary: where, replica: where };
+  }
+
+  private anyRow(): CellClients {
+    const node = this.options.topology.nodes.find((n) => n.color === this.options.color);
+    const where = { row: node?.row ?? "" };
+    return { instance: where, primary: where, replica: where };
+  }
+
+  /** A placer that knows how full each node is, and counts nodes that are down as full: nothing goes there. */
+  private async placer(known?: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Promise<Placer> {
+    const cells = known ?? (await this.options.view.cells());
+    const load = new Map<string, number>();
+    for (const { members } of cells) for (const m of members) load.set(nodePart(m), (load.get(nodePart(m)) ?? 0) + 1);
+    const capacity = new Map(this.options.topology.nodes.map((n) => [n.id, n.capacity]));
+    for (const id of load.keys()) if (!capacity.has(id)) load.delete(id);
+    for (const id of down) if (capacity.has(id)) load.set(id, capacity.get(id) as number);
+    return new Placer(this.options.topology, { load });
+  }
+
+  /** What each cell needs, most urgent first, and at most `stepsPerPassMax` steps of it. */
+  private async reconcile(deadline: number): Promise<{ cells: number; steps: { cell: string; step: Step }[] }> {
+    const view = this.options.view;
+    const [cells, health] = await Promise.all([view.cells(), view.health()]);
+    const graceMs = this.options.graceMs ?? 10_000;
+    const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
+    const placer = await this.placer(cells, downNodes);
+    const views: { cell: KnownCell; view: CellView }[] = [];
+    for (const cell of cells) {
+      if (cell.cell === this.controlCell) continue;
+      views.push({ cell, view: await this.cellView(cell, health, false) });
+    }
+    views.sort((a, b) => urgency(b.view, { graceMs }) - urgency(a.view, { graceMs }));
+    const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
+    const steps: { cell: string; step: Step }[] = [];
+    const budget = this.options.stepsPerPassMax ?? 8;
+    for (const { cell, view: first } of views) {
+      if (steps.length >= budget || this.now() >= deadline) break;
+      let step = planStep(first, placer, options);
+      if (step.kind === "wait" && first.members.length > options.size) {
+        // Whether everyone caught up needs the members' applied slots: ask them, then plan again.
+        step = planStep(await this.cellView(cell, health, true), placer, options);
+      }
+      if (step.kind === "wait") this.note(cell.cell, step.reason);
+      if (step.kind === "none" || step.kind === "wait") continue;
+      steps.push({ cell: cell.cell, step });
+    }
+    await Promise.all(steps.map(({ cell, step }) => this.carryOut(cell, step)));
+    return { cells: views.length, steps };
+  }
+
+  /** Says why a cell waits, once per reason, so an operator can see what the control plane is stuck on. */
+  private note(cell: string, reason: string): void {
+    if (this.waits.get(cell) === reason) return;
+    this.waits.set(cell, reason);
+    this.log(`${cell}: waiting: ${reason}`);
+  }
+
+  private async cellView(cell: KnownCell, health: ReadonlyMap<string, NodeHealth>, withApplied: boolean): Promise<CellView> {
+    const client = this.options.client;
+    let leaderApplied: number | null = null;
+    const applied = new Map<string, number>();
+    if (withApplied) {
+      await Promise.all(cell.members.map(async (member) => {
+        const answer = await client.hello(cell.cell, nodePart(member), 1_000).catch(() => null);
+        if (answer?.identity === member && answer.hosted !== null) applied.set(member, answer.hosted.applied);
+      }));
+      leaderApplied = Math.max(-1, ...applied.values());
+    }
+    const members = cell.members.map((identity): MemberView => {
+      const node = nodePart(identity);
+      const h = health.get(node);
+      // A node that answers as another identity lost its disk: the member is gone for good.
+      const replaced = h !== undefined && h.identity !== null && h.identity !== identity;
+      return {
+        identity, node,
+        health: replaced ? "dead" : (h?.health ?? "dead"),
+        downForMs: replaced ? Number.MAX_SAFE_INTEGER : (h?.downForMs ?? Number.MAX_SAFE_INTEGER),
+        applied: applied.get(identity) ?? null,
+      };
+    });
+    return { cell: cell.cell, color: this.options.color, members, clients: await this.clientsOf(cell.cell), leaderApplied };
+  }
+
+  /** A cell's clients, from its own state (cached; `attach` changes them, and a pass rereads now and then). */
+  private async clientsOf(cell: string): Promise<CellClients | null> {
+    if (this.clientsCache.has(cell) && this.passes % 10 !== 0) return this.clientsCache.get(cell) ?? null;
+    const result = await this.options.client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }).catch(() => null);
+    const value = result?.status === "committed" ? result.reads[0] : null;
+    const clients = value instanceof Uint8Array ? (parseJson(value) as CellClients | null) : null;
+    this.clientsCache.set(cell, clients);
+    return clients;
+  }
+
+  private async carryOut(cell: string, step: Step): Promise<void> {
+    const client = this.options.client;
+    try {
+      if (step.kind === "add") {
+        const identity = await client.join(cell, step.node);
+        const result = await client.configure(cell, { kind: "addMember", node: identity });
+        this.log(`${cell}: added ${identity} (${step.reason}): ${result.status}${"detail" in result ? ` ${result.detail}` : ""}`);
+      } else if (step.kind === "remove") {
+        const result = await client.configure(cell, { kind: "removeMember", node: step.identity });
+        this.log(`${cell}: removed ${step.identity} (${step.reason}): ${result.status}${"detail" in result ? ` ${result.detail}` : ""}`);
+      }
+    } catch (error) {
+      this.log(`${cell}: ${step.kind} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,90 @@
+// The control plane with real processes: two `physalia control` processes (one active by
+// lease) and sixteen nodes in two rows. A node killed for longer than the grace period is
+// replaced in its cells without any command, a repair interrupted by the active control
+// plane's death is finished by the other, and a cell whose client moved follows it.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { ProcessColony } from "./support.ts";
+
+async function waitFor<T>(what: string, check: () => Promise<T | null | false | true>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const value = await check().catch(() => null);
+    if (value !== null && value !== false) return value as T;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let colony: ProcessColony | null = null;
+afterEach(async () => {
+  await colony?.stop();
+  colony = null;
+});
+
+const clients = [
+  { id: "vm1", kind: "instance", row: "r1", rack: "r1-k0" },
+  { id: "vm2", kind: "instance", row: "r2", rack: "r2-k0" },
+];
+
+/** The cell's members as the replica furthest along sees them (a removed member keeps an old view). */
+async function members(c: ProcessColony, cell: string, among: readonly string[]): Promise<string[]> {
+  let best: { applied: number; members: string[] } | null = null;
+  for (const id of among) {
+    const status = await c.status(id, cell).catch(() => null);
+    const list = status?.members as string[] | null | undefined;
+    const applied = status?.applied as number | undefined;
+    if (applied === undefined || applied < 0 || !Array.isArray(list)) continue;
+    if (best === null || applied > best.applied) best = { applied, members: list.map((m) => m.split("~")[0] as string).sort() };
+  }
+  return best?.members ?? [];
+}
+
+describe("the control plane of real processes", () => {
+  test("repairs a dead node's cells by itself, finishes a repair its active process died in, and moves a cell after its client", async () => {
+    colony = await ProcessColony.start(16, { rows: 2, clients });
+    const c = colony;
+    c.startControl("control-a", "--grace", "1500");
+    await waitFor("control-a to be active", async () => (await c.output("control-a")).includes(": active"), 20_000);
+    c.startControl("control-b", "--grace", "1500");
+    const created = await c.ctl("create", "vol", "--client", "vm1");
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.out)).toMatchObject({ status: "created", cell: "vol" });
+    const placed = (JSON.parse(created.out).members as string[]).map((m) => m.split("~")[0] as string);
+    expect(placed.length).toBe(7);
+    expect(placed.every((n) => Number(n.slice(1)) <= 8)).toBe(true); // r1 is n1..n8
+
+    // A member dies: after the grace period the cell is back to seven live members.
+    const first = placed[0] as string;
+    await c.kill(first);
+    const alive = c.ids.filter((id) => id !== first);
+    const repaired = await waitFor("the first repair", async () => {
+      const now = await members(c, "vol", alive);
+      return now.length === 7 && !now.includes(first) ? now : null;
+    }, 60_000);
+    expect(repaired).not.toContain(first);
+
+    // Another dies, and the active control plane dies during the repair: the other finishes it.
+    const second = repaired.find((n) => n !== first) as string;
+    await c.kill(second);
+    await new Promise((resolve) => setTimeout(resolve, 1_800));
+    await c.kill("control-a");
+    const stillAlive = alive.filter((id) => id !== second);
+    const finished = await waitFor("the standby to finish the repair", async () => {
+      const now = await members(c, "vol", stillAlive);
+      return now.length === 7 && !now.includes(second) && !now.includes(first) ? now : null;
+    }, 60_000);
+    expect(finished.length).toBe(7);
+    expect(await c.output("control-b")).toContain(": active");
+    expect((await c.ctl("put", "vol", "k", "v")).code).toBe(0);
+
+    // The client moves to row r2: within a minute the cell lives there.
+    expect((await c.ctl("attach", "vol", "vm2")).code).toBe(0);
+    const moved = await waitFor("the cell to move to r2", async () => {
+      const now = await members(c, "vol", stillAlive);
+      return now.length === 7 && now.every((n) => Number(n.slice(1)) >= 9) ? now : null;
+    }, 60_000);
+    expect(moved.length).toBe(7);
+    expect(JSON.parse((await c.ctl("get", "vol", "k")).out)).toEqual({ status: "committed", reads: { k: { str: "v" } } });
+  }, 240_000);
+});
