@@ -23,6 +23,7 @@ import { decodeBody } from "../wire/schema.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { refusalsFor } from "./refusal.ts";
 
 export interface NodeOptions {
   /**
@@ -60,7 +61,16 @@ export interface NodeOptions {
   readonly onUnknownCell?: (cell: string, from: string) => void;
   /** The identity this node had before its log was damaged: frames peers still address to it name cells to rejoin. */
   readonly formerIdentity?: string;
+  /**
+   * Every node address of the topology ("host:port"), of every color: a frame that fails
+   * the MAC is answered (see `answerUnverified`) only when it came from elsewhere, so two
+   * nodes can never keep answering each other. Default: the peers' addresses.
+   */
+  readonly nodeAddresses?: ReadonlySet<string>;
 }
+
+/** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
+const unverifiedAnswersPerSecond = 10;
 
 const clientsMax = 10_000;
 
@@ -91,12 +101,16 @@ export class PhysaliaNode {
   private readonly random: () => number;
   private readonly env: ReplicaEnv;
   private readonly livenessTimeoutMs: number;
+  private readonly nodeAddresses: ReadonlySet<string>;
+  private unverifiedTokens = unverifiedAnswersPerSecond;
+  private unverifiedRefilledAt = 0;
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
+    this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
     this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
     const { keys } = options;
     const nodeRing = keys.ring("node");
@@ -220,6 +234,7 @@ export class PhysaliaNode {
     const framed = decodeFrame(bytes, this.options.keys, { bytesMax: limits.messageBytesMax });
     if (!framed.ok) {
       this.metrics.drop(framed.reason);
+      if (framed.reason === "unknownKey" || framed.reason === "badMac") this.answerUnverified(from, now);
       return;
     }
     if (!isAddressedTo(framed.frame.receiver, this.id)) {
@@ -252,6 +267,7 @@ export class PhysaliaNode {
     const body = decodeBody(frame.body);
     if (!body.ok) {
       this.metrics.drop(body.reason);
+      if (frame.role !== "node") this.refuseUnreadable(frame, body.detail, from);
       return;
     }
     const allowed = authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts);
@@ -276,6 +292,39 @@ export class PhysaliaNode {
       if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
     }
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
+    this.scheduleFlush();
+  }
+
+  /**
+   * A frame that fails the MAC is dropped unread. So that a client with the wrong key file
+   * learns that at once rather than at its deadline, the node answers with an empty frame
+   * signed under the client ring and another under the control ring: a client holding
+   * either key verifies one and ignores it; one that holds neither cannot verify them, and
+   * that is its sign (client.ts, KeysRejectedError). Nothing of the dropped frame is read,
+   * the answer is no larger than a small request, it goes to no node address, and a token
+   * bucket bounds it to a few a second.
+   */
+  private answerUnverified(from: Endpoint, now: number): void {
+    if (this.nodeAddresses.has(`${from.host}:${from.port}`)) return;
+    this.unverifiedTokens = Math.min(unverifiedAnswersPerSecond, this.unverifiedTokens + ((now - this.unverifiedRefilledAt) / 1000) * unverifiedAnswersPerSecond);
+    this.unverifiedRefilledAt = now;
+    if (this.unverifiedTokens < 1) return;
+    this.unverifiedTokens--;
+    for (const role of ["client", "control"] as const) {
+      const ring = this.options.keys.ring(role);
+      if (ring !== undefined) this.options.transport.send(encodeMessages(ring, { sender: this.id, receiver: "unverified", stamp: this.stamper.next(), messages: [] }), from);
+    }
+  }
+
+  /** An authentic client frame the decoder refused: answer its requests with the cell's typed rejection (refusal.ts). */
+  private refuseUnreadable(frame: Frame, detail: string, from: Endpoint): void {
+    if (!authorizeAtNode({ role: frame.role, sender: frame.sender, messages: [] }, this.facts).ok || !this.fresh(frame)) return;
+    const refusals = refusalsFor(frame.body, frame.sender, detail);
+    if (refusals.length === 0) return;
+    this.clients.delete(frame.sender);
+    this.clients.set(frame.sender, { endpoint: from, role: frame.role });
+    if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+    for (const { cell, client, id, outcome } of refusals) this.reply(frame.sender, cell, client, id, outcome);
     this.scheduleFlush();
   }
 

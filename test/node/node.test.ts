@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { PhysaliaClient, UnreachableError } from "../../src/client/client.ts";
+import { NoSuchCellError, PhysaliaClient } from "../../src/client/client.ts";
 import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
 import { PhysaliaNode } from "../../src/node/node.ts";
 import type { DurableRecord } from "../../src/core/effects.ts";
@@ -162,7 +162,7 @@ describe("the node", () => {
   test("answers an operation on a cell nobody hosts with a clear error", async () => {
     colony = new Colony(3);
     const client = colony.client("client-2", 1_000);
-    await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(UnreachableError);
+    await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(NoSuchCellError);
   });
 
   test("stops for good when a log sync fails, and never retries it", async () => {
