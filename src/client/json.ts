@@ -12,6 +12,7 @@
 import type { TxResult } from "../core/kv.ts";
 import {
   type Condition,
+  type Rejection,
   type IntegerTest,
   type Transaction,
   type Write,
@@ -25,6 +26,14 @@ import { limits } from "../limits.ts";
 
 export class JsonInputError extends Error {
   override name = "JsonInputError";
+}
+
+/** A transaction that is well-formed JSON but breaks a limit of the data model: the cell's own typed answer. */
+export class TransactionRejectedError extends JsonInputError {
+  override name = "TransactionRejectedError";
+  constructor(readonly rejection: Rejection) {
+    super(`${rejection.reason}: ${rejection.detail}`);
+  }
 }
 
 function fail(where: string, problem: string): never {
@@ -350,7 +359,7 @@ export function transactionFromJson(input: unknown): Transaction {
     draft = { ...draft, scan: scan.end === undefined ? { start, limit } : { start, end: scan.end as string, limit } };
   }
   const checked = checkTransaction(draft);
-  if (isRejection(checked)) throw new JsonInputError(`${checked.reason}: ${checked.detail}`);
+  if (isRejection(checked)) throw new TransactionRejectedError(checked);
   return checked;
 }
 
