@@ -73,6 +73,8 @@ export interface NodeOptions {
 const unverifiedAnswersPerSecond = 10;
 
 const clientsMax = 10_000;
+/** Requests whose arrival time is kept to measure their latency; beyond it the oldest are forgotten. */
+const timedRequestsMax = 10_000;
 
 export class PhysaliaNode {
   readonly id: string;
@@ -84,6 +86,8 @@ export class PhysaliaNode {
   private readonly peerIdentities = new Map<string, string>();
   /** Where each client was last heard from and under which role, least recently used first. */
   private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
+  /** When each request waiting for its final answer arrived, by client and request id (for physalia_request_duration_seconds). */
+  private readonly requestArrivals = new Map<string, number>();
   private readonly stamper: Stamper;
   private readonly guard: ReplayGuard | null;
   private readonly facts: NodeFacts;
@@ -210,16 +214,23 @@ export class PhysaliaNode {
     };
   }
 
+  /** The labels on every series this node exports: its topology id and its color. */
+  get metricLabels(): { readonly node: string; readonly color: string } {
+    return { node: nodePart(this.id), color: this.options.keys.color ?? "" };
+  }
+
   metricsText(): string {
     let leaders = 0;
     for (const replica of this.replicas.values()) if (replica.role === "leader") leaders++;
-    return this.metrics.render({
-      physalia_cells_hosted: this.replicas.size,
-      physalia_cells_leading: leaders,
-      physalia_cells_with_deadlines: this.deadlines.size,
-      physalia_peers_alive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length,
-      physalia_chunked_messages_pending: this.reassembler.pendingMessages,
-    });
+    return this.metrics.render(this.metricLabels, [
+      ["physalia_cells_hosted", "Cells this node hosts a replica of.", this.replicas.size],
+      ["physalia_cells_leading", "Cells whose replica on this node leads.", leaders],
+      ["physalia_cells_with_deadlines", "Cells whose replica asked for a timer (the others cost no CPU).", this.deadlines.size],
+      ["physalia_peers", "Nodes of this node's color it talks to.", this.options.peers.size],
+      ["physalia_peers_alive", "Peers heard from within the liveness timeout.", [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length],
+      ["physalia_clients_known", "Clients this node can answer (heard from lately; bounded).", this.clients.size],
+      ["physalia_chunked_messages_pending", "Large messages partly received, waiting for their other chunks.", this.reassembler.pendingMessages],
+    ]);
   }
 
   // ---- receiving ----------------------------------------------------------------------
@@ -359,9 +370,23 @@ export class PhysaliaNode {
       }
       return;
     }
+    if (message.kind === "request") {
+      this.requestArrivals.set(`${sender}\u0000${message.id}`, now);
+      if (this.requestArrivals.size > timedRequestsMax) this.requestArrivals.delete(this.requestArrivals.keys().next().value as string);
+    }
+    const before = replica.role;
     replica.step(sender, message, now, this.effects);
+    this.observeRole(before, replica.role);
     this.deadlines.set(cell, replica.nextDeadline());
     this.armTimer();
+  }
+
+  /** Counts elections and leader changes from a replica's role before and after a step. */
+  private observeRole(before: Replica["role"], after: Replica["role"]): void {
+    if (before === after) return;
+    if (after === "candidate") this.metrics.elections++;
+    if (after === "leader") this.metrics.count(this.metrics.leaderChanges, "gained");
+    if (before === "leader") this.metrics.count(this.metrics.leaderChanges, "lost");
   }
 
   /** What this node says of its replica of a cell. */
@@ -430,7 +455,9 @@ export class PhysaliaNode {
     for (const cell of this.deadlines.due(now)) {
       const replica = this.replicas.get(cell);
       if (replica === undefined) continue;
+      const before = replica.role;
       replica.tick(now, this.effects);
+      this.observeRole(before, replica.role);
       this.deadlines.set(cell, replica.nextDeadline());
     }
     this.armTimer();
@@ -484,7 +511,7 @@ export class PhysaliaNode {
     await this.options.log.sync();
     this.metrics.syncs++;
     this.metrics.recordsWritten += records.length;
-    this.metrics.syncLatency.observe(this.now() - started);
+    this.metrics.syncLatency.observeMs(this.now() - started);
   }
 
   private fail(error: unknown): void {
@@ -496,9 +523,10 @@ export class PhysaliaNode {
 
   private send(messages: readonly Outgoing[]): void {
     const byDestination = new Map<string, Envelope[]>();
+    const now = this.now();
     for (const { to, cell, message } of messages) {
-      if (message.kind === "reply") this.metrics.reply(message.outcome.kind);
-      if (message.kind === "reply" && message.outcome.kind === "done") this.metrics.commandsCommitted++;
+      if (message.kind === "reply") this.observeReply(to, message, now);
+      else if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
       let list = byDestination.get(to);
       if (list === undefined) byDestination.set(to, (list = []));
       list.push({ cell, message });
@@ -519,6 +547,21 @@ export class PhysaliaNode {
       }
       this.sendFrames(to, { endpoint, ring }, envelopes);
     }
+  }
+
+  private observeReply(to: string, reply: Extract<Outgoing["message"], { kind: "reply" }>, now: number): void {
+    const outcome = reply.outcome;
+    this.metrics.reply(outcome.kind);
+    if (outcome.kind === "done") {
+      if (outcome.result.status === "rejected") this.metrics.reject(outcome.result.reason);
+      else this.metrics.commandsCommitted++;
+    }
+    const key = `${to}\u0000${reply.id}`;
+    const arrived = this.requestArrivals.get(key);
+    if (arrived === undefined) return;
+    // A redirect or a refusal to wait is not the request's answer: only the final one is timed.
+    if (outcome.kind === "done" || outcome.kind === "read") this.metrics.requestLatency.observeMs(now - arrived);
+    if (outcome.kind !== "overloaded") this.requestArrivals.delete(key);
   }
 
   /** Packs envelopes into frames that fit a datagram; a single oversized one is chunked. */

@@ -124,9 +124,9 @@ describe("the node", () => {
     const unknownKey = encodeMessages(new KeyRing({ id: 77, secret: testSecret(10) }), { sender: "n2", receiver: "n1", stamp, messages: [] });
     colony.net.inject(unknownKey, target);
     const metrics = colony.nodes.get("n1")?.metricsText() ?? "";
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort"} 1');
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac"} 1');
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort",node="n1",color="blue"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac",node="n1",color="blue"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey",node="n1",color="blue"} 1');
     expect(await client.transact("vol-3", put("k", true))).toMatchObject({ status: "committed" });
   });
 
