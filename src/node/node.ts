@@ -189,6 +189,11 @@ export class PhysaliaNode {
     }
   }
 
+  /** The names of the first `max` cells this node hosts, in name order (for the dashboard). */
+  cellNames(max: number): string[] {
+    return [...this.replicas.keys()].sort().slice(0, max);
+  }
+
   /** One cell's replica, as /status?cell=NAME shows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
     const replica = this.replicas.get(cell);
