@@ -31,10 +31,12 @@ const gameDayCommands = ["kill", "pause", "resume", "restart", "partition", "hea
 type GameDayCommand = (typeof gameDayCommands)[number];
 
 export const devUsage = `usage:
-  physalia dev [--base-port P] [--duration S] [--data DIR] [--transport udp|datachannel|mixed]
+  physalia dev [--base-port P] [--duration S] [--data DIR] [--load N] [--transport udp|datachannel|mixed]
       start a colony of ${localTopology.nodes.length} node processes on 127.0.0.1 (UDP ports P.., default 7101; metrics and
-      the dashboard on P+1000..), create three cells, run a sample workload, and keep serving until
-      Ctrl-C (or for S seconds). Data goes to a temporary directory unless --data is given.
+      the dashboard on P+1000..), create three cells, run a sample workload, then keep a light load
+      of N increments a second (default 30, 0 for none) on them, so the dashboard shows what a
+      fault does, and keep serving until Ctrl-C (or for S seconds). Data goes to a temporary
+      directory unless --data is given.
       --transport picks how nodes are reached: UDP (the default), WebRTC data channels, or
       every second node over data channels, so that a cell mixes the two kinds of link.
   physalia dev kill|pause|resume|restart|partition|heal NODE [--base-port P]
@@ -65,6 +67,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     "base-port": { type: "int", min: 1024, max: 60_000 },
     duration: { type: "int", min: 0, max: 86_400 },
     data: { type: "string" },
+    load: { type: "int", min: 0, max: 1000 },
     transport: { type: "string" },
     simulated: { type: "bool" },
     seed: { type: "int", min: 0, max: 0xffff_ffff },
@@ -152,6 +155,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     print(`     or from another terminal: ${hint} dev kill n3${basePort === 7101 ? "" : ` --base-port ${basePort}`}`);
     print((flags.duration as number | undefined) ? `Stopping in ${flags.duration} s.` : "Ctrl-C to stop.");
     colony.reportDeaths = true;
+    const load = await startLoad(topologyPath, controlKeys, (flags.load as number | undefined) ?? 30);
     let timer: ReturnType<typeof setTimeout> | null = null;
     let closeConsole = () => {};
     const reason = await new Promise<string>((resolve) => {
@@ -163,6 +167,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     // Nothing may keep the process alive once the colony is stopped.
     if (timer !== null) clearTimeout(timer);
     closeConsole();
+    await load.stop();
     if (reason !== "duration" && reason !== "quit") print(`physalia dev: ${reason}, stopping`);
     return await stop(0);
   } catch (error) {
@@ -424,6 +429,37 @@ async function remoteCommand(command: string, args: string[], print: (line: stri
   if (!answer.ok) throw new CliError(answer.message);
   print(answer.message);
   return 0;
+}
+
+/**
+ * A steady trickle of increments on the sample cells, each in its own loop, so goodput and
+ * latency show on the dashboard and a fault shows as a dip; a failed one is retried by the
+ * next. Off with --load 0.
+ */
+async function startLoad(topologyPath: string, keysPath: string, perSecond: number): Promise<{ stop(): Promise<void> }> {
+  if (perSecond === 0) return { stop: async () => {} };
+  const topology = await readTopology(topologyPath);
+  const { keys } = await readKeys(keysPath, ["control"]);
+  const color = topology.colors[0] as string;
+  const transport = await openClientLinks(topology, color, keys, { host: "127.0.0.1", port: 0 });
+  const client = new PhysaliaClient({ id: `dev-load-${process.pid}`, nodes: colorEndpoints(topology, color), keys, transport, deadlineMs: 3_000 });
+  let running = true;
+  const cells = ["volume-1", "volume-2", "volume-3"];
+  const loops = cells.map(async (cell) => {
+    const intervalMs = (1000 * cells.length) / perSecond;
+    while (running) {
+      const started = performance.now();
+      await client.transact(cell, { reads: [], conditions: [], writes: [{ key: "load", op: "increment", by: 1n }] }).catch(() => undefined);
+      await runtime.sleep(Math.max(0, intervalMs - (performance.now() - started)));
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.race([Promise.all(loops), runtime.sleep(4_000)]);
+      await client.end(300);
+    },
+  };
 }
 
 async function workload(topologyPath: string, keysPath: string, print: (line: string) => void): Promise<number> {
