@@ -22,7 +22,7 @@ commands:
   sim        run the deterministic simworld: one seed, or many
   topology   generate or check topology files
   keys       generate and rotate a colony's key files
-  help       this text; physalia <command> --help for a command's flags
+  help       this text; physalia help <command> (or <command> --help) for a command's flags
 
 flags:
   --version  print the version

@@ -1,7 +1,7 @@
 // How to start another process of this same program, from sources or from the binary, on
 // the runtime this one runs on; and how to tell a person to.
 
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import { runtime } from "../runtime/mod.ts";
 
@@ -21,14 +21,20 @@ function typed(path: string): string {
 }
 
 /**
- * The command a person can paste, in this directory, to run this program again: Bun is
- * not on PATH after `npm install`, so from sources it is node_modules/.bin/bun when that is
- * here, and the runtime's own path otherwise.
+ * The command a person can paste, in this directory, to run this program again. The runtime
+ * is not on PATH after `npm install`: from sources, it is `node_modules/.bin/<runtime>` when
+ * that link is here and leads to the runtime running now, else the runtime's own path.
  */
 export function hintCommand(): string {
   const argv = selfCommand();
-  if (runtime.compiled || runtime.name !== "bun") return argv.map((w, i) => shellWord(i === 0 ? w : typed(w))).join(" ");
-  const local = join(process.cwd(), "node_modules", ".bin", "bun");
-  const bun = existsSync(local) ? "node_modules/.bin/bun" : (argv[0] as string);
-  return [bun, ...argv.slice(1).map(typed)].map(shellWord).join(" ");
+  const [executable, ...rest] = argv as [string, ...string[]];
+  if (runtime.compiled) return [typed(executable), ...rest].map(shellWord).join(" ");
+  const link = join("node_modules", ".bin", runtime.name);
+  let same = false;
+  try {
+    same = existsSync(link) && realpathSync(link) === realpathSync(executable);
+  } catch {
+    same = false;
+  }
+  return [same ? link : executable, ...rest.map(typed)].map(shellWord).join(" ");
 }

@@ -499,7 +499,8 @@ export class PhysaliaClient {
       const choice = hosting.length > 0 ? hosting : others;
       return choice.length === 0 ? target : (choice[Math.floor(this.random() * choice.length)] as string);
     };
-    const keysRejected = () => this.verifiedFrom.size === 0 && [...tried].some((node) => this.unverifiedFrom.has(node));
+    // Two nodes, so that one corrupted reply (which also fails the MAC) is not taken for a wrong key.
+    const keysRejected = () => this.verifiedFrom.size === 0 && [...tried].filter((node) => this.unverifiedFrom.has(node)).length >= Math.min(2, replicas.length);
     while (this.now() < deadline) {
       tried.add(target);
       const force = leaderFailures >= 1;
