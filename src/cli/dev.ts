@@ -82,8 +82,10 @@ export async function devCommand(args: string[], print: (line: string) => void =
 
   // Every port first: a second colony on the same ports must not start at all (it would
   // send frames to the first one's nodes), and must say why.
+  // A UDP node listens on UDP; with data channels anywhere, nodes also take offers on TCP at the same port.
+  const protocols = (kind: string): ("udp" | "tcp")[] => (links === "udp" ? ["udp"] : kind === "datachannel" ? ["tcp"] : ["udp", "tcp"]);
   const uses: PortUse[] = topology.nodes.flatMap((node, i): PortUse[] => [
-    { endpoint: { host: "127.0.0.1", port: basePort + i }, protocol: node.transport === "datachannel" ? "tcp" : "udp", role: `${node.id}'s node port` },
+    ...protocols(node.transport).map((protocol): PortUse => ({ endpoint: { host: "127.0.0.1", port: basePort + i }, protocol, role: `${node.id}'s node port` })),
     { endpoint: { host: "127.0.0.1", port: basePort + 1000 + i }, protocol: "tcp", role: `${node.id}'s metrics port` },
   ]);
   uses.push({ endpoint: { host: "127.0.0.1", port: basePort + 999 }, protocol: "tcp", role: "the dev console" });
