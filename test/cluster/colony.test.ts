@@ -236,7 +236,7 @@ describe("a colony of real node processes", () => {
       messages: [{ cell: "vol-e", message: { kind: "commit", ballot: { round: 1_000_000, node: "n2" }, through: 5 } }],
     });
     socket.send(forged, colony.endpoints.get("n1")?.port as number, "127.0.0.1");
-    await waitFor("the wrongRole drop", async () => (await colony!.metrics("n1")).includes('reason="wrongRole"} 1'));
+    await waitFor("the wrongRole drop", async () => (await colony!.metrics("n1")).includes('reason="wrongRole",node="n1",color="blue"} 1'));
     socket.close();
     expect((await colony.ctl("put", "vol-e", "k", "v")).code).toBe(0);
   }, 60_000);
