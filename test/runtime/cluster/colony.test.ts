@@ -83,7 +83,7 @@ describe("colonies on other runtimes and transports", () => {
       try {
         const child = colony.startNode(id, runner);
         expect(await child.exited).toBe(1);
-        expect(colony.stderr(id)).toContain("Cannot serve metrics");
+        expect(colony.stderr(id)).toContain("its metrics port 127.0.0.1:");
         expect(existsSync(colony.dataDir(id))).toBe(false);
       } finally {
         squatter.stop();
