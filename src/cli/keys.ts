@@ -83,8 +83,13 @@ export async function writeKeyDirectory(dir: string, colors: readonly string[]):
   for (const color of colors) if (!isPlainId(color)) throw new UsageError(`${JSON.stringify(color)} is not a color name (1 to 64 of [A-Za-z0-9._-])`);
   if (new Set(colors).size !== colors.length) throw new UsageError("a color is listed twice");
   const files = generateKeyFiles(colors);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const existing = new Set(await readdir(dir));
+  let existing: Set<string>;
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    existing = new Set(await readdir(dir));
+  } catch (error) {
+    throw new CliError(`Cannot write keys to ${dir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   for (const name of files.keys()) if (existing.has(name)) throw new CliError(`Cannot write ${join(dir, name)}: it exists, and keys are never overwritten`);
   for (const [name, file] of files) await writeNew(join(dir, name), formatKeyFile(file));
   return [...files.keys()];

@@ -1,52 +1,59 @@
-// One node process per data directory: two writers on one log would corrupt it. The lock
-// is a file holding the owner's pid, created atomically; a lock whose process is gone (a
-// node that was SIGKILLed) is taken over.
+// One node process per data directory: two writers on one log would corrupt it. The lock is
+// an OS lock (flock(2), see src/runtime/flock.ts) on the directory's LOCK file. The kernel
+// releases it when its owner ends, however it ends, so a SIGKILLed owner (reaped or not)
+// never blocks a restart, and no other process that happens to have the owner's old pid
+// (after a reboot) is mistaken for it. The file stays; it holds the owner's pid only so that
+// a refusal can name the process.
 
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { ftruncateSync, mkdirSync, readFileSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { CliError } from "./colony.ts";
+import { errorText, runtime } from "../runtime/mod.ts";
+import { CliError, InputError } from "./colony.ts";
 
 export interface DirectoryLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/** Refuses a path that exists and is not a directory: bad input, said in one line. */
+export function checkDirectory(directory: string, flag = "--data"): void {
+  let stat;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as { code?: string }).code === "EPERM";
+    stat = statSync(directory);
+  } catch {
+    return; // Missing: it will be created.
   }
+  if (!stat.isDirectory()) throw new InputError(`Cannot use ${flag} ${directory}: it is a file, not a directory`);
 }
 
-export function lockDirectory(directory: string): DirectoryLock {
-  mkdirSync(directory, { recursive: true });
-  const path = join(directory, "LOCK");
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o644);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return {
-        release() {
-          try {
-            unlinkSync(path);
-          } catch {
-            // Already gone: nothing to release.
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as { code?: string }).code !== "EEXIST") {
-        throw new CliError(`Cannot lock ${directory}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-      const owner = Number.parseInt(readFileSync(path, "utf8"), 10);
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-        throw new CliError(`Cannot use ${directory}: another node process (pid ${owner}) is using it`);
-      }
-      unlinkSync(path); // A stale lock: its process is gone.
-    }
+export async function lockDirectory(directory: string): Promise<DirectoryLock> {
+  checkDirectory(directory);
+  try {
+    mkdirSync(directory, { recursive: true });
+  } catch (error) {
+    throw new CliError(`Cannot create ${directory}: ${errorText(error)}`);
   }
-  throw new CliError(`Cannot lock ${directory}: the lock file keeps reappearing`);
+  const path = join(directory, "LOCK");
+  let lock;
+  try {
+    lock = await runtime.lockFile(path);
+  } catch (error) {
+    throw new CliError(`Cannot lock ${directory}: ${errorText(error)}`);
+  }
+  if (lock === null) {
+    let owner = "";
+    try {
+      const pid = Number.parseInt(readFileSync(path, "utf8"), 10);
+      if (Number.isInteger(pid) && pid > 0) owner = ` (pid ${pid})`;
+    } catch {
+      // The pid is only for the message.
+    }
+    throw new CliError(`Cannot use ${directory}: another node process${owner} is using it`);
+  }
+  try {
+    ftruncateSync(lock.fd, 0);
+    writeSync(lock.fd, `${process.pid}\n`);
+  } catch {
+    // The pid is only for the message; the lock is what counts.
+  }
+  return lock;
 }

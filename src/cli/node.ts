@@ -2,25 +2,37 @@
 // replicas, listens on its UDP address, serves /metrics and /status on loopback, and runs
 // until SIGTERM or SIGINT.
 
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import type { Topology } from "../control/topology/types.ts";
+import { renderProcessMetrics } from "../node/metrics.ts";
+import { type CellView, type ColonyMember, type NodeView, dashboardRoutes } from "../transport/dashboard/mod.ts";
+import { nodePart } from "../wire/ids.ts";
+import { type Isolatable, isolatable } from "./gameday.ts";
+import { watchParent } from "./orphan.ts";
+import { version } from "./version.ts";
 import { PhysaliaNode } from "../node/node.ts";
 import type { Transport } from "../transport/transport.ts";
 import { openLog, LogOpenError, moveLogAside } from "../storage/mod.ts";
-import { errorText } from "../runtime/mod.ts";
-import { type StatusServer, type StatusSource, serveStatus } from "../transport/http.ts";
+import { errorText, runtime } from "../runtime/mod.ts";
+import { type StatusServer, type StatusSource, serveRoutes, statusRoutes } from "../transport/http.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, nodeColors, readKeys, readTopology } from "./colony.ts";
 import { openClientLinks, openNodeLinks } from "./links.ts";
 import { type RejoinIntent, type Rejoiner, readIntent, startRejoining, writeIntent } from "./rejoin.ts";
-import { lockDirectory } from "./lock.ts";
+import { checkDirectory, lockDirectory } from "./lock.ts";
+import { isAddressInUse, isLoopbackHost } from "./ports.ts";
 
-export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT]
+export const nodeUsage = `usage: physalia node --topology FILE --id NODE --data DIR --keys FILE [--metrics HOST:PORT] [--exit-with-parent] [--game-day]
   --topology FILE    the colony's topology (JSON; see docs/placement.md)
   --id NODE          this node's id in the topology; it listens on that node's address (UDP, or data-channel
                      signalling on TCP at the same port when it or a peer has "transport": "datachannel")
   --data DIR         where the node keeps its log (created if missing)
   --keys FILE        the node key file of this node's color (physalia keys generate writes node-<color>.json)
-  --metrics H:P      where /metrics and /status are served (default 127.0.0.1:<udp port + 1000>)`;
+  --metrics H:P      where /metrics, /status and the colony dashboard (/) are served, on loopback only
+                     (default 127.0.0.1:<udp port + 1000>)
+  --exit-with-parent stop when the process that started this one ends (physalia dev starts its nodes so)
+  --game-day         accept POST /game-day/isolate and /game-day/heal on the status endpoint, which cut this
+                     node off from every peer and client and join it again (physalia dev partition NODE)`;
 
 export async function nodeCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
   const flags = parseFlags(args, {
@@ -29,6 +41,8 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     data: { type: "string" },
     keys: { type: "string" },
     metrics: { type: "string" },
+    "exit-with-parent": { type: "bool" },
+    "game-day": { type: "bool" },
   });
   const id = flags.id as string | undefined;
   const data = flags.data as string | undefined;
@@ -42,6 +56,8 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   if (keys.color !== me.color) throw new CliError(`Cannot start node ${id}: ${keysPath} is the key file of color ${keys.color}, and ${id} is ${me.color}`);
   const local = endpointOf(me.address);
   const metricsAt = flags.metrics === undefined ? { host: "127.0.0.1", port: local.port + 1000 } : endpointOf(flags.metrics as string);
+  if (!isLoopbackHost(metricsAt.host)) throw new UsageError(`--metrics must be on loopback (127.0.0.1 or ::1), not ${metricsAt.host}: /metrics and /status show this node's cells to whoever can reach them`);
+  checkDirectory(data);
   // Nodes of different colors never talk to each other.
   const peers = colorEndpoints(topology, me.color);
   peers.delete(id);
@@ -51,25 +67,36 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   // port without permission) is tried before the log is touched, so a node that cannot
   // start leaves no half-created log behind, and no directory it created.
   const existed = existsSync(data);
-  let lock = lockDirectory(data);
+  let lock = await lockDirectory(data);
   const abandon = () => {
     lock.release();
     if (!existed) rmSync(data, { recursive: true, force: true });
   };
   let transport: Transport;
+  let gameDay: Isolatable | null = null;
   try {
     transport = await openNodeLinks(topology, me, keys);
+    if (flags["game-day"] === true) {
+      gameDay = isolatable(transport);
+      transport = gameDay.transport;
+    }
   } catch (error) {
     abandon();
+    if (isAddressInUse(error)) throw new CliError(`Cannot start node ${id}: its address ${me.address} is in use (another node, or another colony on the same ports?)`);
     throw error;
   }
   const source = new LateStatusSource();
   let status: StatusServer;
   try {
-    status = await serveStatus(metricsAt, source);
+    status = await serveRoutes(metricsAt, {
+      ...statusRoutes(source),
+      ...dashboardRoutes({ self: id, colony: colonyMembers(topology, me.color), view: () => source.view() }),
+      ...(gameDay?.routes ?? {}),
+    });
   } catch (error) {
     transport.close();
     abandon();
+    if (isAddressInUse(error)) throw new CliError(`Cannot start node ${id}: its metrics port ${metricsAt.host}:${metricsAt.port} is in use (another node, or another colony on the same ports?)`);
     throw new CliError(`Cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${errorText(error)}`);
   }
   const unbind = () => {
@@ -108,7 +135,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       throw new CliError(errorText(error));
     }
     try {
-      lock = lockDirectory(data);
+      lock = await lockDirectory(data);
       opened = await openLog(data);
       // The intent is durable before the node does anything else, so a restart resumes it.
       writeIntent(data, { former, cells });
@@ -143,6 +170,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const early: string[] = [];
   const node = new PhysaliaNode({
     id: identity, peers, keys, nodeColors: nodeColors(topology), log, transport, recovered: records,
+    nodeAddresses: new Set(topology.nodes.map((n) => n.address)),
     ...(process.env.PHYSALIA_TRACE ? { trace: (line: string) => console.error(line) } : {}),
     ...(intent === null ? {} : {
       formerIdentity: intent.former,
@@ -166,11 +194,17 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   const compaction = setInterval(() => {
     if (log.shouldCompact() && !log.compacting) void node.compact((entries) => log.compact(entries));
   }, 1_000);
+  // The dashboard's history: a point every two seconds.
+  node.metrics.sample(Date.now());
+  const sampling = setInterval(() => node.metrics.sample(Date.now()), 2_000);
+  let orphan: { stop(): void } | null = null;
   return await new Promise<number>((resolve) => {
     const shutdown = async () => {
       if (exiting) return;
       exiting = true;
       clearInterval(compaction);
+      clearInterval(sampling);
+      orphan?.stop();
       rejoiner?.stop();
       status.stop();
       await node.stop();
@@ -179,6 +213,35 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
     };
     process.once("SIGTERM", () => void shutdown());
     process.once("SIGINT", () => void shutdown());
+    process.once("SIGHUP", () => void shutdown());
+    if (flags["exit-with-parent"] === true) {
+      orphan = watchParent(() => {
+        print(`node ${id}: the process that started it is gone; stopping`);
+        void shutdown();
+      });
+    }
+  });
+}
+
+/** Cells one node lists on the dashboard (the page shows a colony's first few). */
+const dashboardCellsMax = 50;
+
+/** Open file descriptors, where /proc tells (Linux); null elsewhere. */
+function openFds(): number | null {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return null;
+  }
+}
+
+/** The topology's nodes of one color as the dashboard draws them, with where each one's status endpoint is by default. */
+function colonyMembers(topology: Topology, color: string): ColonyMember[] {
+  return topology.nodes.filter((n) => n.color === color).map((n) => {
+    const at = endpointOf(n.address);
+    // A node's status endpoint is on loopback on its own machine: reachable from here only when it is on this one.
+    const statusUrl = isLoopbackHost(at.host) ? `http://127.0.0.1:${at.port + 1000}` : null;
+    return { id: n.id, row: n.row, rack: n.rack, power: n.power, color: n.color, address: n.address, statusUrl };
   });
 }
 
@@ -188,14 +251,31 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
  * until the node exists.
  */
 class LateStatusSource implements StatusSource {
-  private source: StatusSource | null = null;
+  private source: PhysaliaNode | null = null;
 
-  set(source: StatusSource): void {
+  set(source: PhysaliaNode): void {
     this.source = source;
   }
 
+  /** The node's own series, then build and process figures. */
   metricsText(): string {
-    return this.source?.metricsText() ?? "";
+    const node = this.source;
+    if (node === null) return "";
+    return node.metricsText() + renderProcessMetrics(node.metricLabels, { version, runtime: runtime.name, runtimeVersion: runtime.version }, openFds());
+  }
+
+  /** What the dashboard shows of this node. */
+  view(): NodeView | null {
+    const node = this.source;
+    if (node === null) return null;
+    const status = node.status();
+    const alive = new Set(status.peersAlive as string[]);
+    const cells = node.cellNames(dashboardCellsMax).map((cell) => node.cellStatus(cell) as unknown as CellView);
+    return {
+      id: nodePart(node.id), identity: node.id, color: node.metricLabels.color,
+      peers: [...(status.peersAlive as string[]), ...(status.peersDown as string[])].sort().map((peer) => ({ id: peer, alive: alive.has(peer) })),
+      cellsHosted: status.cells as number, cellsLeading: status.leaders as number, cells, history: node.metrics.history,
+    };
   }
 
   status(): Record<string, unknown> {

@@ -2,7 +2,8 @@
 // show where a cell would be placed. Output is JSON on stdout; errors are one line on stderr.
 
 import { controlLimits } from "../control/limits.ts";
-import { UsageError, parseCommandLine } from "./args.ts";
+import { UsageError, parseCommandLine, quote } from "./args.ts";
+import { CliError, InputError } from "./colony.ts";
 import { Placer, PlacementError } from "../control/placement/mod.ts";
 import { seedMax } from "../random.ts";
 import { loadTopology } from "../control/topology/load.ts";
@@ -111,42 +112,38 @@ async function place(args: readonly string[]): Promise<object | TopologyError | 
   return { ...placement, where };
 }
 
-/** Runs `physalia topology <args>` and returns the exit code. */
-export async function topologyCommand(args: string[]): Promise<number> {
+/**
+ * Runs `physalia topology <args>` and returns the exit code: 2 for a topology file that is
+ * not valid (bad input, like a usage error, which main reports), 1 when a valid topology has
+ * no room for a placement.
+ */
+export async function topologyCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
   const [command, ...rest] = args;
-  try {
-    let result: object | TopologyError | PlacementError;
-    switch (command) {
-      case "generate": {
-        const topology = generate(rest);
-        if (topology instanceof TopologyError) {
-          result = topology;
-          break;
-        }
-        process.stdout.write(formatTopology(topology));
-        return 0;
-      }
-      case "validate": {
-        const flags = parseFlags(rest, []);
-        const topology = await readOne(flags);
-        result = topology instanceof TopologyError ? topology : summary(topology);
+  let result: object | TopologyError | PlacementError;
+  switch (command) {
+    case "generate": {
+      const topology = generate(rest);
+      if (topology instanceof TopologyError) {
+        result = topology;
         break;
       }
-      case "place":
-        result = await place(rest);
-        break;
-      default:
-        throw new UsageError(command === undefined ? "missing subcommand" : `unknown subcommand "${command}"`);
+      print(formatTopology(topology).replace(/\n$/, ""));
+      return 0;
     }
-    if (result instanceof Error) {
-      process.stderr.write(`${result.message}\n`);
-      return 1;
+    case "validate": {
+      const flags = parseFlags(rest, []);
+      const topology = await readOne(flags);
+      result = topology instanceof TopologyError ? topology : summary(topology);
+      break;
     }
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    return 0;
-  } catch (error: unknown) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`physalia topology: ${error.message}\n${topologyUsage}\n`);
-    return 2;
+    case "place":
+      result = await place(rest);
+      break;
+    default:
+      throw new UsageError(command === undefined ? "missing subcommand: generate, validate or place" : `unknown subcommand ${quote(command)}`);
   }
+  if (result instanceof TopologyError) throw new InputError(result.message);
+  if (result instanceof Error) throw new CliError(result.message);
+  print(JSON.stringify(result, null, 2));
+  return 0;
 }

@@ -9,7 +9,8 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { TxResult } from "../core/kv.ts";
 import type { CellGenesis, CellMessage, ClientReply, CommandResult, HostedCell, LeaseResult, ConfigChange, Consistency, Envelope, NodeMessage, Operation } from "../core/messages.ts";
-import type { Rejection, Transaction } from "../core/transaction.ts";
+import { type Rejection, type Transaction, checkTransaction, isRejection } from "../core/transaction.ts";
+import { leaseProblem } from "../core/cellstate.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
 import { Reassembler } from "../transport/chunks.ts";
@@ -38,6 +39,25 @@ export class OutcomeUnknownError extends Error {
 /** The cell refused to open a session for this client (its session table stayed full). */
 export class SessionRefusedError extends Error {
   override name = "SessionRefusedError";
+}
+
+/**
+ * Every node the cell would live on answered that it does not host it: the cell was never
+ * created (a mistyped name), or was moved off all of them.
+ */
+export class NoSuchCellError extends Error {
+  override name = "NoSuchCellError";
+}
+
+/**
+ * The nodes answered, but under keys this client does not hold: its key file is another
+ * colony's, or older than a rotation the nodes finished. A node drops a frame that fails
+ * its MAC without parsing it, and says so only by a signed empty frame back (see
+ * PhysaliaNode's `answerUnverified`), which a client with the right keys verifies and
+ * ignores, and a client with the wrong ones cannot verify: that is the sign.
+ */
+export class KeysRejectedError extends Error {
+  override name = "KeysRejectedError";
 }
 
 /** The operation needs a key this client does not hold (creating cells and membership changes need the control key). */
@@ -154,6 +174,11 @@ export class PhysaliaClient {
   private readonly stamper: Stamper;
   private readonly guard: ReplayGuard | null;
   private readonly facts: ClientFacts;
+  /** Node ids by "host:port", to tell which node a frame that fails our MAC came from. */
+  private readonly nodeAt = new Map<string, string>();
+  /** Nodes that sent frames this client could verify, and frames it could not (see KeysRejectedError). */
+  private readonly verifiedFrom = new Set<string>();
+  private readonly unverifiedFrom = new Set<string>();
 
   constructor(private readonly options: ClientOptions) {
     if (!isPlainId(options.id)) throw new RangeError(`A client id is 1 to 64 of [A-Za-z0-9._-], not ${JSON.stringify(options.id)}`);
@@ -165,7 +190,8 @@ export class PhysaliaClient {
     this.stamper = new Stamper(options.epoch ?? freshEpoch());
     this.guard = options.replayGuard === false ? null : new ReplayGuard();
     this.facts = { isNode: (node) => options.nodes.has(node) };
-    options.transport.onReceive((bytes) => this.receive(bytes));
+    for (const [node, endpoint] of options.nodes) this.nodeAt.set(`${endpoint.host}:${endpoint.port}`, node);
+    options.transport.onReceive((bytes, from) => this.receive(bytes, from));
   }
 
   /** The ring a message goes under: the least role that may send it, among those held. */
@@ -306,6 +332,9 @@ export class PhysaliaClient {
    * (`limits.clockRateRatioMax`). A grant whose answer came back too late is `held: false`.
    */
   async lease(cell: string, name: string, holder: string, ttlMs: number): Promise<LeaseAnswer> {
+    // What the cell would refuse whatever its state is answered here, typed and at once.
+    const problem = leaseProblem({ name, holder, ttlMs });
+    if (problem !== null) return { status: "rejected", reason: "leaseInvalid", detail: problem };
     const sentAt = this.now();
     const result = await this.command(cell, { kind: "lease", action: "acquire", name, holder, ttlMs });
     if (result.status !== "lease") return leaseRefusal(result);
@@ -316,12 +345,19 @@ export class PhysaliaClient {
 
   /** Gives a lease back, if `holder` holds it. */
   async release(cell: string, name: string, holder: string): Promise<LeaseAnswer> {
+    const problem = leaseProblem({ name, holder, ttlMs: limits.leaseTtlMsMin });
+    if (problem !== null) return { status: "rejected", reason: "leaseInvalid", detail: problem };
     const result = await this.command(cell, { kind: "lease", action: "release", name, holder, ttlMs: limits.leaseTtlMsMin });
     if (result.status !== "lease") return leaseRefusal(result);
     return { ...result, held: false, validUntil: this.now(), validForMs: 0 };
   }
 
   async transact(cell: string, tx: Transaction, options: OperationOptions = {}): Promise<TxResult> {
+    // A transaction past a stateless limit gets the cell's typed answer here, at once: sent,
+    // some of them (a value over the limit, too many keys) would not even pass the node's
+    // decoder, which drops what it cannot parse.
+    const checked = checkTransaction(tx);
+    if (isRejection(checked)) return checked;
     const consistency = options.consistency ?? "consistent";
     const result = consistency === "eventual" && tx.writes.length === 0 ? await this.eventualRead(cell, tx) : await this.command(cell, { kind: "tx", tx });
     if (result.status === "configured" || result.status === "session" || result.status === "closed" || result.status === "lease") throw new Error(`a transaction was answered with a ${result.status} result`);
@@ -493,11 +529,18 @@ export class PhysaliaClient {
     let leaderFailures = 0;
     let redirects = 0;
     const tried = new Set<string>();
+    // Replicas that answered that they do not host the cell: when all of them say so, there
+    // is no such cell (node.ts answers "cell X is not hosted on N").
+    const notHosted = new Set<string>();
     const elsewhere = () => {
       targetLeads = false;
       const others = replicas.filter((r) => r !== target);
-      return others.length === 0 ? target : (others[Math.floor(this.random() * others.length)] as string);
+      const hosting = others.filter((r) => !notHosted.has(r));
+      const choice = hosting.length > 0 ? hosting : others;
+      return choice.length === 0 ? target : (choice[Math.floor(this.random() * choice.length)] as string);
     };
+    // Two nodes, so that one corrupted reply (which also fails the MAC) is not taken for a wrong key.
+    const keysRejected = () => this.verifiedFrom.size === 0 && [...tried].filter((node) => this.unverifiedFrom.has(node)).length >= Math.min(2, replicas.length);
     while (this.now() < deadline) {
       tried.add(target);
       const force = leaderFailures >= 1;
@@ -507,6 +550,9 @@ export class PhysaliaClient {
       const answer = await this.sendAndWait(cell, id, body, target, Math.min(timeout, deadline - this.now()));
       attempt++;
       if (answer === null) {
+        // Nothing this client could verify came back, but the node did answer: under keys
+        // this client does not hold. Waiting longer cannot help.
+        if (keysRejected()) throw this.keysRejectedError(cell, tried);
         if (targetLeads) leaderFailures++;
         this.leaders.delete(cell);
         target = elsewhere();
@@ -538,6 +584,12 @@ export class PhysaliaClient {
           await this.pause(Math.min(1_000, 10 * 2 ** Math.min(attempt, 7)));
           break;
         case "unavailable":
+          if (/ is not hosted on /.test(outcome.reason)) {
+            notHosted.add(target);
+            if (replicas.every((r) => notHosted.has(r))) {
+              throw new NoSuchCellError(`No such cell: ${cell} (none of the ${replicas.length} nodes it would be on hosts it: ${replicas.join(", ")})`);
+            }
+          }
           if (targetLeads) leaderFailures++;
           this.leaders.delete(cell);
           target = elsewhere();
@@ -549,7 +601,13 @@ export class PhysaliaClient {
           break;
       }
     }
+    if (keysRejected()) throw this.keysRejectedError(cell, tried);
     throw new UnreachableError(`Cannot reach cell ${cell}: no answer within ${deadlineMs} ms (tried ${[...tried].join(", ")} of ${replicas.join(", ")})`);
+  }
+
+  private keysRejectedError(cell: string, tried: ReadonlySet<string>): KeysRejectedError {
+    const nodes = [...tried].filter((node) => this.unverifiedFrom.has(node));
+    return new KeysRejectedError(`Cannot use cell ${cell}: the nodes reject this key file (${nodes.join(", ")} answered under keys it does not hold: is it another colony's, or older than a key rotation?)`);
   }
 
   private pause(ms: number): Promise<void> {
@@ -579,9 +637,14 @@ export class PhysaliaClient {
 
   // Like a node's: the MAC first, then the role check (replies from known nodes only), then
   // the replay guard. Chunks (a large reply) are authenticated before they take memory.
-  private receive(bytes: Uint8Array): void {
+  private receive(bytes: Uint8Array, from: Endpoint): void {
     const framed = decodeFrame(bytes, this.options.keys, { receiver: this.options.id, bytesMax: limits.messageBytesMax });
-    if (!framed.ok) return;
+    if (!framed.ok) {
+      const node = this.nodeAt.get(`${from.host}:${from.port}`);
+      if (node !== undefined && (framed.reason === "unknownKey" || framed.reason === "badMac")) this.unverifiedFrom.add(node);
+      return;
+    }
+    if (this.options.nodes.has(nodePart(framed.frame.sender))) this.verifiedFrom.add(nodePart(framed.frame.sender));
     if (framed.frame.kind === "frame") return this.receiveFrame(framed.frame);
     const chunk = framed.frame;
     if (!authorizeAtClient({ role: chunk.role, sender: chunk.sender, messages: [] }, this.facts).ok || !this.fresh(chunk)) return;

@@ -23,6 +23,7 @@ import { decodeBody } from "../wire/schema.ts";
 import { Deadlines } from "./deadlines.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { refusalsFor } from "./refusal.ts";
 
 export interface NodeOptions {
   /**
@@ -60,9 +61,20 @@ export interface NodeOptions {
   readonly onUnknownCell?: (cell: string, from: string) => void;
   /** The identity this node had before its log was damaged: frames peers still address to it name cells to rejoin. */
   readonly formerIdentity?: string;
+  /**
+   * Every node address of the topology ("host:port"), of every color: a frame that fails
+   * the MAC is answered (see `answerUnverified`) only when it came from elsewhere, so two
+   * nodes can never keep answering each other. Default: the peers' addresses.
+   */
+  readonly nodeAddresses?: ReadonlySet<string>;
 }
 
+/** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
+const unverifiedAnswersPerSecond = 10;
+
 const clientsMax = 10_000;
+/** Requests whose arrival time is kept to measure their latency; beyond it the oldest are forgotten. */
+const timedRequestsMax = 10_000;
 
 export class PhysaliaNode {
   readonly id: string;
@@ -74,6 +86,8 @@ export class PhysaliaNode {
   private readonly peerIdentities = new Map<string, string>();
   /** Where each client was last heard from and under which role, least recently used first. */
   private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
+  /** When each request waiting for its final answer arrived, by client and request id (for physalia_request_duration_seconds). */
+  private readonly requestArrivals = new Map<string, number>();
   private readonly stamper: Stamper;
   private readonly guard: ReplayGuard | null;
   private readonly facts: NodeFacts;
@@ -91,12 +105,16 @@ export class PhysaliaNode {
   private readonly random: () => number;
   private readonly env: ReplicaEnv;
   private readonly livenessTimeoutMs: number;
+  private readonly nodeAddresses: ReadonlySet<string>;
+  private unverifiedTokens = unverifiedAnswersPerSecond;
+  private unverifiedRefilledAt = 0;
 
   constructor(private readonly options: NodeOptions) {
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
+    this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
     this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
     const { keys } = options;
     const nodeRing = keys.ring("node");
@@ -171,6 +189,11 @@ export class PhysaliaNode {
     }
   }
 
+  /** The names of the first `max` cells this node hosts, in name order (for the dashboard). */
+  cellNames(max: number): string[] {
+    return [...this.replicas.keys()].sort().slice(0, max);
+  }
+
   /** One cell's replica, as /status?cell=NAME shows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
     const replica = this.replicas.get(cell);
@@ -196,16 +219,23 @@ export class PhysaliaNode {
     };
   }
 
+  /** The labels on every series this node exports: its topology id and its color. */
+  get metricLabels(): { readonly node: string; readonly color: string } {
+    return { node: nodePart(this.id), color: this.options.keys.color ?? "" };
+  }
+
   metricsText(): string {
     let leaders = 0;
     for (const replica of this.replicas.values()) if (replica.role === "leader") leaders++;
-    return this.metrics.render({
-      physalia_cells_hosted: this.replicas.size,
-      physalia_cells_leading: leaders,
-      physalia_cells_with_deadlines: this.deadlines.size,
-      physalia_peers_alive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length,
-      physalia_chunked_messages_pending: this.reassembler.pendingMessages,
-    });
+    return this.metrics.render(this.metricLabels, [
+      ["physalia_cells_hosted", "Cells this node hosts a replica of.", this.replicas.size],
+      ["physalia_cells_leading", "Cells whose replica on this node leads.", leaders],
+      ["physalia_cells_with_deadlines", "Cells whose replica asked for a timer (the others cost no CPU).", this.deadlines.size],
+      ["physalia_peers", "Nodes of this node's color it talks to.", this.options.peers.size],
+      ["physalia_peers_alive", "Peers heard from within the liveness timeout.", [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length],
+      ["physalia_clients_known", "Clients this node can answer (heard from lately; bounded).", this.clients.size],
+      ["physalia_chunked_messages_pending", "Large messages partly received, waiting for their other chunks.", this.reassembler.pendingMessages],
+    ]);
   }
 
   // ---- receiving ----------------------------------------------------------------------
@@ -220,6 +250,7 @@ export class PhysaliaNode {
     const framed = decodeFrame(bytes, this.options.keys, { bytesMax: limits.messageBytesMax });
     if (!framed.ok) {
       this.metrics.drop(framed.reason);
+      if (framed.reason === "unknownKey" || framed.reason === "badMac") this.answerUnverified(from, now);
       return;
     }
     if (!isAddressedTo(framed.frame.receiver, this.id)) {
@@ -252,6 +283,7 @@ export class PhysaliaNode {
     const body = decodeBody(frame.body);
     if (!body.ok) {
       this.metrics.drop(body.reason);
+      if (frame.role !== "node") this.refuseUnreadable(frame, body.detail, from);
       return;
     }
     const allowed = authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts);
@@ -276,6 +308,39 @@ export class PhysaliaNode {
       if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
     }
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
+    this.scheduleFlush();
+  }
+
+  /**
+   * A frame that fails the MAC is dropped unread. So that a client with the wrong key file
+   * learns that at once rather than at its deadline, the node answers with an empty frame
+   * signed under the client ring and another under the control ring: a client holding
+   * either key verifies one and ignores it; one that holds neither cannot verify them, and
+   * that is its sign (client.ts, KeysRejectedError). Nothing of the dropped frame is read,
+   * the answer is no larger than a small request, it goes to no node address, and a token
+   * bucket bounds it to a few a second.
+   */
+  private answerUnverified(from: Endpoint, now: number): void {
+    if (this.nodeAddresses.has(`${from.host}:${from.port}`)) return;
+    this.unverifiedTokens = Math.min(unverifiedAnswersPerSecond, this.unverifiedTokens + ((now - this.unverifiedRefilledAt) / 1000) * unverifiedAnswersPerSecond);
+    this.unverifiedRefilledAt = now;
+    if (this.unverifiedTokens < 1) return;
+    this.unverifiedTokens--;
+    for (const role of ["client", "control"] as const) {
+      const ring = this.options.keys.ring(role);
+      if (ring !== undefined) this.options.transport.send(encodeMessages(ring, { sender: this.id, receiver: "unverified", stamp: this.stamper.next(), messages: [] }), from);
+    }
+  }
+
+  /** An authentic client frame the decoder refused: answer its requests with the cell's typed rejection (refusal.ts). */
+  private refuseUnreadable(frame: Frame, detail: string, from: Endpoint): void {
+    if (!authorizeAtNode({ role: frame.role, sender: frame.sender, messages: [] }, this.facts).ok || !this.fresh(frame)) return;
+    const refusals = refusalsFor(frame.body, frame.sender, detail);
+    if (refusals.length === 0) return;
+    this.clients.delete(frame.sender);
+    this.clients.set(frame.sender, { endpoint: from, role: frame.role });
+    if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+    for (const { cell, client, id, outcome } of refusals) this.reply(frame.sender, cell, client, id, outcome);
     this.scheduleFlush();
   }
 
@@ -310,9 +375,23 @@ export class PhysaliaNode {
       }
       return;
     }
+    if (message.kind === "request") {
+      this.requestArrivals.set(`${sender}\u0000${message.id}`, now);
+      if (this.requestArrivals.size > timedRequestsMax) this.requestArrivals.delete(this.requestArrivals.keys().next().value as string);
+    }
+    const before = replica.role;
     replica.step(sender, message, now, this.effects);
+    this.observeRole(before, replica.role);
     this.deadlines.set(cell, replica.nextDeadline());
     this.armTimer();
+  }
+
+  /** Counts elections and leader changes from a replica's role before and after a step. */
+  private observeRole(before: Replica["role"], after: Replica["role"]): void {
+    if (before === after) return;
+    if (after === "candidate") this.metrics.elections++;
+    if (after === "leader") this.metrics.count(this.metrics.leaderChanges, "gained");
+    if (before === "leader") this.metrics.count(this.metrics.leaderChanges, "lost");
   }
 
   /** What this node says of its replica of a cell. */
@@ -383,7 +462,9 @@ export class PhysaliaNode {
     for (const cell of this.deadlines.due(now)) {
       const replica = this.replicas.get(cell);
       if (replica === undefined) continue;
+      const before = replica.role;
       replica.tick(now, this.effects);
+      this.observeRole(before, replica.role);
       this.deadlines.set(cell, replica.nextDeadline());
     }
     this.armTimer();
@@ -453,7 +534,7 @@ export class PhysaliaNode {
     await this.options.log.sync();
     this.metrics.syncs++;
     this.metrics.recordsWritten += records.length;
-    this.metrics.syncLatency.observe(this.now() - started);
+    this.metrics.syncLatency.observeMs(this.now() - started);
   }
 
   private fail(error: unknown): void {
@@ -465,9 +546,10 @@ export class PhysaliaNode {
 
   private send(messages: readonly Outgoing[]): void {
     const byDestination = new Map<string, Envelope[]>();
+    const now = this.now();
     for (const { to, cell, message } of messages) {
-      if (message.kind === "reply") this.metrics.reply(message.outcome.kind);
-      if (message.kind === "reply" && message.outcome.kind === "done") this.metrics.commandsCommitted++;
+      if (message.kind === "reply") this.observeReply(to, message, now);
+      else if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
       let list = byDestination.get(to);
       if (list === undefined) byDestination.set(to, (list = []));
       list.push({ cell, message });
@@ -488,6 +570,21 @@ export class PhysaliaNode {
       }
       this.sendFrames(to, { endpoint, ring }, envelopes);
     }
+  }
+
+  private observeReply(to: string, reply: Extract<Outgoing["message"], { kind: "reply" }>, now: number): void {
+    const outcome = reply.outcome;
+    this.metrics.reply(outcome.kind);
+    if (outcome.kind === "done") {
+      if (outcome.result.status === "rejected") this.metrics.reject(outcome.result.reason);
+      else this.metrics.commandsCommitted++;
+    }
+    const key = `${to}\u0000${reply.id}`;
+    const arrived = this.requestArrivals.get(key);
+    if (arrived === undefined) return;
+    // A redirect or a refusal to wait is not the request's answer: only the final one is timed.
+    if (outcome.kind === "done" || outcome.kind === "read") this.metrics.requestLatency.observeMs(now - arrived);
+    if (outcome.kind !== "overloaded") this.requestArrivals.delete(key);
   }
 
   /** Packs envelopes into frames that fit a datagram; a single oversized one is chunked. */

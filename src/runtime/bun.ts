@@ -2,7 +2,8 @@
 // Bun.serve and Bun.spawn. Bun's globals are reached through the small typed view below
 // rather than bun-types, so that this file also type-checks under `deno check`.
 
-import { type ChildProcess, type DatagramOptions, type DatagramSocket, type HttpHandler, type HttpServer, type Runtime, type SocketAddress, type SpawnOptions, errorText, RuntimeError } from "./types.ts";
+import { type LockCalls, libc, lockWith } from "./flock.ts";
+import { type ChildProcess, type FileLock, type DatagramOptions, type DatagramSocket, type HttpHandler, type HttpServer, type Runtime, type SocketAddress, type SpawnOptions, errorText, RuntimeError } from "./types.ts";
 
 interface BunUdpSocket {
   readonly port: number;
@@ -96,10 +97,42 @@ export function bunRuntime(bun: BunApi): Runtime {
       };
     },
     sleep: (ms: number) => bun.sleep(ms),
+    async lockFile(path: string): Promise<FileLock | null> {
+      return lockWith(await bunLockCalls(), path);
+    },
     selfCommand(): string[] {
       return this.compiled ? [process.execPath] : [process.execPath, bun.main];
     },
   };
+}
+
+interface BunFfi {
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: number[]) => unknown> };
+  read: { i32(pointer: unknown, offset: number): number };
+}
+
+let bunCalls: LockCalls | null = null;
+
+/** flock and errno through bun:ffi, loaded once, when the first lock is taken. */
+async function bunLockCalls(): Promise<LockCalls> {
+  if (bunCalls !== null) return bunCalls;
+  const { path, errnoSymbol } = libc();
+  // The specifier is a variable so that Deno's type-check does not try to resolve it.
+  const specifier = "bun:ffi";
+  let lib;
+  let ffi: BunFfi;
+  try {
+    ffi = (await import(specifier)) as BunFfi;
+    lib = ffi.dlopen(path, { flock: { args: ["i32", "i32"], returns: "i32" }, [errnoSymbol]: { args: [], returns: "ptr" } });
+  } catch (error) {
+    throw new RuntimeError(`Cannot lock files: cannot load ${path} through bun:ffi: ${errorText(error)}`);
+  }
+  const symbols = lib.symbols;
+  bunCalls = {
+    flock: (fd, operation) => symbols.flock?.(fd, operation) as number,
+    errno: () => ffi.read.i32(symbols[errnoSymbol]?.(), 0),
+  };
+  return bunCalls;
 }
 
 const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15, SIGSTOP: 19, SIGCONT: 18 };

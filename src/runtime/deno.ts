@@ -6,7 +6,8 @@
 
 import { fileURLToPath } from "node:url";
 import { openNodeDatagram } from "./dgram.ts";
-import { type ChildProcess, type DatagramOptions, type DatagramSocket, type HttpHandler, type HttpServer, type Runtime, type SignalName, type SocketAddress, type SpawnOptions, RuntimeError } from "./types.ts";
+import { type LockCalls, libc, lockWith } from "./flock.ts";
+import { type ChildProcess, type FileLock, type DatagramOptions, type DatagramSocket, type HttpHandler, type HttpServer, type Runtime, type SignalName, type SocketAddress, type SpawnOptions, RuntimeError } from "./types.ts";
 
 interface DenoAddr {
   readonly transport: string;
@@ -44,6 +45,8 @@ export interface DenoApi {
   Command: new (command: string, options: { args: string[]; stdin: "null"; stdout: "piped" | "null"; stderr: "piped" | "null" }) => { spawn(): DenoChild };
   openSync(path: string, options: { write: true; create: true; truncate: true }): DenoFile;
   readonly errors: { readonly BadResource: new () => Error; readonly Interrupted: new () => Error };
+  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: Record<string, (...args: number[]) => unknown> };
+  readonly UnsafePointerView: new (pointer: unknown) => { getInt32(offset: number): number };
 }
 
 export function denoRuntime(deno: DenoApi): Runtime {
@@ -91,11 +94,38 @@ export function denoRuntime(deno: DenoApi): Runtime {
       };
     },
     sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+    lockFile(path: string): Promise<FileLock | null> {
+      try {
+        return Promise.resolve(lockWith(denoLockCalls(deno), path));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     selfCommand(): string[] {
       if (compiled) return [deno.execPath()];
       return [deno.execPath(), "run", "-A", ...(nativeDatagrams ? ["--unstable-net"] : []), fileURLToPath(deno.mainModule)];
     },
   };
+}
+
+let denoCalls: LockCalls | null = null;
+
+/** flock and errno through Deno.dlopen (needs --allow-ffi, which -A gives), loaded once. */
+function denoLockCalls(deno: DenoApi): LockCalls {
+  if (denoCalls !== null) return denoCalls;
+  const { path, errnoSymbol } = libc();
+  let lib;
+  try {
+    lib = deno.dlopen(path, { flock: { parameters: ["i32", "i32"], result: "i32" }, [errnoSymbol]: { parameters: [], result: "pointer" } });
+  } catch (error) {
+    throw new RuntimeError(`Cannot lock files: cannot load ${path} through Deno.dlopen (run with -A or --allow-ffi): ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const symbols = lib.symbols;
+  denoCalls = {
+    flock: (fd, operation) => symbols.flock?.(fd, operation) as number,
+    errno: () => new deno.UnsafePointerView(symbols[errnoSymbol]?.()).getInt32(0),
+  };
+  return denoCalls;
 }
 
 async function openDenoDatagram(deno: DenoApi, { local, onData }: DatagramOptions): Promise<DatagramSocket> {

@@ -53,6 +53,13 @@ export interface ChildProcess {
   kill(signal?: SignalName): void;
 }
 
+/** An exclusive OS lock on a file (flock), held until released or until the process ends. */
+export interface FileLock {
+  /** The open file the lock is on (to write into it, e.g. the owner's pid). */
+  readonly fd: number;
+  release(): void;
+}
+
 export type RuntimeName = "bun" | "deno";
 
 export interface Runtime {
@@ -65,6 +72,12 @@ export interface Runtime {
   /** Starts a child process; `argv[0]` is the executable. */
   spawn(argv: readonly string[], options?: SpawnOptions): ChildProcess;
   sleep(ms: number): Promise<void>;
+  /**
+   * Takes an exclusive OS lock on the file at `path` (created if missing) without waiting:
+   * null when another process holds it. The kernel releases it when the process ends, however
+   * it ends. Rejects with a RuntimeError where no lock can be had (no flock, no FFI permission).
+   */
+  lockFile(path: string): Promise<FileLock | null>;
   /** The argv prefix that starts this same program again: the binary, or the runtime and the entry file. */
   selfCommand(): string[];
   /** Whether this process is a compiled single executable rather than sources run by the runtime. */

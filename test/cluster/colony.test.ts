@@ -222,10 +222,11 @@ describe("a colony of real node processes", () => {
     colony = await ProcessColony.start(3);
     const { join } = await import("node:path");
     const child = Bun.spawn([(await import("./support.ts")).binary, "ctl", "--topology", colony.topologyPath, "--keys", join(colony.keysDir, "client.json"), "create", "vol-e"], { stdout: "pipe", stderr: "pipe" });
-    expect(await child.exited).toBe(1);
+    // The wrong kind of key file is bad input (exit 2).
+    expect(await child.exited).toBe(2);
     expect(await new Response(child.stderr).text()).toContain("needs the control key file");
     const node = Bun.spawn([(await import("./support.ts")).binary, "node", "--topology", colony.topologyPath, "--id", "n1", "--data", join(colony.dir, "other"), "--keys", colony.clientKeysPath], { stdout: "ignore", stderr: "pipe" });
-    expect(await node.exited).toBe(1);
+    expect(await node.exited).toBe(2);
     expect(await new Response(node.stderr).text()).toContain("it is a client key file, and this command takes a node key file");
     expect((await colony.ctl("create", "vol-e")).code).toBe(0);
     const clientRing = (await colony.keys("client.json")).ring("client") as KeyRing;
@@ -235,7 +236,7 @@ describe("a colony of real node processes", () => {
       messages: [{ cell: "vol-e", message: { kind: "commit", ballot: { round: 1_000_000, node: "n2" }, through: 5 } }],
     });
     socket.send(forged, colony.endpoints.get("n1")?.port as number, "127.0.0.1");
-    await waitFor("the wrongRole drop", async () => (await colony!.metrics("n1")).includes('reason="wrongRole"} 1'));
+    await waitFor("the wrongRole drop", async () => (await colony!.metrics("n1")).includes('reason="wrongRole",node="n1",color="blue"} 1'));
     socket.close();
     expect((await colony.ctl("put", "vol-e", "k", "v")).code).toBe(0);
   }, 60_000);

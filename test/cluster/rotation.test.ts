@@ -84,7 +84,7 @@ class Workload {
   }
 }
 
-const unknownKeyDrops = async (colony: ProcessColony, id: string) => Number(/reason="unknownKey"} (\d+)/.exec(await colony.metrics(id))?.[1] ?? 0);
+const unknownKeyDrops = async (colony: ProcessColony, id: string) => Number(/reason="unknownKey",[^}]*} (\d+)/.exec(await colony.metrics(id))?.[1] ?? 0);
 
 /** Whether every node hears every other: a rotation must never split the colony. */
 async function allConnected(colony: ProcessColony): Promise<boolean> {

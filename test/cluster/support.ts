@@ -130,7 +130,7 @@ export class ProcessColony {
 
   /** Frames node `id` dropped for `reason` since it started, from its /metrics. */
   async dropped(id: string, reason: string): Promise<number> {
-    const line = (await this.metrics(id)).split("\n").find((l) => l.startsWith(`physalia_frames_dropped_total{reason="${reason}"} `));
+    const line = (await this.metrics(id)).split("\n").find((l) => l.startsWith(`physalia_frames_dropped_total{reason="${reason}",`));
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
   }
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { PhysaliaClient, UnreachableError } from "../../src/client/client.ts";
+import { NoSuchCellError, PhysaliaClient } from "../../src/client/client.ts";
 import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
 import { PhysaliaNode } from "../../src/node/node.ts";
 import type { DurableRecord } from "../../src/core/effects.ts";
@@ -124,9 +124,9 @@ describe("the node", () => {
     const unknownKey = encodeMessages(new KeyRing({ id: 77, secret: testSecret(10) }), { sender: "n2", receiver: "n1", stamp, messages: [] });
     colony.net.inject(unknownKey, target);
     const metrics = colony.nodes.get("n1")?.metricsText() ?? "";
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort"} 1');
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac"} 1');
-    expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="tooShort",node="n1",color="blue"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac",node="n1",color="blue"} 1');
+    expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey",node="n1",color="blue"} 1');
     expect(await client.transact("vol-3", put("k", true))).toMatchObject({ status: "committed" });
   });
 
@@ -162,7 +162,7 @@ describe("the node", () => {
   test("answers an operation on a cell nobody hosts with a clear error", async () => {
     colony = new Colony(3);
     const client = colony.client("client-2", 1_000);
-    await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(UnreachableError);
+    await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(NoSuchCellError);
   });
 
   test("stops for good when a log sync fails, and never retries it", async () => {

@@ -297,7 +297,7 @@ describe("chunked frames at a node", () => {
     expect(colony.dropped("n1", "wrongRole")).toBe(300);
     expect(colony.dropped("n1", "chunkOverflow")).toBe(100 - 8);
     // Only the buggy node's own quota is held; nothing of the forgers.
-    expect(n1.metricsText()).toContain("physalia_chunked_messages_pending 8");
+    expect(n1.metricsText()).toContain('physalia_chunked_messages_pending{node="n1",color="blue"} 8');
   });
 
   test("a slow sender's partial message is expired by the heartbeat timer, without another chunk", async () => {
@@ -305,10 +305,10 @@ describe("chunked frames at a node", () => {
     const n1 = colony.node("n1");
     const chunks = bigTeach("n2", new Stamper(90), 3);
     colony.inject("n1", [chunks[0] as Uint8Array]);
-    expect(n1.metricsText()).toContain("physalia_chunked_messages_pending 1");
+    expect(n1.metricsText()).toContain('physalia_chunked_messages_pending{node="n1",color="blue"} 1');
     colony.clock += 2_500;
     await sleep(100); // A few heartbeats.
-    expect(n1.metricsText()).toContain("physalia_chunked_messages_pending 0");
+    expect(n1.metricsText()).toContain('physalia_chunked_messages_pending{node="n1",color="blue"} 0');
     // The rest arriving late cannot complete it.
     colony.inject("n1", chunks.slice(1));
     expect(colony.dropped("n1", "unknownCell")).toBe(0);

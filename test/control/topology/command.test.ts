@@ -1,23 +1,14 @@
 // `physalia topology ...` (src/cli/topology.ts), tested here beside the topology model it fronts.
 import { describe, expect, test } from "bun:test";
-import { topologyCommand } from "../../../src/cli/topology.ts";
+import { main } from "../../../src/cli/main.ts";
 import { parseTopology } from "../../../src/control/topology/parse.ts";
 import { TopologyError } from "../../../src/control/topology/types.ts";
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = process.stdout.write;
-  const err = process.stderr.write;
   let stdout = "";
   let stderr = "";
-  process.stdout.write = ((chunk: string) => ((stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((stderr += chunk), true)) as typeof process.stderr.write;
-  try {
-    const code = await topologyCommand(args);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
+  const code = await main(["topology", ...args], { out: (line) => (stdout += `${line}\n`), err: (line) => (stderr += `${line}\n`) });
+  return { code, stdout, stderr };
 }
 
 describe("physalia topology", () => {
@@ -39,18 +30,17 @@ describe("physalia topology", () => {
   test.each([
     [["generate", "--rows", "2"], "flag --racks is required"],
     [["generate", "--rows", "x", "--racks", "1", "--nodes", "1", "--power", "1", "--colors", "1", "--seed", "1"], 'flag --rows must be an integer from 1 to 255, not "x"'],
-    [["generate", "--floors", "2"], "unknown flag --floors"],
+    [["generate", "--floors", "2"], 'unknown flag "--floors"'],
     [["generate", "--rows"], "flag --rows needs a value"],
     [["teleport"], 'unknown subcommand "teleport"'],
-    [[], "missing subcommand"],
+    [[], "missing subcommand: generate, validate or place"],
     [["validate"], "expected exactly one topology FILE"],
     [["place", "topology/local.json"], "flag --row is required"],
-  ])("%p prints the usage, says why in one line, and exits 2", async (args, reason) => {
+  ])("%p says why in one line, says where the usage is, and exits 2", async (args, reason) => {
     const { code, stdout, stderr } = await run(args);
     expect(code).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr.split("\n")[0]).toBe(`physalia topology: ${reason}`);
-    expect(stderr).toContain("usage:");
+    expect(stderr).toBe(`physalia topology: ${reason}\n(physalia topology --help shows the usage)\n`);
   });
 
   test("validate summarizes a good file and names the problem in a bad one", async () => {
@@ -58,8 +48,9 @@ describe("physalia topology", () => {
     expect(good.code).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({ ok: true, nodes: 32, rows: 2, racks: 8, powerDomains: 3, colors: 2 });
     const bad = await run(["validate", "topology/absent.json"]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toStartWith('Cannot load topology "topology/absent.json"');
+    // A file that cannot be read is bad input, like a usage error (exit 2).
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toStartWith('physalia topology: Cannot load topology "topology/absent.json"');
   });
 
   test("place shows a strict 7-replica cell on the local colony", async () => {
