@@ -155,13 +155,24 @@ export async function devCommand(args: string[], print: (line: string) => void =
     print(`     (create, add-member and remove-member need --keys ${shellWord(controlKeys)})`);
     print(`Game day: type kill, pause, resume, restart, partition or heal and a node (kill n3), or status, here;`);
     print(`     or from another terminal: ${hint} dev kill n3${basePort === 7101 ? "" : ` --base-port ${basePort}`}`);
+    // The signals are taken before the line that tells the user (or a test) how to stop, so a
+    // signal sent the moment it is read still stops the colony cleanly.
+    let signalled: (signal: string) => void = () => {};
+    const signalledEarly: string[] = [];
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      process.once(signal, () => {
+        signalledEarly.push(signal);
+        signalled(signal);
+      });
+    }
     print((flags.duration as number | undefined) ? `Stopping in ${flags.duration} s.` : "Ctrl-C to stop.");
     colony.reportDeaths = true;
     const load = await startLoad(topologyPath, controlKeys, (flags.load as number | undefined) ?? 30);
     let timer: ReturnType<typeof setTimeout> | null = null;
     let closeConsole = () => {};
     const reason = await new Promise<string>((resolve) => {
-      for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => resolve(signal));
+      signalled = resolve;
+      if (signalledEarly.length > 0) return resolve(signalledEarly[0]!);
       const seconds = flags.duration as number | undefined;
       if (seconds) timer = setTimeout(() => resolve("duration"), seconds * 1000);
       closeConsole = readConsole(colony, print, () => resolve("quit"));
