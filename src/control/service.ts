@@ -41,6 +41,8 @@ export interface ColonyView {
   health(): Promise<ReadonlyMap<string, NodeHealth>>;
   /** Tells the view of a cell the control plane just created (a view may learn of cells late). */
   created?(cell: KnownCell): void;
+  /** Tells the view that the control plane changed a cell's members: learn them again. */
+  changed?(cell: string): void;
 }
 
 export interface ControlOptions {
@@ -54,7 +56,10 @@ export interface ControlOptions {
   /** A node down this long is replaced in its cells (default 10 s). */
   readonly graceMs?: number;
   readonly passMs?: number;
+  /** Membership changes per pass at most (default 8). */
   readonly stepsPerPassMax?: number;
+  /** Cells whose clients are read again per pass, in rotation (default 256). */
+  readonly clientsPerPass?: number;
   readonly leaseTtlMs?: number;
   /** Cell size for new cells (default 7, fewer when the color has fewer nodes). */
   readonly size?: number;
@@ -89,6 +94,7 @@ export class ControlPlane {
   private readonly controlCell: string;
   private stopped = false;
   private passes = 0;
+  private clientsCursor = 0;
   private readonly now: () => number;
 
   constructor(options: ControlOptions) {
@@ -214,6 +220,7 @@ export class ControlPlane {
     const graceMs = this.options.graceMs ?? 10_000;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
     const placer = await this.placer(cells, downNodes);
+    await this.refreshClients(cells.map((c) => c.cell).filter((c) => c !== this.controlCell));
     const views: { cell: KnownCell; view: CellView }[] = [];
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
@@ -271,14 +278,31 @@ export class ControlPlane {
     return { cell: cell.cell, color: this.options.color, members, clients: await this.clientsOf(cell.cell), leaderApplied };
   }
 
-  /** A cell's clients, from its own state (cached; `attach` changes them, and a pass rereads now and then). */
+  /**
+   * Reads cells' clients from their own state: those not read yet, and `clientsPerPass` more in
+   * rotation (an `attach` rewrites them), with a bounded number of reads in flight.
+   */
+  private async refreshClients(cells: readonly string[]): Promise<void> {
+    const todo = cells.filter((cell) => !this.clientsCache.has(cell));
+    const rotation = Math.min(this.options.clientsPerPass ?? 256, cells.length);
+    for (let i = 0; i < rotation; i++) todo.push(cells[(this.clientsCursor + i) % cells.length] as string);
+    this.clientsCursor = cells.length === 0 ? 0 : (this.clientsCursor + rotation) % cells.length;
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const cell = todo[next++] as string;
+        const result = await this.options.client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }).catch(() => null);
+        if (result === null || result.status !== "committed") continue;
+        const value = result.reads[0];
+        this.clientsCache.set(cell, value instanceof Uint8Array ? (parseJson(value) as CellClients | null) : null);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(64, todo.length) }, worker));
+  }
+
+  /** A cell's clients as last read (null: none recorded, or not read yet). */
   private async clientsOf(cell: string): Promise<CellClients | null> {
-    if (this.clientsCache.has(cell) && this.passes % 10 !== 0) return this.clientsCache.get(cell) ?? null;
-    const result = await this.options.client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }).catch(() => null);
-    const value = result?.status === "committed" ? result.reads[0] : null;
-    const clients = value instanceof Uint8Array ? (parseJson(value) as CellClients | null) : null;
-    this.clientsCache.set(cell, clients);
-    return clients;
+    return this.clientsCache.get(cell) ?? null;
   }
 
   private async carryOut(cell: string, step: Step): Promise<void> {
@@ -295,6 +319,7 @@ export class ControlPlane {
     } catch (error) {
       this.log(`${cell}: ${step.kind} failed: ${error instanceof Error ? error.message : String(error)}`);
     }
+    this.options.view.changed?.(cell);
   }
 }
 
