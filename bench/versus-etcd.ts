@@ -74,7 +74,11 @@ async function main(): Promise<number> {
         }
       }
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const median = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const middle = sorted.length >> 1;
+      return sorted.length === 0 ? 0 : sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+    };
     const pick = (system: string, clients: number, field: (p: LoadResult) => number) => median(points.filter((p) => p.system === system && p.clients === clients).map((p) => field(p as unknown as LoadResult)));
     const ratios = concurrencies.map((clients) => {
       const entry: Record<string, unknown> = { clients };
