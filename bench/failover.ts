@@ -58,14 +58,30 @@ async function failoverAt(cellsPerNode: number) {
     });
     const times: number[] = [];
     let errors = 0;
+    const errorKinds = new Map<string, number>();
+    const survivors = Array.from({ length: colony.nodes }, (_, i) => i).filter((i) => i !== victim);
+    const metricsBefore = await Promise.all(survivors.map((i) => colony.metrics(i)));
     const killedAt = performance.now();
     colony.kill(victim, "SIGKILL");
     await Promise.all(led.map(async (i) => {
-      const result = await put(i, "after").catch(() => null);
+      const result = await put(i, "after").catch((error: unknown) => {
+        const kind = error instanceof Error ? `${error.name}: ${error.message.replace(/volume-\d+/g, "CELL").replace(/\d+/g, "N").slice(0, 90)}` : String(error);
+        errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
+        return null;
+      });
       if (result?.status === "committed") times.push(performance.now() - killedAt);
       else errors++;
     }));
     const allBackMs = performance.now() - killedAt;
+    // What the surviving nodes dropped and answered meanwhile, summed.
+    const nodeCounters: Record<string, number> = {};
+    const metricsAfter = await Promise.all(survivors.map((i) => colony.metrics(i)));
+    for (let k = 0; k < survivors.length; k++) {
+      for (const [name, value] of metricsAfter[k]!) {
+        if (!/dropped|replies|syncs_total|frames_(sent|received)/.test(name)) continue;
+        nodeCounters[name] = (nodeCounters[name] ?? 0) + value - (metricsBefore[k]!.get(name) ?? 0);
+      }
+    }
     for (const client of clients) client.close();
     const result = {
       cellsPerNode,
@@ -80,8 +96,9 @@ async function failoverAt(cellsPerNode: number) {
       backMs: latencySummary(times),
       allBackMs: round(allBackMs, 0),
       errors,
+      errorKinds: Object.fromEntries(errorKinds),
+      survivorsCounters: nodeCounters,
       rssBytesPerNodeBeforeKill: Math.round(rssBeforeKill.reduce((a, b) => a + b, 0) / rssBeforeKill.length),
-      rssBytesPerCell: Math.round(rssBeforeKill.reduce((a, b) => a + b, 0) / rssBeforeKill.length / cellsPerNode),
       loadAverage: loadAverage(),
     };
     console.log(`  killed ${result.killed}, which led ${led.length}: back p50/p99/max ${result.backMs.p50}/${result.backMs.p99}/${result.backMs.max} ms, ${errors} errors`);

@@ -101,7 +101,8 @@ async function profileAt(clients: number, seconds: number, directory: string) {
   await mkdir(directory, { recursive: true });
   const colony = await Colony.start({ runtimeFlags: (i) => ["--cpu-prof", `--cpu-prof-dir=${directory}`, `--cpu-prof-name=n${i + 1}.cpuprofile`] });
   let load: LoadResult;
-  let leader: number;
+  let leaderAtStart: number;
+  let leaderAtEnd = -1;
   const cpuMs: number[] = [];
   const perNode: { syncs: number; framesSent: number; framesReceived: number; slots: number; syncMsMean: number }[] = [];
   try {
@@ -109,11 +110,12 @@ async function profileAt(clients: number, seconds: number, directory: string) {
     await admin.create("bench-0");
     await admin.transact("bench-0", { reads: [], conditions: [], writes: [{ key: "warm", op: "put", value: true }] });
     await admin.end();
-    leader = await colony.leaderOf("bench-0");
+    leaderAtStart = await colony.leaderOf("bench-0");
     const metricsBefore = await Promise.all(Array.from({ length: colony.nodes }, (_, i) => colony.metrics(i)));
     const cpuBefore = colony.cpu();
     load = await runGenerator<LoadResult>("bench/loadgen.ts", { system: "physalia", topology: colony.topologyPath, keys: colony.controlKeysPath, cells: ["bench-0"], clients, seconds, name: `p${clients}` });
     const cpuAfter = colony.cpu();
+    leaderAtEnd = await colony.leaderOf("bench-0");
     for (let i = 0; i < colony.nodes; i++) {
       cpuMs.push(cpuAfter[i]! - cpuBefore[i]!);
       const after = await colony.metrics(i);
@@ -128,6 +130,10 @@ async function profileAt(clients: number, seconds: number, directory: string) {
   } finally {
     await colony.stop();
   }
+  // Leadership can move under load (a client that waits past its attempt timeout asks
+  // another replica to take over): the leader is the node that took the clients' frames.
+  const received = perNode.map((n) => n.framesReceived);
+  const leader = received.indexOf(Math.max(...received));
   const read = async (i: number) => JSON.parse(await readFile(join(directory, `n${i + 1}.cpuprofile`), "utf8")) as CpuProfile;
   const names = await readdir(directory);
   const followers = Array.from({ length: colony.nodes }, (_, i) => i).filter((i) => i !== leader && names.includes(`n${i + 1}.cpuprofile`));
@@ -140,6 +146,7 @@ async function profileAt(clients: number, seconds: number, directory: string) {
   return {
     clients,
     load,
+    leader: { byFramesReceived: `n${leader + 1}`, atStart: `n${leaderAtStart + 1}`, atEnd: `n${leaderAtEnd + 1}` },
     slotsPerSecond: round(l.slots / load.seconds, 1),
     commandsPerSlot: round(committed / Math.max(1, l.slots), 2),
     cpuMsPerSecond: { leader: round(cpuMs[leader]! / load.seconds, 0), followerMean: round(followerCpu.reduce((a, b) => a + b, 0) / followerCpu.length / load.seconds, 0), generator: round(load.generatorCpuMs / load.seconds, 0) },
