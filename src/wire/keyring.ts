@@ -7,9 +7,8 @@
 // Key ids are unique across a colony's rings, so a frame's key id tells the receiver which
 // ring, and so which role, signed it.
 
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { limits } from "../limits.ts";
+import { type MacFunction, fastestHmac, hmacSha256 } from "./hmac.ts";
 
 export const macBytes = 32;
 
@@ -30,20 +29,20 @@ export function isKeyId(id: unknown): id is number {
 }
 
 export class KeyRing {
-  private readonly keys: ReadonlyMap<number, ReturnType<typeof hmac.create>>;
+  private readonly keys: ReadonlyMap<number, MacFunction>;
   readonly currentId: number;
   readonly previousId: number | null;
 
   constructor(current: Secret, previous?: Secret) {
-    const keys = new Map<number, ReturnType<typeof hmac.create>>();
+    const keys = new Map<number, MacFunction>();
+    const implementation = fastestHmac();
     for (const key of previous === undefined ? [current] : [current, previous]) {
       if (!isKeyId(key.id)) throw new KeyFileError(`Cannot use key id ${key.id}: ids are integers from 0 to 4294967295`);
       if (key.secret.length < limits.keySecretBytesMin || key.secret.length > limits.keySecretBytesMax) {
         throw new KeyFileError(`Cannot use key ${key.id}: a secret has ${limits.keySecretBytesMin} to ${limits.keySecretBytesMax} bytes`);
       }
       if (keys.has(key.id)) throw new KeyFileError(`Cannot use keys: id ${key.id} appears twice`);
-      // The keyed hash state is computed once per key and cloned per frame.
-      keys.set(key.id, hmac.create(sha256, key.secret));
+      keys.set(key.id, hmacSha256(key.secret, implementation));
     }
     this.keys = keys;
     this.currentId = current.id;
@@ -61,7 +60,7 @@ export class KeyRing {
 
   /** HMAC-SHA256 with the given key; undefined when the ring does not hold it. */
   mac(keyId: number, data: Uint8Array): Uint8Array | undefined {
-    return this.keys.get(keyId)?.clone().update(data).digest();
+    return this.keys.get(keyId)?.(data);
   }
 }
 

@@ -26,7 +26,7 @@ import type { Condition, RejectReason, ScanRange, Transaction, Write } from "../
 import { isRecord, rejectReasons as allRejectReasons } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
 import { limits } from "../limits.ts";
-import { decodeCbor, encodeCbor } from "./cbor.ts";
+import { EncodedCbor, decodeCbor, encodeCbor } from "./cbor.ts";
 
 export const protocolVersion = 2;
 
@@ -80,9 +80,22 @@ function encodeOperation(op: Operation): unknown {
   }
 }
 
-export function encodeLogValue(value: LogValue): unknown {
-  if (value.kind === "noop") return { n: true };
-  return { b: value.commands.map((c: Command) => [c.session, c.seq, c.acked, encodeOperation(c.op)]), st: [encodeBallot(value.stamp.ballot), value.stamp.time] };
+/**
+ * Log values already encoded, by identity. A leader sends one value in an accept to every
+ * member and writes it in its accept and chosen records, and a follower writes it twice:
+ * encoded once, the bytes are reused. Log values are immutable (the core never changes one
+ * it has made), which is what makes the bytes stay right.
+ */
+const encodedLogValues = new WeakMap<LogValue, EncodedCbor>();
+
+export function encodeLogValue(value: LogValue): EncodedCbor {
+  let encoded = encodedLogValues.get(value);
+  if (encoded === undefined) {
+    const tree = value.kind === "noop" ? { n: true } : { b: value.commands.map((c: Command) => [c.session, c.seq, c.acked, encodeOperation(c.op)]), st: [encodeBallot(value.stamp.ballot), value.stamp.time] };
+    encoded = new EncodedCbor(encodeCbor(tree));
+    encodedLogValues.set(value, encoded);
+  }
+  return encoded;
 }
 
 export const encodeBallot = (b: Ballot): unknown => [b.round, b.node];
