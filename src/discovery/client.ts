@@ -44,7 +44,10 @@ export interface Route {
   readonly entry: CellEntry | null;
   /** Members to try, the likely leader first, those that went silent last. */
   readonly candidates: readonly Target[];
-  /** A lookup to send now, or null when none is due. */
+  /**
+   * A lookup to send now, or null when none is due. The client counts it as asked: the
+   * caller must send it, and call `lookupFailed` if no answer comes.
+   */
   readonly lookup: LookupToSend | null;
 }
 

@@ -70,6 +70,7 @@ export interface ColonySimOptions {
   readonly clockOffsetMsMax?: number;
   readonly entryLifetimeMs?: number;
   readonly refreshIntervalMs?: number;
+  readonly clockSkewMs?: number;
   readonly auditsPerRound?: number;
   readonly suspectTimeoutMs?: number;
   /** How long after a leader crashes a new one is elected among the members that are up. */
@@ -280,7 +281,7 @@ export class ColonySim {
       rng: new Rng(deriveSeed(o.seed, 3, i, generation % 0xffff_ffff)), nowMs: this.nodeNow(i), store: this.store,
       roundMs: this.roundMs, sessionBytesMax: o.sessionBytesMax ?? 64 * 1024,
       entryLifetimeMs: o.entryLifetimeMs ?? 24 * 3_600_000, refreshIntervalMs: o.refreshIntervalMs ?? 4 * 3_600_000,
-      auditsPerRound: o.auditsPerRound ?? 16, suspectTimeoutMs: o.suspectTimeoutMs ?? 6_000,
+      clockSkewMs: o.clockSkewMs ?? 60_000, auditsPerRound: o.auditsPerRound ?? 16, suspectTimeoutMs: o.suspectTimeoutMs ?? 6_000,
       onChange: (nameIndex, before, after) => this.changed(i, nameIndex, before, after),
     });
     for (const cellIndex of this.hostedBy(i)) node.host((this.cells[cellIndex] as SimCell).name);
@@ -306,7 +307,7 @@ export class ColonySim {
     const o = this.options;
     const membersPerCell = o.membersPerCell ?? 7;
     const refreshIntervalMs = o.refreshIntervalMs ?? 4 * 3_600_000;
-    const template = new DiscoveryCache(this.store, { entryLifetimeMs: o.entryLifetimeMs ?? 24 * 3_600_000, refreshIntervalMs });
+    const template = new DiscoveryCache(this.store, { entryLifetimeMs: o.entryLifetimeMs ?? 24 * 3_600_000, refreshIntervalMs, clockSkewMs: o.clockSkewMs ?? 60_000 });
     for (let c = 0; c < o.cells; c++) {
       const members: number[] = [];
       while (members.length < membersPerCell) {
@@ -534,7 +535,8 @@ export class ColonySim {
 
   // ---- faults ----------------------------------------------------------------------------
 
-  private crash(i: number): void {
+  /** A crash; `detectable` is false for a restart at the same moment, which no peer can notice. */
+  private crash(i: number, detectable = true): void {
     const node = this.nodes[i];
     if (node === null || node === undefined) return;
     this.probesFailedGone += node.stats.probesFailed;
@@ -544,7 +546,7 @@ export class ColonySim {
     this.upCount--;
     node.cache.clear();
     this.scheduledMs[i] = Number.POSITIVE_INFINITY;
-    this.crashes.push({ node: i, atMs: this.queue.nowMs, generation: this.generations[i] as number, suspectedAllMs: null, deadAllMs: null });
+    if (detectable) this.crashes.push({ node: i, atMs: this.queue.nowMs, generation: this.generations[i] as number, suspectedAllMs: null, deadAllMs: null });
     this.recheckAll();
     // Cells it led elect a new leader among the members that are up, a moment later.
     for (const c of this.hostedBy(i)) {
@@ -651,7 +653,7 @@ export class ColonySim {
       for (const target of targets) {
         let node = this.nodes[target] as DiscoveryNode;
         if (kind === "staleBackup") {
-          this.crash(target);
+          this.crash(target, false);
           node = this.restart(target);
         }
         for (const entry of forged) {
