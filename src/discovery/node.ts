@@ -196,7 +196,7 @@ export class DiscoveryNode {
     this.cache = new DiscoveryCache(store, cacheOptions);
     const peerOptions = { identity: options.identity, address: options.address, generation: options.generation, seeds: options.seeds, known: options.peerRecords ?? [] };
     this.peers = new PeerTable(options.suspectTimeoutMs === undefined ? peerOptions : { ...peerOptions, suspectTimeoutMs: options.suspectTimeoutMs });
-    const pointerOptions: { lifetimeMs?: number; countMax?: number } = {};
+    const pointerOptions: { lifetimeMs?: number; countMax?: number; store?: EntryStore } = { store };
     if (options.pointerLifetimeMs !== undefined) pointerOptions.lifetimeMs = options.pointerLifetimeMs;
     if (options.pointersMax !== undefined) pointerOptions.countMax = options.pointersMax;
     this.pointers = new ForwardingPointers(pointerOptions);

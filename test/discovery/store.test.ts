@@ -1,12 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { discoveryLimits } from "../../src/discovery/limits.ts";
+import { isWellFormed } from "../../src/core/value.ts";
 import { EntryStore, Identities, Names } from "../../src/discovery/store.ts";
 import { entry, hex16, identity, members } from "./support.ts";
 
 describe("the name dictionary", () => {
   test("behaves like a reference-counted Map under random acquires and releases (model-based)", () => {
-    const nameArb = fc.oneof(fc.integer({ min: 0, max: 300 }).map((i) => `vol-${i}`), fc.string({ minLength: 1, maxLength: 40 }).filter((s) => s.isWellFormed()));
+    const nameArb = fc.oneof(fc.integer({ min: 0, max: 300 }).map((i) => `vol-${i}`), fc.string({ minLength: 1, maxLength: 40 }).filter(isWellFormed));
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.boolean(), nameArb), { maxLength: 600 }), (ops) => {
         const names = new Names(6);
