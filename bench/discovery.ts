@@ -104,7 +104,10 @@ function simulation(): Record<string, unknown> {
     ...(process.env.CELLS === undefined ? {} : { cells: Number(process.env.CELLS) }),
   });
   const started = performance.now();
-  const sim = new ColonySim(options);
+  const sim = new ColonySim({
+    ...options,
+    onPhaseEnd: (name, simulatedSeconds, events) => console.error(`${name} done at ${simulatedSeconds} s simulated, ${events} events, ${Math.round((performance.now() - started) / 1000)} s`),
+  });
   const report = sim.run();
   const wallSeconds = (performance.now() - started) / 1000;
   return {

@@ -14,7 +14,7 @@
 
 import { assert } from "../core/assert.ts";
 import { type CellEntry, canonicalEntry } from "./entry.ts";
-import { compareIncarnations } from "./ids.ts";
+import { compareIncarnations, isCellName, isIdentity, isIncarnation } from "./ids.ts";
 import { discoveryLimits } from "./limits.ts";
 import type { EntryStore, StoreRefusal } from "./store.ts";
 
@@ -65,6 +65,8 @@ export class DiscoveryCache {
   private slots = new Int32Array(0);
   private readonly levels: Uint32Array[];
   private readonly depthIndices: Int8Array;
+  /** Entries under each subtree of the first depth: a node far behind asks for whole subtrees. */
+  private readonly firstCounts: Uint32Array;
   private rootHigh = 0;
   private rootLow = 0;
   private entries = 0;
@@ -87,6 +89,7 @@ export class DiscoveryCache {
       this.depthIndices[depth] = i;
     });
     this.levels = depths.map((depth) => new Uint32Array(2 << depth));
+    this.firstCounts = new Uint32Array(1 << (depths[0] as number));
   }
 
   get size(): number {
@@ -109,7 +112,10 @@ export class DiscoveryCache {
     return record === none ? null : this.store.entry(record);
   }
 
-  /** Takes `entry` if it is greater than what this replica holds and is neither expired nor from the future. */
+  /**
+   * Takes `entry` if it is greater than what this replica holds and is neither expired nor
+   * from the future. The entry must be valid: entries from the wire are checked by decodeEntry.
+   */
   merge(raw: CellEntry, nowMs: number): MergeOutcome {
     if (raw.refreshedMs + this.entryLifetimeMs <= nowMs) return "expired";
     if (raw.refreshedMs > nowMs + this.clockSkewMs) return "future";
@@ -153,6 +159,7 @@ export class DiscoveryCache {
   push(report: CellReport, clockMs: number): PushOutcome {
     // Stamps are whole milliseconds on the wire.
     const nowMs = Math.floor(clockMs);
+    assertReport(report);
     assert(report.version <= report.appliedSlot, "push: version beyond the applied slot");
     assert(report.leader === null || report.members.includes(report.leader), "push: the leader must be a member");
     const view = canonicalEntry({
@@ -215,6 +222,7 @@ export class DiscoveryCache {
     this.slots = other.slots.slice();
     for (const record of this.slots) if (record !== none) this.store.retain(record);
     this.levels.forEach((level, i) => level.set(other.levels[i] as Uint32Array));
+    this.firstCounts.set(other.firstCounts);
     this.rootHigh = other.rootHigh;
     this.rootLow = other.rootLow;
     this.entries = other.entries;
@@ -265,8 +273,15 @@ export class DiscoveryCache {
     this.rootHigh = (this.rootHigh ^ deltaHigh) >>> 0;
     this.rootLow = (this.rootLow ^ deltaLow) >>> 0;
     this.slots[nameIndex] = record;
-    if (before === none) this.entries++;
-    if (record === none) this.entries--;
+    const first = place >>> (32 - (this.depths[0] as number));
+    if (before === none) {
+      this.entries++;
+      this.firstCounts[first] = (this.firstCounts[first] as number) + 1;
+    }
+    if (record === none) {
+      this.entries--;
+      this.firstCounts[first] = (this.firstCounts[first] as number) - 1;
+    }
     // Notify before the old record is released, so the observer can still read it.
     if (this.onChange !== undefined) this.onChange(nameIndex, before, record);
     if (before !== none) this.store.release(before);
@@ -311,13 +326,22 @@ export class DiscoveryCache {
     }
   }
 
-  /** Calls `visit` for every entry under subtree `node` at `depth`; stops when it returns false. */
-  forEachInSubtree(depth: number, node: number, visit: (nameIndex: number, record: number) => boolean): void {
+  /** How many entries this replica holds under subtree `node` of the first depth. */
+  firstCount(node: number): number {
+    return this.firstCounts[node] as number;
+  }
+
+  /**
+   * Calls `visit` for every entry under subtree `node` at `depth`, from leaf `startLeaf` of the
+   * subtree on, wrapping around; stops when it returns false.
+   */
+  forEachInSubtree(depth: number, node: number, visit: (nameIndex: number, record: number) => boolean, startLeaf = 0): void {
     const span = this.leafBits - depth;
+    const leaves = 1 << span;
     const first = node << span;
-    const last = first + (1 << span);
     const names = this.store.names;
-    for (let leaf = first; leaf < last; leaf++) {
+    for (let i = 0; i < leaves; i++) {
+      const leaf = first + ((startLeaf + i) % leaves);
       for (let index = names.firstInLeaf(leaf); index !== none; index = names.nextInLeaf(index)) {
         const record = this.recordAt(index);
         if (record !== none && !visit(index, record)) return;
@@ -329,6 +353,19 @@ export class DiscoveryCache {
   bytes(): number {
     return this.slots.byteLength + this.levels.reduce((sum, level) => sum + level.byteLength, 0);
   }
+}
+
+/**
+ * A report comes from the node's own replicas, so a bad one is a bug there, and it must not
+ * reach the cache: every peer would refuse the messages that carried it.
+ */
+export function assertReport(report: CellReport): void {
+  assert(isCellName(report.cell), "report: the cell name is not 1 to 256 bytes of well-formed UTF-8");
+  assert(isIncarnation(report.incarnation), "report: the incarnation is not 16 lowercase hex digits");
+  assert(report.members.length >= 1 && report.members.length <= discoveryLimits.membersMax, "report: member count out of range");
+  assert(report.members.every(isIdentity) && new Set(report.members).size === report.members.length, "report: members must be distinct identities");
+  assert(report.leader === null || isIdentity(report.leader), "report: the leader is not an identity");
+  for (const n of [report.version, report.appliedSlot, report.ballot]) assert(Number.isSafeInteger(n) && n >= 0, "report: slots and ballots are non-negative integers");
 }
 
 function sameMembers(a: readonly string[], b: readonly string[]): boolean {

@@ -34,6 +34,11 @@ export const discoveryLimits = {
   messageBytesMax: 60_000,
   /** Messages in one session (descent, leaves, entries, answers); a session ends there. */
   sessionStepsMax: 12,
+  /**
+   * A node that holds a tenth fewer entries than a peer reported (it restarted empty, say)
+   * opens this many sessions a round instead of one, until it has caught up.
+   */
+  catchUpSessionsMax: 4,
   /** Sessions a node answers at once; more are answered with a liveness ack only. */
   answeredSessionsMax: 4,
   replyTimeoutMsDefault: 200,
@@ -49,7 +54,7 @@ export const discoveryLimits = {
   /** One round in this many probes a peer believed dead, so that partitions heal. */
   deadProbeEveryRounds: 8,
   rumorsMax: 1_024,
-  rumorsPerMessageMax: 24,
+  rumorsPerMessageMax: 48,
   /** Each rumor is sent in about this many times log2(peers) messages. */
   rumorSpreadFactor: 3,
   /** Peer records are bucketed by a hash of the node id for anti-entropy. */

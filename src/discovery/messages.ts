@@ -15,10 +15,12 @@
 //   r  rumors: peer records
 //   pd the peer table's digest               pb its 64 bucket digests
 //   pw peer buckets wanted                   pr peer records of differing buckets
-//   rt the cell tree's root digest
+//   rt the cell tree's root digest           n  the sender's number of entries
 //   tr [depth, [parents], digests]           the sender's digests of every child at `depth` of
 //                                            these parents (subtrees one descent step up; the
 //                                            root is parent 0 of the first step), 4 bytes each
+//   c  [counts]                              with the first tree step: the sender's entries under
+//                                            each first-level subtree
 //   wt [depth, [nodes]]                      "send me every entry under these subtrees"
 //   lv [[leaves], [counts], items]           per leaf, per entry: name hash, entry hash, stamp
 //                                            (whole seconds), 12 bytes
@@ -66,7 +68,11 @@ export interface GossipMessage {
   readonly peerWant?: readonly number[];
   readonly peerRecords?: readonly PeerRecord[];
   readonly root?: Uint8Array;
+  /** How many entries the sender holds: a node far behind its peers catches up faster. */
+  readonly count?: number;
   readonly tree?: TreeSection;
+  /** With the first tree step: how many entries the sender holds under each of its subtrees. */
+  readonly counts?: readonly number[];
   readonly wantTree?: SubtreesSection;
   readonly leaves?: LeavesSection;
   readonly want?: readonly number[];
@@ -167,7 +173,9 @@ function encodeGossip(m: GossipMessage): Record<string, unknown> {
   if (m.peerWant !== undefined) out.pw = [...m.peerWant];
   if (m.peerRecords !== undefined) out.pr = m.peerRecords.map(encodePeerRecord);
   if (m.root !== undefined) out.rt = m.root;
+  if (m.count !== undefined) out.n = m.count;
   if (m.tree !== undefined) out.tr = [m.tree.depth, [...m.tree.parents], m.tree.hashes];
+  if (m.counts !== undefined) out.c = [...m.counts];
   if (m.wantTree !== undefined) out.wt = [m.wantTree.depth, [...m.wantTree.nodes]];
   if (m.leaves !== undefined) out.lv = [[...m.leaves.leaves], [...m.leaves.counts], m.leaves.items];
   if (m.want !== undefined) out.w = [...m.want];
@@ -276,6 +284,7 @@ function decodeGossip(m: Record<string, unknown>): GossipMessage {
   if (m.pw !== undefined) out.peerWant = list(m.pw, "peerWant", discoveryLimits.peerBuckets).map((b) => integer(b, "peerWant", discoveryLimits.peerBuckets - 1));
   if (m.pr !== undefined) out.peerRecords = list(m.pr, "peerRecords", discoveryLimits.peerRecordsPerMessageMax).map((r) => decodePeerRecord(r, "peerRecords"));
   if (m.rt !== undefined) out.root = bytes(m.rt, "root", 8);
+  if (m.n !== undefined) out.count = integer(m.n, "count", 0xffff_ffff);
   if (m.tr !== undefined) {
     const [depth, parents, hashes] = tuple(m.tr, "tree", [3]);
     const d = integer(depth, "tree: depth", discoveryLimits.leafBitsMax);
@@ -286,6 +295,7 @@ function decodeGossip(m: Record<string, unknown>): GossipMessage {
     if (p.length === 0 || !Number.isInteger(fanout) || fanout < 2 || (fanout & (fanout - 1)) !== 0) fail("tree: digests are not a power-of-two number of 4-byte children per parent");
     out.tree = { depth: d, parents: p, hashes: digests };
   }
+  if (m.c !== undefined) out.counts = list(m.c, "counts", 1 << discoveryLimits.treeStepBits).map((count) => integer(count, "counts", 0xffff_ffff));
   if (m.wt !== undefined) {
     const [depth, nodes] = tuple(m.wt, "wantTree", [2]);
     const d = integer(depth, "wantTree: depth", discoveryLimits.leafBitsMax);

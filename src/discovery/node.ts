@@ -24,7 +24,7 @@
 
 import { assert } from "../core/assert.ts";
 import type { Rng } from "../random.ts";
-import { type CacheOptions, type CellReport, DiscoveryCache, type MergeOutcome, type PushOutcome } from "./cache.ts";
+import { assertReport, type CacheOptions, type CellReport, DiscoveryCache, type MergeOutcome, type PushOutcome } from "./cache.ts";
 import type { CellEntry } from "./entry.ts";
 import { isAddress, isIdentity, nodeOf } from "./ids.ts";
 import { discoveryLimits } from "./limits.ts";
@@ -180,6 +180,9 @@ export class DiscoveryNode {
   private readonly hosted: string[] = [];
   private readonly hostedAt = new Map<string, number>();
   private auditCursor = 0;
+  /** The most entries a peer reported lately, and when: a node far below it is catching up. */
+  private peerCountSeen = 0;
+  private peerCountSeenMs = 0;
 
   constructor(options: DiscoveryNodeOptions) {
     assert(isIdentity(options.identity), "discovery: identity must be nodeId~incarnation");
@@ -243,6 +246,7 @@ export class DiscoveryNode {
 
   /** This node was removed from `cell`: keep a forwarding pointer with the membership it knew. */
   leave(report: CellReport, clockMs: number): void {
+    assertReport(report);
     const nowMs = Math.floor(clockMs);
     this.unhost(report.cell);
     this.pointers.add(
@@ -333,13 +337,30 @@ export class DiscoveryNode {
     }
     if (nowMs >= this.nextRoundMs) {
       this.nextRoundMs = Math.max(this.nextRoundMs + this.roundMs, nowMs + 1);
-      const opened = this.open(nowMs);
-      if (opened !== null) messages.push(opened);
+      const sessions = this.catchingUp(nowMs) ? discoveryLimits.catchUpSessionsMax : 1;
+      for (let i = 0; i < sessions; i++) {
+        const opened = this.open(nowMs);
+        if (opened !== null) messages.push(opened);
+      }
       audit = this.auditBatch();
       this.cache.sweep(nowMs, this.sweepsPerRound);
       this.pointers.sweep(nowMs);
     }
     return { messages, audit };
+  }
+
+  /** True while this replica holds a tenth fewer entries than a peer reported in the last ten rounds. */
+  catchingUp(nowMs: number): boolean {
+    if (nowMs - this.peerCountSeenMs > 10 * this.roundMs) return false;
+    return this.cache.size + Math.ceil(this.peerCountSeen / 10) < this.peerCountSeen;
+  }
+
+  private noteCount(count: number | undefined, nowMs: number): void {
+    if (count === undefined) return;
+    if (count >= this.peerCountSeen || nowMs - this.peerCountSeenMs > 10 * this.roundMs) {
+      this.peerCountSeen = count;
+      this.peerCountSeenMs = nowMs;
+    }
   }
 
   private auditBatch(): string[] {
@@ -357,15 +378,23 @@ export class DiscoveryNode {
     if (peer === null) return null;
     const view = this.peers.get(peer);
     if (view === null) return null;
-    // One open session at a time: a new round supersedes an old one still talking.
-    for (const [key, session] of this.sessions) if (session.initiator) this.sessions.delete(key);
+    // A bounded number of open sessions: a new one supersedes the oldest still talking.
+    let initiated = 0;
+    for (const session of this.sessions.values()) if (session.initiator) initiated++;
+    for (const [key, session] of this.sessions) {
+      if (initiated < discoveryLimits.catchUpSessionsMax) break;
+      if (session.initiator) {
+        this.sessions.delete(key);
+        initiated--;
+      }
+    }
     const session: Session = {
       peer, id: this.rng.nextUint32(), initiator: true, bytesSent: 0, lastMs: nowMs, answered: false, attempts: 1,
       deadlineMs: nowMs + this.replyTimeoutMs, open: null,
     };
     const message: GossipMessage = {
       kind: "gossip", session: session.id, step: 0, from: this.peers.self(), rumors: this.peers.takeRumors(),
-      peersDigest: digestBytes(this.peers.digest()), root: digestBytes(this.cache.root()),
+      peersDigest: digestBytes(this.peers.digest()), root: digestBytes(this.cache.root()), count: this.cache.size,
     };
     const out = this.outgoing(peer, view.record.address, message);
     session.open = out;
@@ -443,6 +472,8 @@ export class DiscoveryNode {
       return this.reject("unknownSession", `no session ${m.session} with ${peer}`);
     }
     this.peers.heard(peer, nowMs);
+    this.noteCount(m.count, nowMs);
+    const refutationsBefore = this.stats.refutations;
     if (session !== null) {
       session.lastMs = nowMs;
       if (session.initiator) session.answered = true;
@@ -472,7 +503,7 @@ export class DiscoveryNode {
       if (session !== null && m.busy === true) this.sessions.delete(key);
       return { ok: true, messages: [] };
     }
-    const reply = this.answerSections(m, stored, rumorsBack, session);
+    const reply = this.answerSections(m, stored, rumorsBack, session, this.stats.refutations > refutationsBefore);
     if (reply === null) {
       if (!session.initiator) this.sessions.delete(key);
       return { ok: true, messages: [] };
@@ -499,7 +530,7 @@ export class DiscoveryNode {
     return newer;
   }
 
-  private answerSections(m: GossipMessage, newer: readonly number[], rumorsBack: readonly PeerRecord[], session: Session): GossipMessage | null {
+  private answerSections(m: GossipMessage, newer: readonly number[], rumorsBack: readonly PeerRecord[], session: Session, refuted: boolean): GossipMessage | null {
     const limit = Math.min(discoveryLimits.messageBytesMax, this.sessionBytesMax - session.bytesSent);
     if (limit < 512) {
       this.stats.budgetCuts++;
@@ -510,9 +541,14 @@ export class DiscoveryNode {
     const out: { -readonly [K in keyof GossipMessage]: GossipMessage[K] } = { kind: "gossip", session: m.session, step };
     let substantive = false;
 
-    if (m.step === 0) {
+    // Our own record goes with the probe's answer, and at once after we refuted a suspicion.
+    if (m.step === 0 || refuted) {
       out.from = this.peers.self();
       budget.take(cborBytes(encodePeerRecord(out.from)) + 4);
+    }
+    if (m.step === 0) {
+      out.count = this.cache.size;
+      budget.take(8);
     }
     const rumors = [...rumorsBack];
     if (m.step <= 1) rumors.push(...this.peers.takeRumors(discoveryLimits.rumorsPerMessageMax - rumors.length));
@@ -542,7 +578,9 @@ export class DiscoveryNode {
     if (peerBuckets.size > 0) {
       const records: PeerRecord[] = [];
       budget.take(sectionOverheadBytes);
-      for (const record of this.peers.recordsIn([...peerBuckets])) {
+      const buckets = [...peerBuckets];
+      const order = this.rotation(buckets.length).map((i) => buckets[i] as number);
+      for (const record of this.peers.recordsIn(order)) {
         if (!budget.take(cborBytes(encodePeerRecord(record)))) break;
         records.push(record);
       }
@@ -569,6 +607,7 @@ export class DiscoveryNode {
       const hashes = new DataView(m.tree.hashes.buffer, m.tree.hashes.byteOffset, m.tree.hashes.byteLength);
       const leafItems: number[] = [];
       const nextParents: number[] = [];
+      const counts = depth === this.cache.depths[0] && m.counts?.length === fanout ? m.counts : null;
       for (const p of this.rotation(m.tree.parents.length)) {
         const parent = m.tree.parents[p] as number;
         for (let c = 0; c < fanout; c++) {
@@ -576,14 +615,17 @@ export class DiscoveryNode {
           const theirs = hashes.getUint32((p * fanout + c) * 4);
           const [mineHigh, mineLow] = this.cache.digest(depth, node);
           if (theirs === mineHigh) continue;
-          if (mineHigh === 0 && mineLow === 0) {
+          // Holding less than half of what they hold there: ask for the subtree whole rather
+          // than descend through a tree that differs nearly everywhere.
+          const farBehind = counts !== null && this.cache.firstCount(node) * 2 < (counts[node] as number);
+          if (farBehind || (mineHigh === 0 && mineLow === 0)) {
             wantTree.push(node);
             wantTreeDepth = depth;
           } else if (theirs === 0) {
             this.cache.forEachInSubtree(depth, node, (_, record) => {
               send.set(record, record);
               return send.size < 4096;
-            });
+            }, this.rng.nextInt(1 << (this.cache.leafBits - depth)));
           } else if (next === null) leafItems.push(node);
           else nextParents.push(node);
         }
@@ -594,13 +636,19 @@ export class DiscoveryNode {
         const counts: number[] = [];
         const items: number[] = [];
         budget.take(sectionOverheadBytes);
+        // Like digests, leaf items may take a quarter of what is left.
+        let leafRoom = Math.floor((budget.limit - budget.used) / 4);
         for (const leaf of leafItems) {
           const mineInLeaf: number[] = [];
           this.cache.forEachInLeaf(leaf, (nameIndex, record) => {
             const stampSeconds = Math.floor(this.cache.store.refreshedOf(record) / 1000) >>> 0;
             mineInLeaf.push(this.cache.store.names.placeHash(nameIndex), this.cache.store.hashHighOf(record), stampSeconds);
           });
-          if (!budget.take(10 + mineInLeaf.length * 4)) break;
+          leafRoom -= 10 + mineInLeaf.length * 4;
+          if (leafRoom < 0 || !budget.take(10 + mineInLeaf.length * 4)) {
+            budget.cut = true;
+            break;
+          }
           leaves.push(leaf);
           counts.push(mineInLeaf.length / 3);
           items.push(...mineInLeaf);
@@ -619,8 +667,15 @@ export class DiscoveryNode {
       const fanout = 1 << shift;
       const parents: number[] = [];
       budget.take(sectionOverheadBytes);
+      // Digests may take a quarter of what is left: on a tree that differs nearly everywhere
+      // (a replica rebuilding) they would otherwise leave no room for the entries themselves.
+      let treeRoom = Math.floor((budget.limit - budget.used) / 4);
       for (const parent of descend.parents) {
-        if (!budget.take(5 + fanout * 4)) break;
+        treeRoom -= 5 + fanout * 4;
+        if (treeRoom < 0 || !budget.take(5 + fanout * 4)) {
+          budget.cut = true;
+          break;
+        }
         parents.push(parent);
       }
       if (parents.length > 0) {
@@ -630,6 +685,10 @@ export class DiscoveryNode {
           for (let c = 0; c < fanout; c++) view.setUint32((p * fanout + c) * 4, this.cache.digest(descend.depth, (parent << shift) + c)[0]);
         });
         out.tree = { depth: descend.depth, parents, hashes };
+        if (descend.depth === this.cache.depths[0]) {
+          out.counts = Array.from({ length: fanout }, (_, c) => this.cache.firstCount(c));
+          budget.take(fanout * 5 + sectionOverheadBytes);
+        }
         substantive = true;
       }
     }
@@ -644,11 +703,13 @@ export class DiscoveryNode {
       substantive = true;
     }
     if (m.wantTree !== undefined) {
+      // From a random leaf on, so that a subtree too big for one session arrives piece by piece.
+      const leaves = 1 << (this.cache.leafBits - m.wantTree.depth);
       for (const node of m.wantTree.nodes) {
         this.cache.forEachInSubtree(m.wantTree.depth, node, (_, record) => {
           send.set(record, record);
           return send.size < 4096;
-        });
+        }, this.rng.nextInt(leaves));
       }
     }
     if (m.leaves !== undefined) this.compareLeaves(m.leaves, send, want);
@@ -685,7 +746,7 @@ export class DiscoveryNode {
     }
     if (budget.cut) this.stats.budgetCuts++;
     // The probe's answer goes out even when there is nothing else to say.
-    if (!substantive && m.step !== 0 && out.rumors === undefined) return null;
+    if (!substantive && m.step !== 0 && out.rumors === undefined && out.from === undefined) return null;
     return out as GossipMessage;
   }
 

@@ -97,6 +97,7 @@ export class PeerTable {
   private readonly slots = new Map<string, Slot>();
   private readonly others: string[] = [];
   private readonly buckets = new Uint32Array(discoveryLimits.peerBuckets * 2);
+  private readonly bucketNodes: string[][] = Array.from({ length: discoveryLimits.peerBuckets }, () => []);
   private digestHigh = 0;
   private digestLow = 0;
   private readonly suspected = new Set<string>();
@@ -149,6 +150,7 @@ export class PeerTable {
     if (slot === undefined) {
       slot = { record, hashHigh: 0, hashLow: 0, bucket: peerBucket(nodeId), suspectedSinceMs: null, lastHeardMs: null };
       this.slots.set(nodeId, slot);
+      (this.bucketNodes[slot.bucket] as string[]).push(nodeId);
     }
     const at = slot.bucket * 2;
     const deltaHigh = (slot.hashHigh ^ hashHigh) >>> 0;
@@ -301,13 +303,14 @@ export class PeerTable {
     return out;
   }
 
-  /** The records of the given buckets, at most `countMax`. */
+  /** The records of the given buckets, in the order given, at most `countMax`. */
   recordsIn(buckets: readonly number[], countMax: number = discoveryLimits.peerRecordsPerMessageMax): PeerRecord[] {
-    const wanted = new Set(buckets);
     const out: PeerRecord[] = [];
-    for (const slot of this.slots.values()) {
-      if (out.length >= countMax) break;
-      if (wanted.has(slot.bucket)) out.push(slot.record);
+    for (const bucket of buckets) {
+      for (const nodeId of this.bucketNodes[bucket] ?? []) {
+        if (out.length >= countMax) return out;
+        out.push((this.slots.get(nodeId) as Slot).record);
+      }
     }
     return out;
   }

@@ -126,7 +126,10 @@ describe("a member pushing its view", () => {
     expect(c.get("vol-1")).toMatchObject({ ballot: 7, leader: identity(3), refreshedMs: nowMs + 8 * hourMs });
   });
 
-  test("a report whose version is past its applied slot is a bug in the node", () => {
+  test("a report that could not travel (bad name, slot past the applied one, duplicate member) is a bug in the node", () => {
     expect(() => cache().push(report({ version: 21, appliedSlot: 20 }), nowMs)).toThrow("version beyond the applied slot");
+    expect(() => cache().push(report({ cell: "x".repeat(257) }), nowMs)).toThrow("cell name");
+    expect(() => cache().push(report({ members: [identity(1), identity(1)], leader: identity(1) }), nowMs)).toThrow("distinct");
+    expect(() => cache().push(report({ leader: identity(50) }), nowMs)).toThrow("leader must be a member");
   });
 });

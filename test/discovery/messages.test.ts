@@ -102,7 +102,7 @@ describe("discovery messages on the wire", () => {
       [{ ...good, tr: [8, [1], new Uint8Array(12)] }, "badSchema", "power-of-two"],
       [{ ...good, f: [identity(1), "nowhere", 1, 0, "a"] }, "badSchema", "address"],
       [{ ...good, f: ["n1", "10.0.0.1:7101", 5, 0, "a"] }, "badSchema", "identity"],
-      [{ ...good, r: Array.from({ length: 25 }, () => [identity(1), "10.0.0.1:7101", 1, 0, "a"]) }, "overLimit", "rumors"],
+      [{ ...good, r: Array.from({ length: 49 }, () => [identity(1), "10.0.0.1:7101", 1, 0, "a"]) }, "overLimit", "rumors"],
       [{ k: "l", i: 1, c: Array.from({ length: 65 }, () => "vol-1") }, "overLimit", "cells"],
       [{ k: "a", i: 1, a: [["vol-1", "f", otherCell]], p: [] }, "badSchema", "another cell"],
     ];

@@ -78,6 +78,8 @@ export interface ColonySimOptions {
   readonly phases: readonly PhaseSpec[];
   /** A quiet time at the end, with no faults, so that the last changes can converge. */
   readonly settleMs?: number;
+  /** Told when each phase ends (the bench prints progress with it). */
+  readonly onPhaseEnd?: (name: string, simulatedSeconds: number, events: number) => void;
 }
 
 export interface Distribution {
@@ -92,8 +94,12 @@ export interface PhaseReport {
   readonly changes: number;
   readonly converged: number;
   readonly unconverged: number;
+  readonly unconvergedAll: number;
+  /** From a change until every node in service at the change (up, not rebuilding) held it. */
   readonly convergenceRounds: Distribution;
   readonly convergenceSeconds: Distribution;
+  /** From a change until every node up held it, nodes still rebuilding their replica included. */
+  readonly convergenceAllSeconds: Distribution;
   readonly bytesPerNodePerSecond: { readonly mean: number; readonly p99: number; readonly max: number };
   readonly messagesPerNodePerSecond: number;
   /** Pairs (observer, node) where an up node was believed dead by an up observer, at the phase's end. */
@@ -152,8 +158,15 @@ interface Tracker {
   readonly startMs: number;
   readonly phase: number;
   readonly knowers: Uint8Array;
+  /** Nodes in service (up and not rebuilding) when the change happened. */
+  readonly targets: Uint8Array;
   count: number;
+  targetsUp: number;
+  targetsKnowing: number;
+  /** When every target still up knew the change. */
   convergedMs: number | null;
+  /** When every node up, rebuilding ones included, knew it. */
+  convergedAllMs: number | null;
 }
 
 interface PoisonTrack {
@@ -202,6 +215,8 @@ export class ColonySim {
   private readonly generations: number[];
   private readonly scheduledMs: number[];
   private readonly group: Uint8Array;
+  /** 1 for a node that is up and not rebuilding its replica. */
+  private readonly inService: Uint8Array;
   private partitioned = false;
   private readonly cells: SimCell[] = [];
   private readonly cellIndex = new Map<number, number>();
@@ -243,6 +258,7 @@ export class ColonySim {
     this.generations = new Array<number>(n).fill(0);
     this.scheduledMs = new Array<number>(n).fill(Number.POSITIVE_INFINITY);
     this.group = new Uint8Array(n);
+    this.inService = new Uint8Array(n);
     this.bytesByNode = new Float64Array(n);
     this.messagesByNode = new Float64Array(n);
     this.upCount = 0;
@@ -337,6 +353,7 @@ export class ColonySim {
       node.cache.copyFrom(template);
       this.nodes[i] = node;
       this.upCount++;
+      this.inService[i] = 1;
       this.schedule(i);
     }
     template.clear();
@@ -408,6 +425,7 @@ export class ColonySim {
         if (knew === knows) continue;
         tracker.knowers[node] = knows ? 1 : 0;
         tracker.count += knows ? 1 : -1;
+        if (tracker.targets[node] === 1) tracker.targetsKnowing += knows ? 1 : -1;
         this.checkConverged(tracker);
       }
     }
@@ -425,8 +443,10 @@ export class ColonySim {
   }
 
   private checkConverged(tracker: Tracker): void {
-    if (tracker.convergedMs === null && tracker.count >= this.upCount) {
-      tracker.convergedMs = this.queue.nowMs;
+    if (tracker.convergedMs === null && tracker.targetsKnowing >= tracker.targetsUp) tracker.convergedMs = this.queue.nowMs;
+    if (tracker.convergedAllMs === null && tracker.count >= this.upCount) {
+      tracker.convergedAllMs = this.queue.nowMs;
+      if (tracker.convergedMs === null) tracker.convergedMs = this.queue.nowMs;
       const nameIndex = this.store.names.find((this.cells[tracker.cell] as SimCell).name);
       const list = this.trackers.get(nameIndex);
       if (list !== undefined) {
@@ -441,15 +461,22 @@ export class ColonySim {
     const cell = this.cells[cellIndex] as SimCell;
     const tracker: Tracker = {
       cell: cellIndex, version: cell.version, ballot: cell.ballot, startMs: this.queue.nowMs, phase: this.phase,
-      knowers: new Uint8Array(this.options.nodes), count: 0, convergedMs: null,
+      knowers: new Uint8Array(this.options.nodes), targets: new Uint8Array(this.options.nodes), count: 0, targetsUp: 0, targetsKnowing: 0,
+      convergedMs: null, convergedAllMs: null,
     };
     const nameIndex = this.store.names.find(cell.name);
     for (let i = 0; i < this.options.nodes; i++) {
       const node = this.nodes[i];
       if (node === null || node === undefined) continue;
+      const target = this.inService[i] === 1;
+      if (target) {
+        tracker.targets[i] = 1;
+        tracker.targetsUp++;
+      }
       if (this.knows(node.cache.recordAt(nameIndex), tracker)) {
         tracker.knowers[i] = 1;
         tracker.count++;
+        if (target) tracker.targetsKnowing++;
       }
     }
     this.allTrackers.push(tracker);
@@ -545,6 +572,14 @@ export class ColonySim {
     this.nodes[i] = null;
     this.upCount--;
     node.cache.clear();
+    this.inService[i] = 0;
+    for (const list of this.trackers.values()) {
+      for (const tracker of list) {
+        if (tracker.targets[i] !== 1) continue;
+        tracker.targets[i] = 0;
+        tracker.targetsUp--;
+      }
+    }
     this.scheduledMs[i] = Number.POSITIVE_INFINITY;
     if (detectable) this.crashes.push({ node: i, atMs: this.queue.nowMs, generation: this.generations[i] as number, suspectedAllMs: null, deadAllMs: null });
     this.recheckAll();
@@ -599,7 +634,10 @@ export class ColonySim {
       if (restart.fullMs !== null) continue;
       const node = this.nodes[restart.node];
       if (node === null || node === undefined) continue;
-      if (node.cache.size >= this.cells.length) restart.fullMs = this.queue.nowMs;
+      if (node.cache.size >= this.cells.length) {
+        restart.fullMs = this.queue.nowMs;
+        this.inService[restart.node] = 1;
+      }
     }
     for (const track of this.poisonTracks) {
       if (track.healedMs === null && track.holders === 0) track.healedMs = this.queue.nowMs;
@@ -725,6 +763,7 @@ export class ColonySim {
       watchEvery(endMs);
       this.queue.runUntil(endMs);
       ended.push(this.phaseEnd(p, spec, startMs, endMs));
+      this.options.onPhaseEnd?.(spec.name, (this.queue.nowMs - epochMs) / 1000, this.events);
     }
     this.watch();
     // Convergence is judged at the very end, so that changes made late in a phase count.
@@ -749,14 +788,17 @@ export class ColonySim {
       const mine = this.allTrackers.filter((t) => t.phase === p);
       const converged = mine.filter((t) => t.convergedMs !== null);
       const delays = converged.map((t) => ((t.convergedMs as number) - t.startMs) / 1000);
+      const allDelays = mine.filter((t) => t.convergedAllMs !== null).map((t) => ((t.convergedAllMs as number) - t.startMs) / 1000);
       return {
-      name: spec.name,
-      changes: mine.length,
-      converged: converged.length,
-      unconverged: mine.length - converged.length,
-      convergenceRounds: distribution(delays.map((s) => (s * 1000) / this.roundMs)),
-      convergenceSeconds: distribution(delays),
-      bytesPerNodePerSecond: { mean: Math.round(mean), p99: Math.round(perNode[Math.floor(perNode.length * 0.99)] as number), max: Math.round(perNode[perNode.length - 1] as number) },
+        name: spec.name,
+        changes: mine.length,
+        converged: converged.length,
+        unconverged: mine.length - converged.length,
+        unconvergedAll: mine.length - allDelays.length,
+        convergenceRounds: distribution(delays.map((x) => (x * 1000) / this.roundMs)),
+        convergenceSeconds: distribution(delays),
+        convergenceAllSeconds: distribution(allDelays),
+        bytesPerNodePerSecond: { mean: Math.round(mean), p99: Math.round(perNode[Math.floor(perNode.length * 0.99)] as number), max: Math.round(perNode[perNode.length - 1] as number) },
         messagesPerNodePerSecond,
         wronglyDeadPairs: wronglyDead,
       };
