@@ -122,6 +122,8 @@ export interface DiscoveryStats {
   budgetCuts: number;
   /** Times this node answered a suspicion or death of itself by raising its heartbeat. */
   refutations: number;
+  /** Follower pushes held back while the replica caught up. */
+  pushesDeferred: number;
   rejected: Partial<Record<GossipRejectReason | MergeOutcome, number>>;
 }
 
@@ -172,7 +174,7 @@ export class DiscoveryNode {
   readonly sweepsPerRound: number;
   readonly stats: DiscoveryStats = {
     sessionsOpened: 0, sessionsAnswered: 0, sessionsBusy: 0, probesFailed: 0, messagesSent: 0, bytesSent: 0,
-    entriesSent: 0, entriesStored: 0, budgetCuts: 0, refutations: 0, rejected: {},
+    entriesSent: 0, entriesStored: 0, budgetCuts: 0, refutations: 0, pushesDeferred: 0, rejected: {},
   };
   private readonly rng: Rng;
   private readonly sessions = new Map<string, Session>();
@@ -255,8 +257,17 @@ export class DiscoveryNode {
     );
   }
 
-  /** A member's view of a hosted cell, on change (and for each cell `tick` lists for audit). */
-  push(report: CellReport, nowMs: number): PushOutcome {
+  /**
+   * A member's view of a hosted cell, on change (and for each cell `tick` lists for audit).
+   * While this replica is catching up, a follower's view of a cell the replica does not hold
+   * yet is `deferred`: the entry is most likely on its way, and a fresh stamp from every
+   * member of every cell the node hosts would crowd out real changes. A leader always pushes.
+   */
+  push(report: CellReport, nowMs: number): PushOutcome | "deferred" {
+    if (report.role === "follower" && this.catchingUp(nowMs) && this.cache.get(report.cell) === null) {
+      this.stats.pushesDeferred++;
+      return "deferred";
+    }
     return this.cache.push(report, nowMs);
   }
 

@@ -91,6 +91,24 @@ describe("anti-entropy between nodes", () => {
   });
 });
 
+describe("a replica that restarted empty", () => {
+  test("catches up with several sessions a round, and holds back followers' pushes of cells it lacks meanwhile", () => {
+    const nodes = colony(6);
+    for (const node of nodes.slice(1)) for (let c = 0; c < 3_000; c++) node.cache.merge(entry({ cell: `cell-${c}` }), nowMs);
+    // One round: n0 hears counts of 3,000 entries from its peers.
+    run([nodes[0]!, ...nodes.slice(1)], 1);
+    const now = nowMs + 1_500;
+    expect(nodes[0]!.catchingUp(now)).toBe(true);
+    expect(nodes[0]!.tick(nowMs + 2_000).messages.filter((out) => out.message.step === 0).length).toBe(discoveryLimits.catchUpSessionsMax);
+    const lacking = [...Array(3_000).keys()].map((c) => `cell-${c}`).find((cell) => nodes[0]!.cache.get(cell) === null)!;
+    expect(nodes[0]!.push(report({ cell: lacking, role: "follower" }), now)).toBe("deferred");
+    expect(nodes[0]!.push(report({ cell: lacking, role: "leader" }), now)).toBe("stored");
+    run(nodes, 30);
+    expect(nodes[0]!.cache.size).toBe(3_000);
+    expect(nodes[0]!.catchingUp(nowMs + 31_000)).toBe(false);
+  });
+});
+
 describe("liveness through the sessions", () => {
   test("a peer that answers nothing is suspected after three sends of the open, then dead everywhere", () => {
     const nodes = colony(5);
