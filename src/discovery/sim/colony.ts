@@ -114,6 +114,8 @@ export interface PoisonReport {
   readonly spreadMax: number;
   /** When no node held any of them any more, after injection; null if some still did at the end. */
   readonly healedSeconds: number | null;
+  /** The same over the nodes in service (not rebuilding an emptied replica). */
+  readonly healedInServiceSeconds: number | null;
   readonly heldAtEnd: number;
 }
 
@@ -176,6 +178,7 @@ interface PoisonTrack {
   spreadMax: number;
   readonly injectedMs: number;
   healedMs: number | null;
+  healedInServiceMs: number | null;
   readonly cells: number;
   injected: number;
 }
@@ -641,13 +644,25 @@ export class ColonySim {
     }
     for (const track of this.poisonTracks) {
       if (track.healedMs === null && track.holders === 0) track.healedMs = this.queue.nowMs;
+      if (track.healedInServiceMs === null && !this.heldInService(track)) track.healedInServiceMs = this.queue.nowMs;
     }
+  }
+
+  private heldInService(track: PoisonTrack): boolean {
+    for (const record of track.records) {
+      const nameIndex = this.store.nameOf(record);
+      for (let i = 0; i < this.nodes.length; i++) {
+        const node = this.nodes[i];
+        if (node !== null && node !== undefined && this.inService[i] === 1 && node.cache.recordAt(nameIndex) === record) return true;
+      }
+    }
+    return false;
   }
 
   private poison(kinds: readonly PoisonKind[], nodeCount: number, cellsPerKind: number): void {
     const up = this.nodes.flatMap((node, i) => (node === null ? [] : [i]));
     for (const kind of kinds) {
-      const track: PoisonTrack = { kind, records: new Set(), holders: 0, spreadMax: 0, injectedMs: this.queue.nowMs, healedMs: null, cells: cellsPerKind, injected: 0 };
+      const track: PoisonTrack = { kind, records: new Set(), holders: 0, spreadMax: 0, injectedMs: this.queue.nowMs, healedMs: null, healedInServiceMs: null, cells: cellsPerKind, injected: 0 };
       this.poisonTracks.push(track);
       const forged: CellEntry[] = [];
       for (let k = 0; k < cellsPerKind; k++) {
@@ -840,7 +855,8 @@ export class ColonySim {
       },
       poison: this.poisonTracks.map((t) => ({
         kind: t.kind, cells: t.cells, injected: t.injected, spreadMax: t.spreadMax,
-        healedSeconds: t.healedMs === null ? null : (t.healedMs - t.injectedMs) / 1000, heldAtEnd: t.holders,
+        healedSeconds: t.healedMs === null ? null : (t.healedMs - t.injectedMs) / 1000,
+        healedInServiceSeconds: t.healedInServiceMs === null ? null : (t.healedInServiceMs - t.injectedMs) / 1000, heldAtEnd: t.holders,
       })),
       rejected,
       storeRecords: this.store.records,
