@@ -1,0 +1,136 @@
+import { describe, expect, test } from "bun:test";
+import { ClientDiscovery, type Route } from "../../src/discovery/client.ts";
+import { encodeMessage } from "../../src/discovery/messages.ts";
+import { DiscoveryNode } from "../../src/discovery/node.ts";
+import { Rng } from "../../src/random.ts";
+import { entry, identity, members, nowMs, report } from "./support.ts";
+
+const seeds = Array.from({ length: 10 }, (_, i) => ({ nodeId: `n${i}`, address: `10.0.0.${i + 1}:7101` }));
+
+function nodes(): Map<string, DiscoveryNode> {
+  return new Map(
+    seeds.map((seed, i) => [
+      seed.nodeId,
+      new DiscoveryNode({ identity: identity(i), address: seed.address, generation: 10 + i, seeds, rng: new Rng(i), nowMs, leafBits: 6 }),
+    ]),
+  );
+}
+
+function client(cellsMax = 100): ClientDiscovery {
+  return new ClientDiscovery({ seeds, rng: new Rng(3), cellsMax, lookupRetryMs: 500 });
+}
+
+/** Sends the route's lookup, if any, to the node it names and hands the answer back. */
+function ask(c: ClientDiscovery, colony: Map<string, DiscoveryNode>, route: Route, now: number): string | null {
+  if (route.lookup === null) return null;
+  const answer = colony.get(route.lookup.nodeId)!.answer(route.lookup.wire, now);
+  expect(answer.ok).toBe(true);
+  if (answer.ok) expect(c.receive(answer.wire, now)).toBe(true);
+  return route.lookup.nodeId;
+}
+
+describe("the client's discovery cache", () => {
+  test("bootstraps from any node, then tries the leader first and keeps the answer indefinitely", () => {
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ members: members(2), leader: identity(4) }), nowMs);
+    const c = client();
+    const first = c.route("vol-1", nowMs);
+    expect(first.status).toBe("unknown");
+    expect(first.lookup).not.toBeNull();
+    ask(c, colony, first, nowMs);
+    const known = c.route("vol-1", nowMs);
+    expect(known.status).toBe("known");
+    expect(known.candidates[0]).toEqual({ nodeId: "n4", address: "10.0.0.5:7101" });
+    expect(known.candidates.map((t) => t.nodeId).sort()).toEqual(["n2", "n3", "n4", "n5", "n6", "n7", "n8"]);
+    expect(known.lookup).toBeNull();
+    // A week later, with no evidence against it, the answer is still used as is.
+    expect(c.route("vol-1", nowMs + 7 * 24 * 3_600_000)).toMatchObject({ status: "known", lookup: null });
+  });
+
+  test("a replica that no longer hosts the cell and hands over its pointer moves the client at once", () => {
+    const c = client();
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ members: members(0) }), nowMs);
+    ask(c, colony, c.route("vol-1", nowMs), nowMs);
+    const pointer = entry({ version: 12, members: [...members(1, 6), identity(9)] });
+    c.evidence("vol-1", { kind: "notHosted", node: identity(0), pointer }, nowMs);
+    const route = c.route("vol-1", nowMs);
+    expect(route.entry?.version).toBe(12);
+    expect(route.candidates.map((t) => t.nodeId)).not.toContain("n0");
+    expect(route.candidates.map((t) => t.nodeId)).toContain("n9");
+  });
+
+  test("on a silent member it asks members first, keeps the old entry when nobody knows better, and backs off", () => {
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ members: members(0) }), nowMs);
+    const c = client();
+    ask(c, colony, c.route("vol-1", nowMs), nowMs);
+    c.evidence("vol-1", { kind: "silent", node: identity(0) }, nowMs);
+    const asked: string[] = [];
+    let now = nowMs;
+    for (let i = 0; i < 3; i++) {
+      const route = c.route("vol-1", now);
+      expect(route.status).toBe("known");
+      expect(route.candidates.at(-1)?.nodeId).toBe("n0");
+      asked.push(ask(c, colony, route, now) as string);
+    }
+    expect(asked.every((nodeId) => ["n1", "n2", "n3", "n4", "n5", "n6"].includes(nodeId))).toBe(true);
+    expect(new Set(asked).size).toBe(3);
+    // Three members knew nothing newer: no lookup until the back-off has passed.
+    expect(c.route("vol-1", now + 100).lookup).toBeNull();
+    now += 600;
+    expect(c.route("vol-1", now).lookup).not.toBeNull();
+  });
+
+  test("a stale node cannot take back what a fresher one said", () => {
+    const colony = nodes();
+    colony.get("n0")!.cache.merge(entry({ version: 12, members: members(3) }), nowMs);
+    for (const [id, node] of colony) if (id !== "n0") node.cache.merge(entry({ version: 10 }), nowMs);
+    const c = client();
+    c.evidence("vol-1", { kind: "notHosted", node: identity(9), pointer: entry({ version: 12, members: members(3) }) }, nowMs);
+    const route = c.route("vol-1", nowMs);
+    ask(c, colony, route, nowMs);
+    expect(c.route("vol-1", nowMs).entry?.version).toBe(12);
+  });
+
+  test("says no such cell only after two nodes said so, and not once anything is known", () => {
+    const colony = nodes();
+    const c = client();
+    // Every route's lookup is sent: the client counts on it.
+    const step = (now: number): Route => {
+      const route = c.route("ghost", now);
+      ask(c, colony, route, now);
+      return route;
+    };
+    expect(step(nowMs).status).toBe("unknown");
+    expect(step(nowMs).status).toBe("unknown");
+    expect(step(nowMs).status).toBe("noSuchCell");
+    colony.get("n5")!.push(report({ cell: "ghost", members: members(5) }), nowMs);
+    colony.get("n5")!.host("ghost");
+    // Lookups go on (backing off); one that reaches the node that knows the cell makes it known.
+    let now = nowMs;
+    for (let i = 0; i < 200 && c.route("ghost", now).status !== "known"; i++) {
+      now += 1_000;
+      step(now);
+    }
+    expect(c.route("ghost", now).status).toBe("known");
+  });
+
+  test("ignores malformed, unasked and wrong-kind answers", () => {
+    const c = client();
+    expect(c.receive({ k: "a", i: 1 }, nowMs)).toBe(false);
+    expect(c.receive(encodeMessage({ kind: "lookupAnswer", id: 99, answers: [], peers: [] }), nowMs)).toBe(false);
+    expect(c.receive(encodeMessage({ kind: "lookup", id: 1, cells: ["x"] }), nowMs)).toBe(false);
+  });
+
+  test("holds at most cellsMax cells, forgetting the least recently used", () => {
+    const c = client(3);
+    for (const cell of ["a", "b", "c"]) c.evidence(cell, { kind: "notHosted", node: identity(9), pointer: entry({ cell }) }, nowMs);
+    c.route("a", nowMs);
+    c.evidence("d", { kind: "notHosted", node: identity(9), pointer: entry({ cell: "d" }) }, nowMs);
+    expect(c.size).toBe(3);
+    expect(c.route("a", nowMs).status).toBe("known");
+    expect(c.route("c", nowMs).status).toBe("known");
+    expect(c.route("b", nowMs).status).toBe("unknown");
+  });
+});
