@@ -1,5 +1,5 @@
-// The exact size of a plain value in the project's CBOR encoding (src/wire/cbor.ts: cbor-x,
-// maps as objects, plain byte strings), computed without encoding it. The gossip protocol
+// The exact size of a plain value in the project's CBOR encoding (src/wire/cbor.ts: maps as
+// objects with the shortest header, plain byte strings), computed without encoding it. The gossip protocol
 // budgets bytes per session with it, and the simulation counts bytes per node with it; a
 // test checks it against the real encoder.
 
@@ -41,10 +41,10 @@ export function cborBytes(value: unknown): number {
         for (const item of value) total += cborBytes(item);
         return total;
       }
-      // Objects are maps with a two-byte count (cbor-x's object encoder).
+      // Objects are maps with the shortest count header (our encoder, src/wire/cbor.ts).
       const keys = Object.keys(value);
       assert(keys.length <= 0xffff, "cborBytes: object too large");
-      let total = 3;
+      let total = headBytes(keys.length);
       for (const key of keys) total += cborBytes(key) + cborBytes((value as Record<string, unknown>)[key]);
       return total;
     }
