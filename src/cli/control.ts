@@ -8,14 +8,17 @@ import { ControlPlane, controlCellOf } from "../control/service.ts";
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { openClientLinks } from "./links.ts";
+import { watchParent } from "./orphan.ts";
 
-export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N]
+export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--exit-with-parent]
   --topology FILE   the colony's topology; clients (for placement near them) come from it
   --keys FILE       the control key file (control.json)
   --color C         the color this process serves (default: the topology's first); one control plane per color
   --id NAME         this process's name, the holder of the control lease (default control-<pid>)
   --grace MS        a node down this long is replaced in its cells (default 10000)
   --size N          replicas of a new cell (default 7, fewer if the color has fewer nodes)
+  --steps N         membership changes per pass at most, across all cells (default 8): the repair rate
+  --exit-with-parent stop when the process that started this one ends (physalia dev starts it so)
 it serves creation requests (physalia ctl create CELL --client ID), replaces members of nodes
 that stay down, and moves cells after their clients (physalia ctl attach CELL CLIENT)`;
 
@@ -27,6 +30,8 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     id: { type: "string" },
     grace: { type: "int", min: 100, max: 24 * 3_600_000 },
     size: { type: "int", min: 1, max: 9 },
+    steps: { type: "int", min: 1, max: 4096 },
+    "exit-with-parent": { type: "bool" },
   });
   const topology = await readTopology(flags.topology as string | undefined);
   const keysPath = flags.keys as string | undefined;
@@ -43,6 +48,7 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     id, topology, color, client, view, log: print,
     ...(flags.grace === undefined ? {} : { graceMs: flags.grace as number }),
     ...(flags.size === undefined ? {} : { size: flags.size as number }),
+    ...(flags.steps === undefined ? {} : { stepsPerPassMax: flags.steps as number }),
   });
   try {
     await plane.ensureControlCell();
@@ -52,12 +58,32 @@ export async function controlCommand(args: string[], print: (line: string) => vo
   }
   print(`control ${id}: serving color ${color} (${nodes.size} nodes); standing by until it holds the lease in ${controlCellOf(color)}`);
   const running = plane.run();
+  let orphan: { stop(): void } | null = null;
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
+    if (flags["exit-with-parent"] === true) {
+      orphan = watchParent(() => {
+        print(`control ${id}: the process that started it ended; stopping`);
+        resolve();
+      });
+    }
   });
+  (orphan as { stop(): void } | null)?.stop();
   plane.stop();
-  await running;
-  await client.end();
+  // A pass in flight ends within the client's deadline; an orphan (whose nodes are going
+  // too) does not wait for it longer than a few seconds.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = Promise.all([running, client.end()]).then(() => true);
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), orphan === null ? 15_000 : 2_000);
+  });
+  const inTime = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  if (!inTime) {
+    client.close();
+    // What is left (a pass waiting on nodes that are gone) must not keep the process up.
+    process.exit(0);
+  }
   return 0;
 }

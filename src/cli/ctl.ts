@@ -305,7 +305,7 @@ async function run(client: PhysaliaClient, plan: Exclude<Plan, { kind: "refused"
  * Asks the control plane to create a cell near a client: a request in the color's control
  * cell, which the active control plane serves; waits for its answer there.
  */
-async function requestCreation(client: PhysaliaClient, color: string, cell: string, clientId: string, print: (line: string) => void): Promise<number> {
+export async function requestCreation(client: PhysaliaClient, color: string, cell: string, clientId: string, print: (line: string) => void): Promise<number> {
   const control = controlCellOf(color);
   const write = await client.transact(control, { reads: [], conditions: [{ key: `done/${cell}`, test: "notExists" }], writes: [{ key: `create/${cell}`, op: "put", value: utf8(JSON.stringify({ client: clientId })) }] }).catch((error: unknown) => {
     throw new CliError(`Cannot reach the control cell ${control} (is physalia control running, and was the colony set up with it?): ${error instanceof Error ? error.message : String(error)}`);

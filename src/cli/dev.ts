@@ -24,14 +24,19 @@ import { UsageError, parseFlags, quote } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { nodeKeyFileName, writeKeyDirectory } from "./keys.ts";
 import { openClientLinks } from "./links.ts";
+import { controlCellOf } from "../control/service.ts";
+import { requestCreation } from "./ctl.ts";
 import { type PortUse, unavailablePorts } from "./ports.ts";
 import { hintCommand, selfCommand, shellWord } from "./self.ts";
+
+/** In dev, a node down this long is replaced in its cells by the control plane. */
+const devGraceMs = 10_000;
 
 const gameDayCommands = ["kill", "pause", "resume", "restart", "partition", "heal"] as const;
 type GameDayCommand = (typeof gameDayCommands)[number];
 
 export const devUsage = `usage:
-  physalia dev [--base-port P] [--duration S] [--data DIR] [--load N] [--transport udp|datachannel|mixed]
+  physalia dev [--base-port P] [--duration S] [--data DIR] [--load N] [--transport udp|datachannel|mixed] [--control N]
       start a colony of ${localTopology.nodes.length} node processes on 127.0.0.1 (UDP ports P.., default 7101; metrics and
       the dashboard on P+1000..), create three cells, run a sample workload, then keep a light load
       of N increments a second (default 30, 0 for none) on them, so the dashboard shows what a
@@ -39,6 +44,8 @@ export const devUsage = `usage:
       directory unless --data is given.
       --transport picks how nodes are reached: UDP (the default), WebRTC data channels, or
       every second node over data channels, so that a cell mixes the two kinds of link.
+      --control N runs N control-plane processes (default 2, 0 for none): the cells are placed
+      by it, and a node down ${devGraceMs / 1000} s is replaced in its cells without a command.
   physalia dev kill|pause|resume|restart|partition|heal NODE [--base-port P]
   physalia dev status [--base-port P]
       game day, against the colony running on base port P: kill -9 a node, stop (SIGSTOP) and
@@ -71,6 +78,7 @@ export async function devCommand(args: string[], print: (line: string) => void =
     transport: { type: "string" },
     simulated: { type: "bool" },
     seed: { type: "int", min: 0, max: 0xffff_ffff },
+    control: { type: "int", min: 0, max: 3 },
   });
   if (flags.simulated === true) return simulated((flags.seed as number | undefined) ?? 7, print);
   if (flags.seed !== undefined) throw new UsageError("--seed is for dev --simulated");
@@ -109,7 +117,8 @@ export async function devCommand(args: string[], print: (line: string) => void =
   const controlKeys = join(keysDir, "control.json");
 
   print(`physalia dev: starting ${topology.nodes.length} nodes (${links}) from the embedded topology "${topology.name}" on ${runtime.name} ${runtime.version} (data in ${dir})`);
-  const colony = new DevColony(dir, topologyPath, keysDir, topology.nodes.map((n, i) => ({ id: n.id, color: n.color, metricsPort: basePort + 1000 + i })), print);
+  const controls = (flags.control as number | undefined) ?? 2;
+  const colony = new DevColony(dir, topologyPath, keysDir, topology.nodes.map((n, i) => ({ id: n.id, color: n.color, metricsPort: basePort + 1000 + i })), print, controls);
   const token = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
   let stopping = false;
   // A dev that ends by an uncaught error still takes its nodes and data with it.
@@ -145,7 +154,8 @@ export async function devCommand(args: string[], print: (line: string) => void =
   try {
     colony.startAll();
     await colony.waitUntilServing(15_000);
-    const code = await workload(topologyPath, controlKeys, print);
+    const controlIds = colony.startControl();
+    const code = await workload(topologyPath, controlKeys, controlIds.length > 0, print);
     if (code !== 0) return await stop(code);
     const hint = hintCommand();
     print("");
@@ -155,6 +165,10 @@ export async function devCommand(args: string[], print: (line: string) => void =
     print(`     (create, add-member and remove-member need --keys ${shellWord(controlKeys)})`);
     print(`Game day: type kill, pause, resume, restart, partition or heal and a node (kill n3), or status, here;`);
     print(`     or from another terminal: ${hint} dev kill n3${basePort === 7101 ? "" : ` --base-port ${basePort}`}`);
+    if (controlIds.length > 0) {
+      print(`Control plane: ${controlIds.join(" and ")} (one active, holding the lease in ${controlCellOf(topology.colors[0] as string)}; logs in ${join(dir, "control-1.log")}):`);
+      print(`     a node down ${devGraceMs / 1000} s is replaced in its cells; ctl create CELL --client i1 places a cell near a client; kill control-1 to see the other take over`);
+    }
     // The signals are taken before the line that tells the user (or a test) how to stop, so a
     // signal sent the moment it is read still stops the colony cleanly.
     let signalled: (signal: string) => void = () => {};
@@ -234,6 +248,8 @@ function removeAbandonedColonies(print: (line: string) => void): void {
 type NodeState = "starting" | "running" | "paused" | "isolated" | "killed" | "exited";
 
 interface DevNode {
+  /** A node process, or a control-plane process (`physalia control`). */
+  readonly kind: "node" | "control";
   readonly id: string;
   readonly color: string;
   readonly metricsPort: number;
@@ -255,8 +271,11 @@ class DevColony {
     private readonly keysDir: string,
     nodes: readonly { id: string; color: string; metricsPort: number }[],
     private readonly print: (line: string) => void,
+    controls = 0,
   ) {
-    this.nodes = nodes.map((n) => ({ ...n, child: null, state: "starting", generation: 0, expectingExit: false }));
+    this.nodes = nodes.map((n) => ({ ...n, kind: "node" as const, child: null, state: "starting" as const, generation: 0, expectingExit: false }));
+    const color = nodes[0]?.color ?? "blue";
+    for (let k = 1; k <= controls; k++) this.nodes.push({ kind: "control", id: `control-${k}`, color, metricsPort: 0, child: null, state: "starting", generation: 0, expectingExit: false });
   }
 
   private logPath(node: DevNode, kind: "log" | "err"): string {
@@ -267,10 +286,11 @@ class DevColony {
     node.generation++;
     node.expectingExit = false;
     node.state = "starting";
-    const child = runtime.spawn([
-      ...selfCommand(), "node", "--topology", this.topologyPath, "--id", node.id, "--data", join(this.dir, node.id),
-      "--keys", join(this.keysDir, nodeKeyFileName(node.color)), "--metrics", `127.0.0.1:${node.metricsPort}`, "--exit-with-parent", "--game-day",
-    ], { stdoutPath: this.logPath(node, "log"), stderrPath: this.logPath(node, "err") });
+    const command = node.kind === "control"
+      ? ["control", "--topology", this.topologyPath, "--id", node.id, "--color", node.color, "--keys", join(this.keysDir, "control.json"), "--grace", String(devGraceMs), "--exit-with-parent"]
+      : ["node", "--topology", this.topologyPath, "--id", node.id, "--data", join(this.dir, node.id),
+        "--keys", join(this.keysDir, nodeKeyFileName(node.color)), "--metrics", `127.0.0.1:${node.metricsPort}`, "--exit-with-parent", "--game-day"];
+    const child = runtime.spawn([...selfCommand(), ...command], { stdoutPath: this.logPath(node, "log"), stderrPath: this.logPath(node, "err") });
     node.child = child;
     void child.exited.then((code) => {
       if (node.child !== child) return;
@@ -284,12 +304,23 @@ class DevColony {
   }
 
   startAll(): void {
-    for (const node of this.nodes) this.start(node);
+    for (const node of this.nodes) if (node.kind === "node") this.start(node);
+  }
+
+  /** Starts the control-plane processes, once the nodes serve (they need the control cell). */
+  startControl(): string[] {
+    const started = this.nodes.filter((n) => n.kind === "control");
+    for (const node of started) {
+      this.start(node);
+      node.state = "running";
+    }
+    return started.map((n) => n.id);
   }
 
   async waitUntilServing(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     for (const node of this.nodes) {
+      if (node.kind !== "node") continue;
       for (;;) {
         if (node.child === null) throw new CliError(`node ${node.id} exited during start-up`);
         if (await this.ready(node)) break;
@@ -318,7 +349,7 @@ class DevColony {
 
   async command(command: string, id: string): Promise<{ ok: boolean; message: string }> {
     if (command === "status") return { ok: true, message: this.nodes.map((n) => `${n.id} ${n.state}${n.child === null ? "" : ` (pid ${n.child.pid})`}`).join("\n") };
-    if (!(gameDayCommands as readonly string[]).includes(command)) return { ok: false, message: `unknown command ${quote(command)}: kill, pause, resume, restart, partition, heal NODE, or status` };
+    if (!(gameDayCommands as readonly string[]).includes(command)) return { ok: false, message: `unknown command ${quote(command)}: kill, pause, resume, restart, partition, heal NODE (kill, pause, resume, restart control-K), or status` };
     const node = this.nodes.find((n) => n.id === id);
     if (node === undefined) return { ok: false, message: `no node ${quote(id)}: the nodes are ${this.nodes.map((n) => n.id).join(", ")}` };
     return this.apply(command as GameDayCommand, node);
@@ -326,6 +357,20 @@ class DevColony {
 
   private async apply(command: GameDayCommand, node: DevNode): Promise<{ ok: boolean; message: string }> {
     const child = node.child;
+    if (node.kind === "control" && (command === "partition" || command === "heal")) {
+      return { ok: false, message: `${command} is for nodes; a control process is stopped with kill or pause` };
+    }
+    if (node.kind === "control" && command === "restart") {
+      if (child !== null) {
+        node.expectingExit = true;
+        child.kill("SIGCONT");
+        child.kill("SIGTERM");
+        await child.exited;
+      }
+      this.start(node);
+      node.state = "running";
+      return { ok: true, message: `restarted ${node.id} (pid ${node.child?.pid}); it stands by until it holds the control lease` };
+    }
     if (command === "restart") {
       if (child !== null) {
         node.expectingExit = true;
@@ -475,7 +520,7 @@ async function startLoad(topologyPath: string, keysPath: string, perSecond: numb
   };
 }
 
-async function workload(topologyPath: string, keysPath: string, print: (line: string) => void): Promise<number> {
+async function workload(topologyPath: string, keysPath: string, viaControl: boolean, print: (line: string) => void): Promise<number> {
   const topology = await readTopology(topologyPath);
   const { keys } = await readKeys(keysPath, ["control"]);
   const color = topology.colors[0] as string;
@@ -489,8 +534,8 @@ async function workload(topologyPath: string, keysPath: string, print: (line: st
   try {
     for (let v = 1; v <= 3; v++) {
       const cell = `volume-${v}`;
-      const created = await client.create(cell);
-      print(`${created.status === "created" ? "created" : "found existing"} ${cell} on ${created.members.map(nodePart).join(", ")}`);
+      const created = viaControl ? await createThroughControl(client, color, cell, topology.clients[(v - 1) % topology.clients.length]?.id ?? "i1") : await client.create(cell);
+      print(`${created.status === "created" ? "created" : "found existing"} ${cell} on ${created.members.map(nodePart).join(", ")}${viaControl ? " (placed by the control plane)" : ""}`);
       await show(cell, `put primary=server-${v}a, replica=server-${v}b`, { reads: [], conditions: [], writes: [{ key: "primary", op: "put", value: utf8(`server-${v}a`) }, { key: "replica", op: "put", value: utf8(`server-${v}b`) }] });
       await show(cell, "increment epoch", { reads: [], conditions: [], writes: [{ key: "epoch", op: "increment", by: 1n }] });
       await show(cell, "fail over if epoch is still 1", {
@@ -506,6 +551,29 @@ async function workload(topologyPath: string, keysPath: string, print: (line: st
   } finally {
     await client.end();
   }
+}
+
+/** A cell created by the control plane (which places it and will repair it), as ctl create --client does. */
+async function createThroughControl(client: PhysaliaClient, color: string, cell: string, clientId: string): Promise<{ status: string; members: readonly string[] }> {
+  // The control processes create their control cell as they start: wait for it.
+  const control = controlCellOf(color);
+  for (let waitedMs = 0; ; waitedMs += 200) {
+    const probe = await client.transact(control, { reads: [], conditions: [], writes: [] }).catch(() => null);
+    if (probe?.status === "committed") break;
+    if (waitedMs > 20_000) throw new CliError(`The control plane did not create its cell ${control} within 20 s: see the control-*.err logs`);
+    await runtime.sleep(200);
+  }
+  let answer = "";
+  const code = await requestCreation(client, color, cell, clientId, (line) => {
+    answer = line;
+  });
+  const parsed = JSON.parse(answer) as { status?: string; members?: string[]; detail?: string };
+  if (code !== 0 || !Array.isArray(parsed.members)) {
+    const known = await client.describe(cell);
+    if (parsed.status === "exists" && known !== null) return { status: "exists", members: known.hosted.members };
+    throw new CliError(`The control plane did not create ${cell}: ${parsed.detail ?? answer}`);
+  }
+  return { status: parsed.status ?? "created", members: parsed.members };
 }
 
 function simulated(seed: number, print: (line: string) => void): number {

@@ -81,7 +81,7 @@ describe("physalia dev", () => {
     const colony = startDev();
     await until("the colony to serve", () => colony.output().includes("Stopping in 600 s"), 90_000);
     const pids = await nodePids(colony.basePort);
-    expect(pids.length).toBe(9);
+    expect(pids.length).toBe(11); // nine nodes and two control-plane processes
 
     // The hint is a command a person can paste, here, after npm install.
     const hint = /Try: (.*)/.exec(colony.output())?.[1] ?? "";
@@ -126,6 +126,34 @@ describe("physalia dev", () => {
       taken.close();
     }
   });
+
+  test("its control plane replaces a killed node in the cells it served, and the standby does it when the active one is killed", async () => {
+    const colony = startDev(["--load", "0"]);
+    await until("the colony to serve", () => colony.output().includes("Stopping in 600 s"), 90_000);
+    expect(colony.output()).toContain("(placed by the control plane)");
+    const members = (/created volume-1 on ([^(]+) \(placed/.exec(colony.output())?.[1] ?? "").split(", ").map((m) => m.trim());
+    expect(members.length).toBe(7);
+    const dir = dataDir(colony.output());
+    const logs = () => ["control-1", "control-2"].map((c) => readFileSyncSafe(join(dir, `${c}.log`))).join("\n");
+    const active = () => (/control (control-\d): active/.exec(logs())?.[1] ?? null);
+    await until("a control process to be active", () => active() !== null, 30_000);
+
+    const first = members[0] as string;
+    expect((await dev(colony.basePort, "kill", first)).out).toContain(`killed ${first}`);
+    await until(`${first} to be removed from volume-1`, () => new RegExp(`volume-1: removed ${first}~`).test(logs()), 60_000);
+
+    // The active control process dies; the other takes the lease and repairs the next death.
+    const was = active() as string;
+    expect((await dev(colony.basePort, "kill", was)).out).toContain(`killed ${was}`);
+    const second = members[1] as string;
+    expect((await dev(colony.basePort, "kill", second)).out).toContain(`killed ${second}`);
+    const other = was === "control-1" ? "control-2" : "control-1";
+    await until(`${other} to remove ${second} from volume-1`, () => new RegExp(`control ${other}: volume-1: removed ${second}~`).test(logs()), 90_000);
+    const read = await sh(/Try: (.*)/.exec(colony.output())?.[1] ?? "");
+    expect(JSON.parse(read.out)).toMatchObject({ status: "committed", reads: { primary: { str: "server-1b" } } });
+    colony.child.kill("SIGTERM");
+    expect(await colony.child.exited).toBe(0);
+  }, 240_000);
 
   test("killed outright, its nodes stop by themselves and the next dev removes its data", async () => {
     const colony = startDev(["--load", "0"]);
