@@ -8,6 +8,7 @@ import { ctlCommand, ctlUsage } from "./ctl.ts";
 import { devCommand, devUsage } from "./dev.ts";
 import { keysCommand, keysUsage } from "./keys.ts";
 import { nodeCommand, nodeUsage } from "./node.ts";
+import { rolloutCommand, rolloutUsage } from "./rollout.ts";
 import { simCommand, simUsage } from "./sim.ts";
 import { topologyCommand, topologyUsage } from "./topology.ts";
 import { version } from "./version.ts";
@@ -21,6 +22,7 @@ commands:
   node       run one node of a colony
   ctl        create a cell, read, write, and run transactions against a colony
   control    run the control plane of one color: placement, repair, cells that follow their clients
+  rollout    restart a color's nodes one at a time, each only when its cells can spare it
   sim        run the deterministic simworld: one seed, or many
   topology   generate or check topology files
   keys       generate and rotate a colony's key files
@@ -41,6 +43,7 @@ const commands: Record<string, Command> = {
   dev: { run: devCommand, usage: devUsage },
   keys: { run: keysCommand, usage: keysUsage },
   node: { run: nodeCommand, usage: nodeUsage },
+  rollout: { run: rolloutCommand, usage: rolloutUsage },
   sim: { run: simCommand, usage: simUsage },
   topology: { run: topologyCommand, usage: topologyUsage },
 };
