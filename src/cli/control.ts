@@ -2,6 +2,7 @@
 // active (it holds a lease in the color's control cell), the others stand by and take over
 // when it stops renewing.
 
+import { statSync } from "node:fs";
 import { PhysaliaClient } from "../client/client.ts";
 import { ProbeView } from "../control/probe.ts";
 import { ControlPlane, controlCellOf } from "../control/service.ts";
@@ -9,6 +10,16 @@ import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, readKeys, readTopology } from "./colony.ts";
 import { openClientLinks } from "./links.ts";
 import { watchParent } from "./orphan.ts";
+import { loadTopology } from "../control/topology/load.ts";
+import { isTopologyError } from "../control/topology/types.ts";
+
+function modifiedMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
 
 export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--exit-with-parent]
   --topology FILE   the colony's topology; clients (for placement near them) come from it
@@ -20,7 +31,8 @@ export const controlUsage = `usage: physalia control --topology FILE --keys FILE
   --steps N         membership changes per pass at most, across all cells (default 8): the repair rate
   --exit-with-parent stop when the process that started this one ends (physalia dev starts it so)
 it serves creation requests (physalia ctl create CELL --client ID), replaces members of nodes
-that stay down, and moves cells after their clients (physalia ctl attach CELL CLIENT)`;
+that stay down, and moves cells after their clients (physalia ctl attach CELL CLIENT, or a
+rewritten topology file in which clients moved: read on SIGHUP and checked every 5 s)`;
 
 export async function controlCommand(args: string[], print: (line: string) => void = console.log): Promise<number> {
   const flags = parseFlags(args, {
@@ -58,6 +70,22 @@ export async function controlCommand(args: string[], print: (line: string) => vo
   }
   print(`control ${id}: serving color ${color} (${nodes.size} nodes); standing by until it holds the lease in ${controlCellOf(color)}`);
   const running = plane.run();
+  // Datacenter automation rewrites the topology file (and may send SIGHUP): clients that moved
+  // take their cells with them. The file is also checked every 5 s.
+  const topologyPath = flags.topology as string;
+  let seen = modifiedMs(topologyPath);
+  const reload = async (why: string) => {
+    seen = modifiedMs(topologyPath);
+    const next = await loadTopology(topologyPath);
+    if (isTopologyError(next)) return print(`control ${id}: the new topology (${why}) is not used: ${next.message}`);
+    const outcome = plane.updateTopology(next);
+    print(outcome.ok ? `control ${id}: took the new topology (${why}): ${outcome.moved} client(s) moved` : `control ${id}: the new topology (${why}) is not used: ${outcome.reason}`);
+  };
+  const onHangup = () => void reload("SIGHUP");
+  process.on("SIGHUP", onHangup);
+  const watch = setInterval(() => {
+    if (modifiedMs(topologyPath) !== seen) void reload("the file changed");
+  }, 5_000);
   let orphan: { stop(): void } | null = null;
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
@@ -70,6 +98,8 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     }
   });
   (orphan as { stop(): void } | null)?.stop();
+  clearInterval(watch);
+  process.removeListener("SIGHUP", onHangup);
   plane.stop();
   // A pass in flight ends within the client's deadline; an orphan (whose nodes are going
   // too) does not wait for it longer than a few seconds.

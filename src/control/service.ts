@@ -96,15 +96,20 @@ export class ControlPlane {
   private passes = 0;
   private clientsCursor = 0;
   private readonly now: () => number;
+  /** The topology in force: the one given, or the last one `updateTopology` accepted. */
+  private topology: Topology;
+  /** Set by `updateTopology` (to the topology it replaced): registered cells' clients are located again at the next active pass. */
+  private relocateFrom: Topology | null = null;
 
   constructor(options: ControlOptions) {
     this.options = options;
+    this.topology = options.topology;
     this.controlCell = controlCellOf(options.color);
     this.now = options.now ?? (() => performance.now());
   }
 
   private get size(): number {
-    const nodes = this.options.topology.nodes.filter((n) => n.color === this.options.color).length;
+    const nodes = this.topology.nodes.filter((n) => n.color === this.options.color).length;
     return Math.min(this.options.size ?? 7, nodes);
   }
 
@@ -135,6 +140,25 @@ export class ControlPlane {
     this.stopped = true;
   }
 
+  /**
+   * Takes a new topology from the datacenter's automation. Its clients may have moved: each
+   * registered cell created for a client (`ctl create --client`) is pointed at where that
+   * client is now, and the passes move it there. The color's nodes must be the same ones at
+   * the same addresses (the view and the clients were built for them): a topology that adds,
+   * removes or readdresses nodes is refused, and needs the control processes restarted.
+   */
+  updateTopology(next: Topology): { ok: true; moved: number } | { ok: false; reason: string } {
+    const nodesOf = (t: Topology) => t.nodes.filter((n) => n.color === this.options.color).map((n) => `${n.id}@${n.address}`).sort().join(",");
+    if (!next.colors.includes(this.options.color)) return { ok: false, reason: `the new topology has no color ${this.options.color}` };
+    if (nodesOf(next) !== nodesOf(this.topology)) return { ok: false, reason: `the nodes of color ${this.options.color} changed: restart the control processes, one at a time, to use them` };
+    const moved = next.clients.filter((c) => {
+      const before = this.topology.clients.find((o) => o.id === c.id);
+      return before !== undefined && (before.row !== c.row || before.rack !== c.rack);
+    }).length;
+    this.relocateFrom ??= this.topology;
+    this.topology = next;
+    return { ok: true, moved };
+  }
   /** One pass: hold (or take) the lease; if active, serve creation requests and reconcile. */
   async pass(): Promise<PassReport> {
     this.passes++;
@@ -145,6 +169,7 @@ export class ControlPlane {
     if (!held || lease.status !== "lease") return { role: this.role, cells: 0, steps: [], created: [] };
     const deadline = lease.validUntil;
     const created = await this.serveCreations(deadline);
+    if (this.relocateFrom !== null && (await this.relocateClients(this.relocateFrom, deadline))) this.relocateFrom = null;
     const { cells, steps } = await this.reconcile(deadline);
     return { role: this.role, cells, steps, created };
   }
@@ -188,16 +213,52 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * After a new topology: every registered cell created for a client, and still placed for
+   * where that client was (not attached elsewhere since), gets the client's new place in its
+   * `physalia/clients`. True once every cell is done.
+   */
+  private async relocateClients(previous: Topology, deadline: number): Promise<boolean> {
+    const client = this.options.client;
+    for (let start = registryPrefix; ;) {
+      if (this.now() >= deadline) return false;
+      const page = await client.transact(this.controlCell, { reads: [], conditions: [], writes: [], scan: { start, end: "cell0", limit: 256 } });
+      if (page.status !== "committed" || page.scan === undefined) return false;
+      for (const [key, value] of page.scan.entries) {
+        const cell = key.slice(registryPrefix.length);
+        const clientId = (value instanceof Uint8Array ? (parseJson(value) as { client?: unknown } | null) : null)?.client;
+        if (typeof clientId !== "string") continue;
+        const where = this.locate(clientId);
+        if (where === null) {
+          this.note(cell, `its client ${clientId} is not in the new topology; it stays where it is`);
+          continue;
+        }
+        const read = await client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }).catch(() => null);
+        if (read === null || read.status !== "committed") return false;
+        const current = read.reads[0];
+        const now = current instanceof Uint8Array ? JSON.stringify(parseJson(current)) : null;
+        const before = this.locate(clientId, previous);
+        if (now === JSON.stringify(where) || before === null || now !== JSON.stringify(before)) continue;
+        const write = await client.transact(cell, { reads: [], conditions: [], writes: [{ key: clientsKey, op: "put", value: utf8(JSON.stringify(where)) }] }).catch(() => null);
+        if (write === null || write.status !== "committed") return false;
+        this.clientsCache.set(cell, where);
+        this.log(`${cell}: its client ${clientId} is now in ${where.instance.row}${where.instance.rack === undefined ? "" : `/${where.instance.rack}`}; moving the cell there`);
+      }
+      if (page.scan.next === null) return true;
+      start = page.scan.next;
+    }
+  }
+
   /** A client of the topology, as the three places a cell serves (one client: all three). */
-  private locate(clientId: string): CellClients | null {
-    const entry = this.options.topology.clients.find((c) => c.id === clientId);
+  private locate(clientId: string, topology: Topology = this.topology): CellClients | null {
+    const entry = topology.clients.find((c) => c.id === clientId);
     if (entry === undefined) return null;
     const where = { row: entry.row, rack: entry.rack };
     return { instance: where, primary: where, replica: where };
   }
 
   private anyRow(): CellClients {
-    const node = this.options.topology.nodes.find((n) => n.color === this.options.color);
+    const node = this.topology.nodes.find((n) => n.color === this.options.color);
     const where = { row: node?.row ?? "" };
     return { instance: where, primary: where, replica: where };
   }
@@ -207,10 +268,10 @@ export class ControlPlane {
     const cells = known ?? (await this.options.view.cells());
     const load = new Map<string, number>();
     for (const { members } of cells) for (const m of members) load.set(nodePart(m), (load.get(nodePart(m)) ?? 0) + 1);
-    const capacity = new Map(this.options.topology.nodes.map((n) => [n.id, n.capacity]));
+    const capacity = new Map(this.topology.nodes.map((n) => [n.id, n.capacity]));
     for (const id of load.keys()) if (!capacity.has(id)) load.delete(id);
     for (const id of down) if (capacity.has(id)) load.set(id, capacity.get(id) as number);
-    return new Placer(this.options.topology, { load });
+    return new Placer(this.topology, { load });
   }
 
   /** What each cell needs, most urgent first, and at most `stepsPerPassMax` steps of it. */

@@ -87,4 +87,29 @@ describe("the control plane of real processes", () => {
     expect(moved.length).toBe(7);
     expect(JSON.parse((await c.ctl("get", "vol", "k")).out)).toEqual({ status: "committed", reads: { k: { str: "v" } } });
   }, 240_000);
+
+  test("a rewritten topology file in which the client moved to the other row moves its cell there", async () => {
+    colony = await ProcessColony.start(16, { rows: 2, clients });
+    const c = colony;
+    const control = c.startControl("control-a", "--grace", "1500");
+    await waitFor("control-a to be active", async () => (await c.output("control-a")).includes(": active"), 20_000);
+    const created = await c.ctl("create", "vol", "--client", "vm1");
+    expect(created.code).toBe(0);
+    const placed = (JSON.parse(created.out).members as string[]).map((m) => m.split("~")[0] as string);
+    expect(placed.every((n) => Number(n.slice(1)) <= 8)).toBe(true);
+    expect((await c.ctl("put", "vol", "k", "before the move")).code).toBe(0);
+
+    // The datacenter's automation writes a topology in which vm1 is in row r2, and says so.
+    const topology = JSON.parse(await Bun.file(c.topologyPath).text()) as { clients: { id: string; row: string; rack: string }[] };
+    topology.clients = topology.clients.map((client) => (client.id === "vm1" ? { ...client, row: "r2", rack: "r2-k1" } : client));
+    await Bun.write(c.topologyPath, JSON.stringify(topology));
+    control.kill("SIGHUP");
+    await waitFor("the control plane to take the new topology", async () => (await c.output("control-a")).includes("took the new topology (SIGHUP): 1 client(s) moved"), 10_000);
+    const moved = await waitFor("the cell to move to r2", async () => {
+      const now = await members(c, "vol", c.ids);
+      return now.length === 7 && now.every((n) => Number(n.slice(1)) >= 9) ? now : null;
+    }, 60_000);
+    expect(moved.length).toBe(7);
+    expect(JSON.parse((await c.ctl("get", "vol", "k")).out)).toEqual({ status: "committed", reads: { k: { str: "before the move" } } });
+  }, 180_000);
 });

@@ -18,12 +18,13 @@ import { MemoryNetwork } from "../support/memnet.ts";
 
 const keys = testKeys();
 
-function topology(): Topology {
+function topology(vm1Row = "r1", extraNode = false): Topology {
   const nodes = [];
   for (const row of ["r1", "r2"]) {
     for (let i = 0; i < 4; i++) nodes.push({ id: `${row}n${i}`, address: `127.0.0.1:${row === "r1" ? 7300 + i : 7400 + i}`, row, rack: `${row}k${i % 3}`, power: `p${i % 3}`, color: "blue", capacity: 1000 });
   }
-  const clients = [{ id: "vm1", kind: "instance", row: "r1", rack: "r1k0" }, { id: "vm2", kind: "instance", row: "r2", rack: "r2k0" }];
+  if (extraNode) nodes.push({ id: "r2n9", address: "127.0.0.1:7409", row: "r2", rack: "r2k0", power: "p0", color: "blue", capacity: 1000 });
+  const clients = [{ id: "vm1", kind: "instance", row: vm1Row, rack: `${vm1Row}k0` }, { id: "vm2", kind: "instance", row: "r2", rack: "r2k0" }];
   const parsed = parseTopology(JSON.stringify({ version: 1, powerDomains: ["p0", "p1", "p2"], colors: ["blue"], nodes, clients }));
   if (parsed instanceof Error) throw parsed;
   return parsed;
@@ -152,6 +153,26 @@ describe("the control plane", () => {
     });
     expect(repaired.length).toBe(3);
     b.stop();
+    await running;
+  }, 60_000);
+
+  test("a new topology in which a cell's client has moved moves the cell; one with other nodes is refused", async () => {
+    colony = new Colony();
+    const admin = colony.client("admin");
+    const plane = colony.plane("control-a");
+    await plane.ensureControlCell();
+    await admin.transact(controlCellOf("blue"), { reads: [], conditions: [], writes: [{ key: "create/vol3", op: "put", value: utf8(JSON.stringify({ client: "vm1" })) }] });
+    expect((await plane.pass()).created).toEqual(["vol3"]);
+    expect((await members(admin, "vol3")).every((n) => n.startsWith("r1"))).toBe(true);
+    expect(plane.updateTopology(topology("r1", true))).toMatchObject({ ok: false, reason: expect.stringContaining("nodes of color blue changed") });
+    expect(plane.updateTopology(topology("r2"))).toEqual({ ok: true, moved: 1 });
+    const running = plane.run();
+    const moved = await until("the cell to follow vm1 to row r2", async () => {
+      const now = await members(admin, "vol3");
+      return now.length === 3 && now.every((n) => n.startsWith("r2")) ? now : null;
+    }, 30_000);
+    expect(moved.length).toBe(3);
+    plane.stop();
     await running;
   }, 60_000);
 });
