@@ -18,6 +18,7 @@ import { type StatusServer, type StatusSource, serveRoutes, statusRoutes } from 
 import { UsageError, parseFlags } from "./args.ts";
 import { CliError, colorEndpoints, endpointOf, nodeColors, readKeys, readTopology } from "./colony.ts";
 import { openClientLinks, openNodeLinks } from "./links.ts";
+import { controlCellOf } from "../control/service.ts";
 import { type RejoinIntent, type Rejoiner, readIntent, startRejoining, writeIntent } from "./rejoin.ts";
 import { checkDirectory, lockDirectory } from "./lock.ts";
 import { isAddressInUse, isLoopbackHost } from "./ports.ts";
@@ -185,7 +186,7 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
   if (intent !== null) {
     if (first === undefined) print(`node ${id}: resuming its rejoin in place of ${intent.former}: ${intent.cells.length} cells to go`);
     const clientTransport = await openClientLinks(topology, me.color, keys, { host: local.host, port: 0 });
-    rejoiner = startRejoining({ directory: data, identity, keys, nodes: colorEndpoints(topology, me.color), transport: clientTransport, print });
+    rejoiner = startRejoining({ directory: data, identity, keys, nodes: colorEndpoints(topology, me.color), transport: clientTransport, print, controlCell: controlCellOf(me.color) });
     for (const cell of early) rejoiner.add(cell);
   }
   source.set(node);

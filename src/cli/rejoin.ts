@@ -8,6 +8,12 @@
 // directory, replaced atomically and synced), each cell is struck from it only once done,
 // and a node that finds the file at start goes on where it stopped: a restart in the middle
 // of a replacement never leaves the node out of a cell for good.
+//
+// A cell in the control plane's registry is the control plane's to repair: it sees the
+// former identity answer as a stranger, counts it dead at once (no grace period) and replaces
+// it by a node the placer picks, one change at a time. The node then leaves such a cell alone
+// (two agents changing one cell's members at once would only add churn) and rejoins by itself
+// only the cells that no control plane looks after.
 
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -71,6 +77,8 @@ export interface RejoinOptions {
   readonly transport: Transport;
   readonly print: (line: string) => void;
   readonly retryMs?: number;
+  /** The color's control cell: cells registered there are left to the control plane. */
+  readonly controlCell?: string;
 }
 
 export interface Rejoiner {
@@ -100,7 +108,17 @@ export function startRejoining(options: RejoinOptions): Rejoiner {
     if (result.status !== "configured") throw new Error(`${kind === "addMember" ? "adding" : "removing"} ${member} was refused: ${"detail" in result ? result.detail : result.status}`);
     return result;
   };
+  const registered = async (cell: string): Promise<boolean> => {
+    if (options.controlCell === undefined || cell === options.controlCell) return false;
+    // No control cell (no control plane in this colony) answers as not registered, quickly.
+    const known = await client.describe(options.controlCell).catch(() => null);
+    if (known === null) return false;
+    const read = await client.transact(options.controlCell, { reads: [`cell/${cell}`], conditions: [], writes: [] });
+    if (read.status !== "committed") throw new Error(`cannot read the control plane's registry (${read.status})`);
+    return read.reads[0] !== null && read.reads[0] !== undefined;
+  };
   const rejoinOne = async (cell: string): Promise<string> => {
+    if (await registered(cell)) return "left to the control plane, which replaces the former identity";
     const known = await client.describe(cell);
     if (known === null) throw new Error("no replica of it answered");
     const members = known.hosted.members;

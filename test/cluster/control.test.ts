@@ -112,4 +112,38 @@ describe("the control plane of real processes", () => {
     expect(moved.length).toBe(7);
     expect(JSON.parse((await c.ctl("get", "vol", "k")).out)).toEqual({ status: "committed", reads: { k: { str: "before the move" } } });
   }, 180_000);
+
+  test("a node whose log is damaged leaves its registered cells to the control plane, which replaces its former identity at once", async () => {
+    colony = await ProcessColony.start(9, { clients: [{ id: "vm1", kind: "instance", row: "r1", rack: "k0" }] });
+    const c = colony;
+    c.startControl("control-a", "--grace", "60000");
+    await waitFor("control-a to be active", async () => (await c.output("control-a")).includes(": active"), 20_000);
+    const created = await c.ctl("create", "vol", "--client", "vm1");
+    expect(created.code).toBe(0);
+    const placed = (JSON.parse(created.out).members as string[]);
+    const former = placed[0] as string;
+    const victim = former.split("~")[0] as string;
+    for (let i = 0; i < 5; i++) expect((await c.ctl("put", "vol", `k${i}`, "value")).code).toBe(0);
+    await c.kill(victim);
+    const { readdir, readFile, writeFile } = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    const dir = join(c.dir, victim);
+    const segment = join(dir, (await readdir(dir)).filter((f) => f.endsWith(".log")).sort()[0] as string);
+    const bytes = new Uint8Array(await readFile(segment));
+    const at = Math.floor(bytes.length * 0.7);
+    bytes[at] = (bytes[at] as number) ^ 0x10;
+    await writeFile(segment, bytes);
+    c.startNode(victim);
+    await c.waitUp(victim);
+    // The grace period is a minute: only the stranger rule can make this repair happen sooner.
+    const repaired = await waitFor("the former identity to be replaced", async () => {
+      const now = await c.status(c.ids.find((id) => id !== victim && placed.some((m) => m.startsWith(`${id}~`))) as string, "vol");
+      const list = (now?.members as string[] | null) ?? [];
+      return list.length === 7 && !list.includes(former) ? list : null;
+    }, 45_000);
+    expect(repaired).not.toContain(former);
+    expect(await Bun.file(join(c.dir, `${victim}.out`)).text()).toContain("left to the control plane");
+    expect(await c.output("control-a")).toContain(`removed ${former}`);
+    expect(JSON.parse((await c.ctl("get", "vol", "k4")).out)).toEqual({ status: "committed", reads: { k4: { str: "value" } } });
+  }, 120_000);
 });
