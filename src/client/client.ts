@@ -99,9 +99,17 @@ export type CreateOutcome =
   /** The cell exists already: what `at` says of it (members empty while that replica is still learning). */
   | { readonly status: "exists"; readonly incarnation: string; readonly members: readonly string[]; readonly at: string };
 
-/** 16 random lowercase hex digits: a new cell's incarnation. */
-export function newIncarnation(): string {
-  return [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * A new cell's incarnation: 16 lowercase hex digits holding, as one 64-bit integer, the
+ * creation time in milliseconds since the epoch times 2^16 plus 16 random bits. Discovery
+ * keeps the entry of the greater incarnation (compared as that integer; fixed-width hex
+ * compares the same way), so a cell re-created under an old name, a millisecond or more
+ * later, wins over every entry of its predecessor; the random bits keep two creations in
+ * the same millisecond apart. Times up to the year 10889 fit 48 bits.
+ */
+export function newIncarnation(nowMs: number = Date.now(), random16: number = crypto.getRandomValues(new Uint16Array(1))[0] as number): string {
+  const value = (BigInt(Math.floor(nowMs)) << 16n) | BigInt(random16 & 0xffff);
+  return value.toString(16).padStart(16, "0");
 }
 
 /** A lease answer as the client sees it: the cell's answer, and how long this client may count on it. */
