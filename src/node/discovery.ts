@@ -17,6 +17,7 @@
 // nodes compare stamps, so it must be the same clock in every process (to within the
 // skew bound), which the node's monotonic clock is not.
 
+import { AssertionError } from "../core/assert.ts";
 import type { AppliedEntry } from "../core/effects.ts";
 import type { Replica } from "../core/replica.ts";
 import { type CellReport, DiscoveryNode, type Outgoing, encodeMessage, isIdentity } from "../discovery/mod.ts";
@@ -88,18 +89,16 @@ export class NodeDiscovery {
 
   constructor(private readonly options: NodeDiscoveryOptions) {
     this.identity = options.identity;
+    // A node run under a bare id (some unit tests do) gossips as incarnation zero; its cells'
+    // members are bare ids too, so it hosts them and answers lookups, but pushes no entries.
+    const identity = isIdentity(options.identity) ? options.identity : `${options.identity}~${"0".repeat(16)}`;
     const seeds = [...options.peers].map(([nodeId, endpoint]) => ({ nodeId, address: addressOfEndpoint(endpoint) }));
     const nowMs = options.wallClock();
     this.discovery = new DiscoveryNode({
-      identity: options.identity, address: options.address, generation: Math.floor(nowMs), seeds,
+      identity, address: options.address, generation: Math.floor(nowMs), seeds,
       rng: new Rng(Math.floor(options.random() * seedMax)), nowMs,
       ...(options.roundMs === undefined ? {} : { roundMs: options.roundMs }),
     });
-  }
-
-  /** Whether discovery can run for this node: its id must be an identity (`node~incarnation`). */
-  static usable(identity: string): boolean {
-    return isIdentity(identity);
   }
 
   /** When discovery next needs `tick`, on the wall clock. */
@@ -109,10 +108,12 @@ export class NodeDiscovery {
 
   /** Runs a round (or a retransmission) and the batched refresh of hosted cells it asks for. */
   tick(): void {
-    const nowMs = this.options.wallClock();
-    const { messages, audit } = this.discovery.tick(nowMs);
-    this.send(messages);
-    for (const cell of audit) this.refresh(cell, nowMs);
+    this.guarded(() => {
+      const nowMs = this.options.wallClock();
+      const { messages, audit } = this.discovery.tick(nowMs);
+      this.send(messages);
+      for (const cell of audit) this.refresh(cell, nowMs);
+    });
   }
 
   /** This node now hosts a replica of `cell` (recovered, created or joined). */
@@ -123,7 +124,7 @@ export class NodeDiscovery {
   /** A replica was just created here from its genesis: its member's view goes in at once. */
   created(cell: string): void {
     this.discovery.host(cell);
-    this.refresh(cell, this.options.wallClock());
+    this.guarded(() => this.refresh(cell, this.options.wallClock()));
   }
 
   hosts(cell: string): boolean {
@@ -136,6 +137,24 @@ export class NodeDiscovery {
    * lead since it last pushed is pushed with its new ballot.
    */
   applied(entries: readonly AppliedEntry[]): void {
+    this.guarded(() => this.appliedUnguarded(entries));
+  }
+
+  /**
+   * Discovery is a hint beside the cells, never a reason for them to stop: a bug in it (an
+   * AssertionError) is counted as `internalError` and the node goes on, where the same
+   * error in the node's own path would stop it.
+   */
+  private guarded(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      if (!(error instanceof AssertionError)) throw error;
+      this.refuse("internalError");
+    }
+  }
+
+  private appliedUnguarded(entries: readonly AppliedEntry[]): void {
     let nowMs: number | null = null;
     let last: string | null = null;
     for (const entry of entries) {
@@ -182,7 +201,8 @@ export class NodeDiscovery {
     if (state === null) return null;
     const members = state.latestMembers();
     if (members.length === 0 || !members.every(isIdentity)) return null;
-    const leader = replica.leader !== null && isIdentity(replica.leader) ? replica.leader : null;
+    // A replica's hint may name a leader the cell has since removed: only a member is reported.
+    const leader = replica.leader !== null && members.includes(replica.leader) ? replica.leader : null;
     const ballot = leader !== null && replica.promisedBallot.node === leader ? replica.promisedBallot.round : 0;
     return {
       cell: replica.cell, incarnation: state.incarnation, version: state.latestMembershipSlot(), appliedSlot: Math.max(state.applied, 0),
@@ -192,6 +212,10 @@ export class NodeDiscovery {
 
   /** A discovery message of an authenticated, role-checked frame. */
   receive(sender: string, role: Role, part: DiscoveryPart): void {
+    this.guarded(() => this.receiveUnguarded(sender, role, part));
+  }
+
+  private receiveUnguarded(sender: string, role: Role, part: DiscoveryPart): void {
     const nowMs = this.options.wallClock();
     if (part.kind === "gossip" && role === "node") {
       this.stats.gossipReceived++;
@@ -227,6 +251,11 @@ export class NodeDiscovery {
     }
     this.stats.notHostedAnswers++;
     this.options.toClient(client, result.wire);
+  }
+
+  /** What this node can say about `cell` (hosted, moved, found or noSuchCell). */
+  lookup(cell: string): ReturnType<DiscoveryNode["lookup"]> {
+    return this.discovery.lookup(cell, this.options.wallClock());
   }
 
   /** Peers that gossip says are alive, by node id (this node excluded). */

@@ -114,8 +114,8 @@ export class PhysaliaNode {
   private readonly livenessTimeoutMs: number;
   private readonly nodeAddresses: ReadonlySet<string>;
   private unverifiedTokens = unverifiedAnswersPerSecond;
-  /** The node's discovery (node/discovery.ts); null only for a node whose id is no identity (some unit tests). */
-  readonly discovery: NodeDiscovery | null;
+  /** The node's discovery (node/discovery.ts). */
+  readonly discovery: NodeDiscovery;
   private unverifiedRefilledAt = 0;
 
   constructor(private readonly options: NodeOptions) {
@@ -139,7 +139,7 @@ export class PhysaliaNode {
     for (const [cell, records] of options.recovered ?? []) {
       this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
     }
-    this.discovery = NodeDiscovery.usable(this.id) ? new NodeDiscovery({
+    this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
       wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell),
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
@@ -150,8 +150,8 @@ export class PhysaliaNode {
         else this.sendDiscovery(client, { endpoint: known.endpoint, ring }, [wire]);
       },
       ...(options.discoveryRoundMs === undefined ? {} : { roundMs: options.discoveryRoundMs }),
-    }) : null;
-    for (const cell of this.replicas.keys()) this.discovery?.host(cell);
+    });
+    for (const cell of this.replicas.keys()) this.discovery.host(cell);
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));
   }
 
@@ -217,11 +217,12 @@ export class PhysaliaNode {
     return [...this.replicas.keys()].sort().slice(0, max);
   }
 
-  /** One cell's replica, as /status?cell=NAME shows it. */
+  /** One cell's replica, as /status?cell=NAME shows it, with what discovery here says of the cell; null when neither knows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
     const replica = this.replicas.get(cell);
-    if (replica === undefined) return null;
-    return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null };
+    const discovery = this.discovery.lookup(cell);
+    if (replica === undefined) return discovery.status === "noSuchCell" ? null : { cell, role: null, discovery };
+    return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null, discovery };
   }
 
   status(): Record<string, unknown> {
@@ -239,7 +240,7 @@ export class PhysaliaNode {
       peersAlive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)),
       peersDown: [...this.options.peers.keys()].filter((p) => !this.isAlive(p)),
       failed: this.failed === null ? null : String(this.failed),
-      discovery: this.discovery?.status() ?? null,
+      discovery: this.discovery.status(),
     };
   }
 
@@ -259,7 +260,7 @@ export class PhysaliaNode {
       ["physalia_peers_alive", "Peers heard from within the liveness timeout.", [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length],
       ["physalia_clients_known", "Clients this node can answer (heard from lately; bounded).", this.clients.size],
       ["physalia_chunked_messages_pending", "Large messages partly received, waiting for their other chunks.", this.reassembler.pendingMessages],
-      ...(this.discovery === null ? [] : this.discovery.gauges()),
+      ...this.discovery.gauges(),
     ]);
   }
 
@@ -334,8 +335,7 @@ export class PhysaliaNode {
     }
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
     if (body.discovery.length > 0) {
-      if (this.discovery === null) this.metrics.drop("noDiscovery");
-      else for (const part of body.discovery) this.discovery.receive(sender, frame.role, part);
+      for (const part of body.discovery) this.discovery.receive(sender, frame.role, part);
       this.scheduleDiscovery();
       this.armTimer();
     }
@@ -403,12 +403,12 @@ export class PhysaliaNode {
       if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(nodePart(sender))) this.options.onUnknownCell?.(cell, sender);
       if (message.kind === "request") {
         this.reply(sender, cell, message.client, message.id, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
-        this.discovery?.notHosted(sender, cell);
+        this.discovery.notHosted(sender, cell);
       }
       return;
     }
     // A replica this node keeps after the cell removed it answers for itself; discovery adds where the cell went.
-    if (message.kind === "request" && this.discovery !== null && !this.discovery.hosts(cell)) this.discovery.notHosted(sender, cell);
+    if (message.kind === "request" && !this.discovery.hosts(cell)) this.discovery.notHosted(sender, cell);
     if (message.kind === "request") {
       this.requestArrivals.set(`${sender}\u0000${message.id}`, now);
       if (this.requestArrivals.size > timedRequestsMax) this.requestArrivals.delete(this.requestArrivals.keys().next().value as string);
@@ -465,8 +465,8 @@ export class PhysaliaNode {
       replica = new Replica({ cell, self: this.id, env: this.env, joining: request.incarnation });
     }
     this.replicas.set(cell, replica);
-    if (request.kind === "create") this.discovery?.created(cell);
-    else this.discovery?.host(cell);
+    if (request.kind === "create") this.discovery.created(cell);
+    else this.discovery.host(cell);
     // The record that makes the node host the replica after a restart is durable before the answer leaves.
     const record = replica.genesisRecord() ?? replica.joinedRecord();
     assert(record !== null, "a new replica has a genesis or a joined record");
@@ -484,7 +484,7 @@ export class PhysaliaNode {
 
   /** Puts discovery's next deadline (wall clock) into the deadline heap (node clock). */
   private scheduleDiscovery(): void {
-    if (this.discovery === null || this.stopped) return;
+    if (this.stopped) return;
     const inMs = this.discovery.nextDeadlineMs() - (this.options.wallClock ?? Date.now)();
     this.deadlines.set(discoveryDeadlineKey, this.now() + Math.max(0, inMs));
   }
@@ -504,7 +504,7 @@ export class PhysaliaNode {
     const now = this.now();
     for (const cell of this.deadlines.due(now)) {
       if (cell === discoveryDeadlineKey) {
-        this.discovery?.tick();
+        this.discovery.tick();
         this.scheduleDiscovery();
         continue;
       }
@@ -549,7 +549,7 @@ export class PhysaliaNode {
         const batch = this.effects;
         this.effects = createEffects();
         this.metrics.slotsApplied += batch.applied.length;
-        if (batch.applied.length > 0) this.discovery?.applied(batch.applied);
+        if (batch.applied.length > 0) this.discovery.applied(batch.applied);
         // What depends on no record of ours leaves now, so our fsync and our peers' overlap.
         this.send(batch.messages.filter((m) => !m.afterSync));
         if (batch.records.length > 0) await this.persist(batch.records);
