@@ -30,6 +30,8 @@ such as server-17, is a string; put -- before a value that starts with --):
                                   topology client (physalia control must run); without, on the
                                   topology's rendezvous nodes
   attach CELL CLIENT              the cell now serves this topology client: the control plane moves it
+  where CELL                      where discovery says the cell is: members, incarnation, version, leader
+                                  hint, and which node answered
   get CELL KEY... [--eventual]    read 1 to ${limits.keysPerTransactionMax} keys (--eventual: from any replica, possibly stale)
   put CELL KEY VALUE              write a value
   delete CELL KEY                 delete a key
@@ -64,6 +66,7 @@ const commonFlags: readonly FlagName[] = ["topology", "keys", "color", "timeout"
 const commandFlags: Readonly<Record<string, readonly FlagName[]>> = {
   create: ["client"],
   attach: [],
+  where: [],
   get: ["eventual"],
   put: [],
   delete: [],
@@ -106,6 +109,7 @@ function cellName(text: string): string {
 type Plan =
   | { readonly kind: "create"; readonly cell: string; readonly client: string | null }
   | { readonly kind: "attach"; readonly cell: string; readonly where: { readonly row: string; readonly rack: string } }
+  | { readonly kind: "where"; readonly cell: string }
   | { readonly kind: "refused"; readonly cell: string; readonly rejection: Rejection }
   | { readonly kind: "tx"; readonly cell: string; readonly tx: Transaction }
   | { readonly kind: "member"; readonly cell: string; readonly change: "addMember" | "removeMember"; readonly node: string }
@@ -129,6 +133,10 @@ function planOf(command: string, rest: string[], flags: Record<string, unknown>,
       const [cell, id] = words(rest, [2, 2], "attach CELL CLIENT") as [string, string];
       const entry = topologyClient(id, "CLIENT");
       return { kind: "attach", cell: cellName(cell), where: { row: entry.row, rack: entry.rack } };
+    }
+    case "where": {
+      const [cell] = words(rest, [1, 1], "where CELL") as [string];
+      return { kind: "where", cell: cellName(cell) };
     }
     case "get": {
       const [cell, ...keys] = words(rest, [2, 1 + limits.keysPerTransactionMax], "get CELL KEY...") as [string, ...string[]];
@@ -266,6 +274,7 @@ async function run(client: PhysaliaClient, plan: Exclude<Plan, { kind: "refused"
     print(JSON.stringify({ status: result.status, cell, clients, note: "the control plane moves the cell near its clients, one node at a time" }));
     return result.status === "committed" ? 0 : 1;
   }
+  if (plan.kind === "where") return await where(client, cell, print);
   if (plan.kind === "create") {
     const outcome = await client.create(cell);
     print(JSON.stringify({ ...outcome, cell }));
@@ -328,4 +337,25 @@ export async function requestCreation(client: PhysaliaClient, color: string, cel
     }
   }
   throw new CliError(`The control plane did not answer within 30 s: is physalia control running for color ${color}? The request stays in ${control} and will be served when it runs.`);
+}
+
+/**
+ * `ctl where`: discovery's entry for the cell, from the first node that knew it (a new ctl
+ * has no cache, so the answer is always fresh), or, while the nodes that host a just-created
+ * cell have no entry yet, what its furthest replica says.
+ */
+async function where(client: PhysaliaClient, cell: string, print: (line: string) => void): Promise<number> {
+  const found = await client.where(cell);
+  if (found !== null) {
+    const { entry, source, node } = found;
+    print(JSON.stringify({
+      status: "found", cell, incarnation: entry.incarnation, epoch: entry.epoch, version: entry.version, members: entry.members,
+      leader: entry.leader, ballot: entry.ballot, refreshedMs: entry.refreshedMs, source: { kind: source, node },
+    }));
+    return 0;
+  }
+  const known = await client.describe(cell);
+  if (known === null) throw new CliError(`Cannot find cell ${cell}: no node answered where it is`);
+  print(JSON.stringify({ status: "found", cell, incarnation: known.hosted.incarnation, epoch: null, version: null, members: known.hosted.members, leader: null, ballot: null, refreshedMs: null, source: { kind: "replica", node: known.node } }));
+  return 0;
 }

@@ -2,9 +2,14 @@
 // exponential backoff and jitter, follows redirects to the leader, and keeps a session per
 // cell so that eventually consistent reads never go back in time.
 //
-// Until the discovery cache exists, a cell's replicas are found from the topology alone:
-// the `membersPerCell` nodes with the highest rendezvous hash of (cell, node). Every client
-// computes the same answer, so `create` and later operations agree without a directory.
+// A cell's replicas are found through discovery (src/discovery/client.ts): the client asks
+// any node of the topology where the cell is, keeps the answer indefinitely, and asks again
+// only on evidence: a replica that says it does not host the cell (with the members it knew
+// when it left, which are tried at once), or one that stops answering. A stale answer costs
+// time, never correctness: cells decide their membership through their own logs. Where a
+// new cell goes is placement, not lookup: `create` takes the nodes it is given (the control
+// plane's choice) or, by default, the `membersPerCell` nodes with the highest rendezvous
+// hash of (cell, node).
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { TxResult } from "../core/kv.ts";
@@ -13,6 +18,8 @@ import { type Rejection, type Transaction, checkTransaction, isRejection } from 
 import { leaseProblem } from "../core/cellstate.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
+import { type CellEntry, ClientDiscovery, decodeMessage as decodeDiscoveryMessage, discoveryLimits, encodeMessage as encodeDiscoveryMessage } from "../discovery/mod.ts";
+import { Rng, seedMax } from "../random.ts";
 import { Reassembler } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
 import { type Frame, decodeFrame } from "../wire/frame.ts";
@@ -21,7 +28,7 @@ import { isPlainId, nodePart } from "../wire/ids.ts";
 import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
 import { encodeMessages } from "../wire/message.ts";
 import { type ClientFacts, authorizeAtClient, classify } from "../wire/roles.ts";
-import { decodeBody } from "../wire/schema.ts";
+import { type DiscoveryPart, decodeBody } from "../wire/schema.ts";
 
 export class UnreachableError extends Error {
   override name = "UnreachableError";
@@ -42,8 +49,9 @@ export class SessionRefusedError extends Error {
 }
 
 /**
- * Every node the cell would live on answered that it does not host it: the cell was never
- * created (a mistyped name), or was moved off all of them.
+ * Discovery knows no such cell: the nodes asked (at least three, or every node of a smaller
+ * colony) each said that neither it nor its replica of the cache has heard of it, and this
+ * client knew nothing of it either. The cell was never created (a mistyped name), or is gone.
  */
 export class NoSuchCellError extends Error {
   override name = "NoSuchCellError";
@@ -76,6 +84,8 @@ export interface ClientOptions {
   readonly membersPerCell?: number;
   /** How long one operation may take, retries included. */
   readonly deadlineMs?: number;
+  /** Nodes that must say they know no such cell before the client believes it (default 3, or every node when fewer). */
+  readonly noSuchCellAnswersMin?: number;
   readonly now?: () => number;
   readonly random?: () => number;
   /** This process's epoch, in every frame it sends; default: wall-clock milliseconds now. */
@@ -85,7 +95,7 @@ export interface ClientOptions {
 }
 
 export interface CreateSettings {
-  /** The nodes to create it on (the control plane's placement); by default, the rendezvous nodes of the topology. */
+  /** The nodes to create it on (the control plane's placement); by default, the rendezvous nodes of the topology (placement, not lookup). */
   readonly nodes?: readonly string[];
   readonly alpha?: number;
   readonly sessionTtlMs?: number;
@@ -99,9 +109,17 @@ export type CreateOutcome =
   /** The cell exists already: what `at` says of it (members empty while that replica is still learning). */
   | { readonly status: "exists"; readonly incarnation: string; readonly members: readonly string[]; readonly at: string };
 
-/** 16 random lowercase hex digits: a new cell's incarnation. */
-export function newIncarnation(): string {
-  return [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * A new cell's incarnation: 16 lowercase hex digits holding, as one 64-bit integer, the
+ * creation time in milliseconds since the epoch times 2^16 plus 16 random bits. Discovery
+ * keeps the entry of the greater incarnation (compared as that integer; fixed-width hex
+ * compares the same way), so a cell re-created under an old name, a millisecond or more
+ * later, wins over every entry of its predecessor; the random bits keep two creations in
+ * the same millisecond apart. Times up to the year 10889 fit 48 bits.
+ */
+export function newIncarnation(nowMs: number = Date.now(), random16: number = crypto.getRandomValues(new Uint16Array(1))[0] as number): string {
+  const value = (BigInt(Math.floor(nowMs)) << 16n) | BigInt(random16 & 0xffff);
+  return value.toString(16).padStart(16, "0");
 }
 
 /** A lease answer as the client sees it: the cell's answer, and how long this client may count on it. */
@@ -156,6 +174,10 @@ interface Answer {
 }
 
 const attemptTimeoutMs = 150;
+/** Nodes asked at once before a client believes there is no such cell. */
+const confirmNodesMax = 16;
+/** Lookup ids of those checks start here, far from discovery's own (which count up from 1). */
+const confirmIdFirst = 0x8000_0000;
 const attemptTimeoutMaxMs = 1_600;
 
 export class PhysaliaClient {
@@ -166,8 +188,17 @@ export class PhysaliaClient {
   private readonly seen = new Map<string, number>();
   private readonly sessions = new Map<string, CellSession>();
   private readonly opening = new Map<string, Promise<CellSession>>();
-  /** Where each cell's members were last seen, by node id. */
-  private readonly members = new Map<string, string[]>();
+  /** Where cells are: discovery's client cache. */
+  private readonly discovery: ClientDiscovery;
+  /** Lookups sent and not yet answered, by id: each is failed when its timer fires. */
+  private readonly lookups = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Woken whenever a lookup answer (asked or not) arrives. */
+  private discoveryWaiters: (() => void)[] = [];
+  /** "No such cell" checks in flight (see confirmNoSuchCell), by lookup id. */
+  private readonly confirming = new Map<number, (status: string) => void>();
+  private confirmId = confirmIdFirst;
+  /** Per cell: the node whose answer last changed what this client knows. */
+  private readonly answeredBy = new Map<string, string>();
   private readonly reassembler = new Reassembler();
   private readonly now: () => number;
   private readonly random: () => number;
@@ -191,6 +222,11 @@ export class PhysaliaClient {
     this.guard = options.replayGuard === false ? null : new ReplayGuard();
     this.facts = { isNode: (node) => options.nodes.has(node) };
     for (const [node, endpoint] of options.nodes) this.nodeAt.set(`${endpoint.host}:${endpoint.port}`, node);
+    const seeds = [...options.nodes].map(([nodeId, endpoint]) => ({ nodeId, address: endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}` }));
+    this.discovery = new ClientDiscovery({
+      seeds, rng: new Rng(Math.floor(this.random() * seedMax)),
+      noSuchCellAnswersMin: options.noSuchCellAnswersMin ?? discoveryLimits.clientLookupAttemptsMax,
+    });
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));
   }
 
@@ -207,22 +243,194 @@ export class PhysaliaClient {
   }
 
   /**
-   * The nodes that host a cell, best first: the members this client last learnt of (from a
-   * create, a description or a redirect), else the rendezvous nodes of the topology.
+   * Where a new cell goes when no placement is given: the `membersPerCell` nodes of the
+   * topology with the highest rendezvous hash of (cell, node). This is placement only;
+   * every lookup goes through discovery.
    */
-  replicasFor(cell: string): string[] {
-    const known = this.members.get(cell);
-    if (known !== undefined && known.length > 0) return [...known];
+  placementFor(cell: string): string[] {
     const count = Math.min(this.options.membersPerCell ?? 7, this.options.nodes.size);
     const scored = [...this.options.nodes.keys()].map((node) => ({ node, score: rendezvous(cell, node) }));
     scored.sort((a, b) => (a.score < b.score ? 1 : a.score > b.score ? -1 : 0));
     return scored.slice(0, count).map((s) => s.node);
   }
 
-  /** Tells the client where a cell's members are (node ids or identities). */
+  /** Tells the client where the cell itself said its members are (node ids or identities): it created the cell, or changed its membership. */
   learnMembers(cell: string, members: readonly string[]): void {
-    const nodes = members.map(nodePart).filter((node) => this.options.nodes.has(node));
-    if (nodes.length > 0) this.members.set(cell, nodes);
+    this.discovery.hosting(cell, members, this.now());
+  }
+
+  /** The nodes to try for a cell, best first, as discovery has them now; sends a lookup when one is due. */
+  private candidatesFor(cell: string): string[] {
+    const route = this.discovery.route(cell, this.now());
+    if (route.lookup !== null) this.sendLookup(route.lookup);
+    return route.candidates.map((target) => target.nodeId).filter((node) => this.options.nodes.has(node));
+  }
+
+  /**
+   * Waits until the nodes to try for a cell are known. Throws NoSuchCellError when the nodes
+   * discovery asked said there is no such cell and a wider check agrees (see
+   * `confirmNoSuchCell`), UnreachableError at the deadline.
+   */
+  private async locate(cell: string, deadline: number): Promise<string[]> {
+    let confirmed = false;
+    for (;;) {
+      const candidates = this.candidatesFor(cell);
+      if (candidates.length > 0) return candidates;
+      if (this.discovery.route(cell, this.now()).status === "noSuchCell") {
+        if (confirmed || !(await this.confirmNoSuchCell(cell, deadline))) {
+          throw new NoSuchCellError(`No such cell: ${cell} (the nodes asked, and their replicas of the discovery cache, have not heard of it)`);
+        }
+        confirmed = true;
+        continue;
+      }
+      // Nodes answered lookups only under keys this client does not hold (see KeysRejectedError).
+      if (this.verifiedFrom.size === 0 && this.unverifiedFrom.size >= Math.min(2, this.options.nodes.size)) throw this.keysRejectedError(cell, this.unverifiedFrom);
+      const leftMs = deadline - this.now();
+      if (leftMs <= 0) throw new UnreachableError(`Cannot find cell ${cell}: no node answered where it is`);
+      await this.discoveryNews(Math.min(leftMs, 100));
+    }
+  }
+
+  /** Resolves when a lookup answer arrives, or after `ms`. */
+  private discoveryNews(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.discoveryWaiters.push(done);
+    });
+  }
+
+  private sendLookup(lookup: { readonly nodeId: string; readonly message: { readonly id: number }; readonly wire: unknown }): void {
+    const endpoint = this.options.nodes.get(lookup.nodeId);
+    const ring = this.options.keys.ring("client") ?? this.options.keys.ring("control");
+    if (endpoint === undefined || ring === undefined) {
+      this.discovery.lookupFailed(lookup.message.id, this.now());
+      return;
+    }
+    const id = lookup.message.id;
+    const timeoutMs = attemptTimeoutMs * 2;
+    this.lookups.set(id, setTimeout(() => {
+      this.lookups.delete(id);
+      this.discovery.lookupFailed(id, this.now());
+      this.wakeDiscovery();
+    }, timeoutMs));
+    this.options.transport.send(encodeMessages(ring, { sender: this.options.id, receiver: lookup.nodeId, stamp: this.stamper.next(), messages: [], discovery: [lookup.wire] }), endpoint);
+  }
+
+  /**
+   * Before "no such cell" is believed: a cell created a moment ago is known at once to the
+   * nodes that host it, and to the others only once gossip brings it (a few rounds), so a
+   * client that happened to ask only nodes that had not heard of it yet would call it
+   * missing. Every node of the topology (at most `confirmNodesMax`, at random) is asked at
+   * once; true when one of them knows the cell (what it said goes to discovery).
+   */
+  private async confirmNoSuchCell(cell: string, deadline: number): Promise<boolean> {
+    const ring = this.options.keys.ring("client") ?? this.options.keys.ring("control");
+    if (ring === undefined) return false;
+    const nodes = [...this.options.nodes.keys()];
+    for (let i = nodes.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [nodes[i], nodes[j]] = [nodes[j] as string, nodes[i] as string];
+    }
+    const asked = nodes.slice(0, confirmNodesMax);
+    let known = false;
+    let answered = 0;
+    const ids: number[] = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, Math.min(attemptTimeoutMs * 2, deadline - this.now())));
+      for (const node of asked) {
+        this.confirmId = this.confirmId >= 0xffff_ffff ? confirmIdFirst : this.confirmId + 1;
+        const id = this.confirmId;
+        ids.push(id);
+        this.confirming.set(id, (status) => {
+          answered++;
+          if (status !== "noSuchCell") known = true;
+          if (known || answered === asked.length) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        const endpoint = this.options.nodes.get(node) as Endpoint;
+        const wire = encodeDiscoveryMessage({ kind: "lookup", id, cells: [cell] });
+        this.options.transport.send(encodeMessages(ring, { sender: this.options.id, receiver: node, stamp: this.stamper.next(), messages: [], discovery: [wire] }), endpoint);
+      }
+    });
+    for (const id of ids) this.confirming.delete(id);
+    return known;
+  }
+
+  private wakeDiscovery(): void {
+    const waiters = this.discoveryWaiters;
+    this.discoveryWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * A lookup answer from `node`. An asked one goes to discovery; an unasked one (id 0) is
+   * what a node that does not host a cell we sent a request to knows instead: the members
+   * it knew when it left, or its cache's entry, tried at once.
+   */
+  private discoveryAnswer(node: string, part: DiscoveryPart): void {
+    const decoded = decodeDiscoveryMessage(part.wire);
+    if (!decoded.ok || decoded.message.kind !== "lookupAnswer") return;
+    const answer = decoded.message;
+    const now = this.now();
+    const before = answer.answers.map((a) => this.discovery.peek(a.cell));
+    const confirming = this.confirming.get(answer.id);
+    if (confirming !== undefined) {
+      this.confirming.delete(answer.id);
+      for (const cellAnswer of answer.answers) {
+        if (cellAnswer.status === "hosted") this.discovery.hosting(cellAnswer.cell, [node], now);
+        const entry = cellAnswer.status === "moved" ? cellAnswer.pointer : cellAnswer.status === "noSuchCell" ? null : cellAnswer.entry;
+        // A host becomes a candidate; any other node's entry or pointer is taken as a moved
+        // replica's word would be (the greater entry is kept).
+        if (entry !== null && cellAnswer.status !== "hosted") this.discovery.evidence(cellAnswer.cell, { kind: "notHosted", node, pointer: entry }, now);
+        confirming(cellAnswer.status);
+      }
+    } else if (answer.id !== 0) {
+      const timer = this.lookups.get(answer.id);
+      if (timer === undefined) return;
+      clearTimeout(timer);
+      this.lookups.delete(answer.id);
+      this.discovery.receive(part.wire, now);
+    } else {
+      for (const cellAnswer of answer.answers) {
+        if (cellAnswer.status === "hosted") continue;
+        const pointer: CellEntry | undefined = cellAnswer.status === "moved" ? cellAnswer.pointer : cellAnswer.status === "found" ? cellAnswer.entry : undefined;
+        this.discovery.evidence(cellAnswer.cell, pointer === undefined ? { kind: "notHosted", node } : { kind: "notHosted", node, pointer }, now);
+        if (cellAnswer.status === "moved" && cellAnswer.entry !== null) this.discovery.evidence(cellAnswer.cell, { kind: "notHosted", node, pointer: cellAnswer.entry }, now);
+      }
+    }
+    answer.answers.forEach((a, i) => {
+      if (this.discovery.peek(a.cell) !== before[i]) this.answeredBy.set(a.cell, node);
+    });
+    this.wakeDiscovery();
+  }
+
+  /**
+   * Where a cell is, as discovery says: the entry this client holds (`cache`), or, when it
+   * holds none, the one a node answers now (`fresh`, with the node that answered). Null
+   * when the cell is known only from nodes that host it and have no entry yet.
+   */
+  async where(cell: string, deadlineMs: number = this.options.deadlineMs ?? 10_000): Promise<{ readonly entry: CellEntry; readonly source: "cache" | "fresh"; readonly node: string | null } | null> {
+    const cached = this.discovery.peek(cell);
+    if (cached !== null) return { entry: cached, source: "cache", node: this.answeredBy.get(cell) ?? null };
+    const deadline = this.now() + deadlineMs;
+    // Throws NoSuchCellError, or UnreachableError when no node answers.
+    await this.locate(cell, deadline);
+    // Known from nodes that host it: their entry comes with their answers, or soon after.
+    const entryBy = Math.min(deadline, this.now() + 1_000);
+    for (;;) {
+      this.candidatesFor(cell);
+      const entry = this.discovery.peek(cell);
+      if (entry !== null) return { entry, source: "fresh", node: this.answeredBy.get(cell) ?? null };
+      const leftMs = entryBy - this.now();
+      if (leftMs <= 0) return null;
+      await this.discoveryNews(Math.min(leftMs, 100));
+    }
   }
 
   /** Asks a node who it is (its identity) and what it knows of a cell. */
@@ -241,7 +449,7 @@ export class PhysaliaClient {
    */
   async create(cell: string, settings: CreateSettings = {}): Promise<CreateOutcome> {
     this.requireControl(`create cell ${cell}`);
-    const planned = settings.nodes === undefined ? this.replicasFor(cell) : [...settings.nodes];
+    const planned = settings.nodes === undefined ? this.placementFor(cell) : [...settings.nodes];
     const unknown = planned.find((node) => !this.options.nodes.has(node));
     if (unknown !== undefined) throw new UnreachableError(`Cannot create cell ${cell}: ${unknown} is not a node this client knows`);
     const hellos = await Promise.all(planned.map((node) => this.hello(cell, node, settings.deadlineMs ?? this.options.deadlineMs ?? 10_000).then((h) => ({ node, ...h }), () => ({ node, identity: null, hosted: null }))));
@@ -279,10 +487,38 @@ export class PhysaliaClient {
    * planned node that hosts it with state.
    */
   async describe(cell: string, timeoutMs = 1_000): Promise<{ node: string; hosted: HostedCell } | null> {
-    // Every replica at once, so that a dead one costs nothing; the furthest along answers
-    // best, and once one has answered the others get a moment more, not the whole timeout.
-    const replicas = this.replicasFor(cell);
-    let best: { node: string; hosted: HostedCell } | null = null;
+    const deadline = this.now() + Math.max(timeoutMs, this.options.deadlineMs ?? 10_000);
+    // A round asks every replica discovery names; one whose node hosts no replica, or a
+    // replica the cell removed, is evidence for discovery (a removed replica also names the
+    // members it knew), and the next round asks again. A few rounds follow a moved cell.
+    for (let round = 0; round < 4; round++) {
+      let replicas: string[];
+      try {
+        replicas = await this.locate(cell, deadline);
+      } catch (error) {
+        if (error instanceof NoSuchCellError || error instanceof UnreachableError) return null;
+        throw error;
+      }
+      const { member, other } = await this.askReplicas(cell, replicas, timeoutMs);
+      if (member !== null) {
+        this.learnMembers(cell, member.hosted.members);
+        return member;
+      }
+      if (other === null && this.now() >= deadline) return null;
+      if (round === 3) return other;
+    }
+    return null;
+  }
+
+  /**
+   * Asks each replica at once who it is and what it holds, so that a dead one costs nothing;
+   * the furthest along answers best, and once one has answered the others get a moment
+   * more, not the whole timeout. `member`: the best answer of a replica that is a member of
+   * its own latest membership; `other`: the best of the rest.
+   */
+  private async askReplicas(cell: string, replicas: readonly string[], timeoutMs: number): Promise<{ member: { node: string; hosted: HostedCell } | null; other: { node: string; hosted: HostedCell } | null }> {
+    let member: { node: string; hosted: HostedCell } | null = null;
+    let other: { node: string; hosted: HostedCell } | null = null;
     await new Promise<void>((resolve) => {
       let pending = replicas.length;
       let grace: ReturnType<typeof setTimeout> | null = null;
@@ -293,14 +529,24 @@ export class PhysaliaClient {
       for (const node of replicas) {
         void this.hello(cell, node, timeoutMs).then((answer) => {
           const hosted = answer.hosted;
-          if (hosted !== null && hosted.applied >= 0 && (best === null || hosted.applied > best.hosted.applied)) best = { node, hosted };
-          if (best !== null && grace === null) grace = setTimeout(resolve, 50);
+          const now = this.now();
+          if (hosted === null) {
+            this.discovery.evidence(cell, { kind: "notHosted", node }, now);
+            return;
+          }
+          if (hosted.applied < 0) return;
+          if (hosted.members.includes(answer.identity)) {
+            if (member === null || hosted.applied > member.hosted.applied) member = { node, hosted };
+            if (grace === null) grace = setTimeout(resolve, 50);
+          } else {
+            this.discovery.evidence(cell, { kind: "notHosted", node }, now);
+            this.learnMembers(cell, hosted.members);
+            if (other === null || hosted.applied > other.hosted.applied) other = { node, hosted };
+          }
         }, () => undefined).finally(settle);
       }
     });
-    const found = best as { node: string; hosted: HostedCell } | null;
-    if (found !== null) this.learnMembers(cell, found.hosted.members);
-    return found;
+    return { member, other };
   }
 
   /**
@@ -374,9 +620,8 @@ export class PhysaliaClient {
     const result = await this.command(cell, { kind: "config", change });
     if (result.status === "configured") {
       // The nodes of both memberships may answer until the change governs.
-      this.learnMembers(cell, [...new Set([...result.members, ...this.replicasFor(cell)])]);
-      await this.advancePast(cell, result.effectiveSlot - 1);
       this.learnMembers(cell, result.members);
+      await this.advancePast(cell, result.effectiveSlot - 1);
     }
     return result;
   }
@@ -489,7 +734,7 @@ export class PhysaliaClient {
       kind: "request", client: this.options.id, id, session: command.session, seq: command.seq, acked: command.acked(), op: command.op,
       consistency, minApplied: this.seen.get(cell) ?? 0, force,
     });
-    const answer = await this.exchange(cell, id, request, this.replicasFor(cell), deadlineMs);
+    const answer = await this.exchange(cell, id, request, null, deadlineMs);
     const outcome = answer.reply.outcome;
     if (outcome.kind === "done") {
       if (outcome.result.status !== "rejected") this.leaders.set(cell, answer.from);
@@ -504,20 +749,24 @@ export class PhysaliaClient {
    * Sends one request until a final answer arrives: `done` or `read`. Redirects are followed,
    * `overloaded` backs off, `stale` and `unavailable` move on to another replica, and a
    * silent replica is retried elsewhere, with `force` once the leader itself went silent.
+   * `fixed` names the one node a node-level request is for; null finds the cell's replicas
+   * through discovery, tells it what each attempt showed, and asks it again at every move.
    */
   private async exchange(
     cell: string,
     id: number,
     message: CellMessage | NodeMessage | ((force: boolean) => CellMessage),
-    replicas: readonly string[],
+    fixed: readonly string[] | null,
     deadlineMs: number = this.options.deadlineMs ?? 10_000,
   ): Promise<Answer> {
     const deadline = this.now() + deadlineMs;
     let sends = 0;
     let firstSentAt = 0;
+    const discovered = fixed === null;
+    let replicas: readonly string[] = fixed ?? (await this.locate(cell, deadline));
     // Commands go to the leader when we know it; a node-level request goes to its one node.
     const toLeader = typeof message === "function";
-    let target = (toLeader ? this.leaders.get(cell) : undefined) ?? replicas[Math.floor(this.random() * replicas.length)] ?? "";
+    let target = (toLeader ? this.leaders.get(cell) : undefined) ?? (discovered ? replicas[0] : replicas[Math.floor(this.random() * replicas.length)]) ?? "";
     // Whether `target` is the replica we believe leads (cached, or named by a redirect).
     let targetLeads = toLeader && this.leaders.has(cell);
     let attempt = 0;
@@ -529,15 +778,32 @@ export class PhysaliaClient {
     let leaderFailures = 0;
     let redirects = 0;
     const tried = new Set<string>();
-    // Replicas that answered that they do not host the cell: when all of them say so, there
-    // is no such cell (node.ts answers "cell X is not hosted on N").
+    // Replicas that answered that they do not host the cell (node.ts answers "cell X is not
+    // hosted on N", a replica the cell removed "N is not a member of cell X").
     const notHosted = new Set<string>();
-    const elsewhere = () => {
+    let silentCount = 0;
+    const silent = new Set<string>();
+    const evidence = (kind: "silent" | "answered" | "notHosted" | "leader", node: string) => {
+      if (kind === "silent") silent.add(node);
+      if (kind === "answered") silent.delete(node);
+      silentCount = replicas.filter((r) => silent.has(r)).length;
+      if (discovered) this.discovery.evidence(cell, { kind, node }, this.now());
+    };
+    const elsewhere = async (): Promise<string> => {
       targetLeads = false;
+      if (discovered) {
+        replicas = this.candidatesFor(cell);
+        if (replicas.length === 0) replicas = await this.locate(cell, deadline);
+      }
       const others = replicas.filter((r) => r !== target);
       const hosting = others.filter((r) => !notHosted.has(r));
       const choice = hosting.length > 0 ? hosting : others;
-      return choice.length === 0 ? target : (choice[Math.floor(this.random() * choice.length)] as string);
+      if (choice.length === 0) return replicas[0] ?? target;
+      // Discovery ranks them, silent ones last: those that have not gone silent are tried
+      // first, at random, so that two replicas with a stale leader hint do not keep the
+      // client between them.
+      const live = discovered ? choice.slice(0, Math.max(1, choice.length - silentCount)) : choice;
+      return live[Math.floor(this.random() * live.length)] as string;
     };
     // Two nodes, so that one corrupted reply (which also fails the MAC) is not taken for a wrong key.
     const keysRejected = () => this.verifiedFrom.size === 0 && [...tried].filter((node) => this.unverifiedFrom.has(node)).length >= Math.min(2, replicas.length);
@@ -555,9 +821,11 @@ export class PhysaliaClient {
         if (keysRejected()) throw this.keysRejectedError(cell, tried);
         if (targetLeads) leaderFailures++;
         this.leaders.delete(cell);
-        target = elsewhere();
+        evidence("silent", target);
+        target = await elsewhere();
         continue;
       }
+      evidence("answered", target);
       const outcome = answer.reply.outcome;
       // A node's own answer (to hello, create, join) is final, a refusal included.
       if (!toLeader && outcome.kind !== "overloaded") return { ...answer, sends, firstSentAt };
@@ -575,8 +843,9 @@ export class PhysaliaClient {
             target = nodePart(outcome.leader);
             targetLeads = true;
             this.leaders.set(cell, target);
+            evidence("leader", target);
           } else {
-            target = elsewhere();
+            target = await elsewhere();
             await this.pause(20 * attempt);
           }
           break;
@@ -584,19 +853,19 @@ export class PhysaliaClient {
           await this.pause(Math.min(1_000, 10 * 2 ** Math.min(attempt, 7)));
           break;
         case "unavailable":
+          // A node without a replica tells discovery so; a replica that says it is no member
+          // may only be behind (added, and still learning), so that stays with this request.
           if (/ is not hosted on /.test(outcome.reason)) {
             notHosted.add(target);
-            if (replicas.every((r) => notHosted.has(r))) {
-              throw new NoSuchCellError(`No such cell: ${cell} (none of the ${replicas.length} nodes it would be on hosts it: ${replicas.join(", ")})`);
-            }
-          }
+            evidence("notHosted", target);
+          } else if (/ is not a member of cell /.test(outcome.reason)) notHosted.add(target);
           if (targetLeads) leaderFailures++;
           this.leaders.delete(cell);
-          target = elsewhere();
+          target = await elsewhere();
           await this.pause(Math.min(500, 10 * 2 ** Math.min(attempt, 5)));
           break;
         case "stale":
-          target = elsewhere();
+          target = await elsewhere();
           await this.pause(Math.min(500, 10 * 2 ** Math.min(attempt, 5)));
           break;
       }
@@ -657,7 +926,8 @@ export class PhysaliaClient {
   private receiveFrame(frame: Frame): void {
     const body = decodeBody(frame.body);
     if (!body.ok) return;
-    if (!authorizeAtClient({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts).ok || !this.fresh(frame)) return;
+    if (!authorizeAtClient({ role: frame.role, sender: frame.sender, messages: body.messages, discovery: body.discovery }, this.facts).ok || !this.fresh(frame)) return;
+    for (const part of body.discovery) this.discoveryAnswer(nodePart(frame.sender), part);
     for (const { message } of body.messages) {
       if (message.kind !== "reply" || message.client !== this.options.id) continue;
       this.waiters.get(message.id)?.resolve({ from: nodePart(frame.sender), reply: message });
@@ -669,6 +939,9 @@ export class PhysaliaClient {
   }
 
   close(): void {
+    for (const timer of this.lookups.values()) clearTimeout(timer);
+    this.lookups.clear();
+    this.wakeDiscovery();
     this.options.transport.close();
   }
 }

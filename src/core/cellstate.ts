@@ -183,6 +183,15 @@ export class CellState {
     return (this.configs[this.configs.length - 1] as Membership).members;
   }
 
+  /**
+   * The slot at which the latest membership change was applied (0 for the genesis
+   * membership): a change applied at slot i takes effect at i + alpha. Every replica derives
+   * it from the log alike, so discovery orders a cell's entries by it.
+   */
+  latestMembershipSlot(): number {
+    return Math.max(0, (this.configs[this.configs.length - 1] as Membership).from - this.alpha);
+  }
+
   sessionFor(session: number): Session | undefined {
     return this.sessions.get(session);
   }

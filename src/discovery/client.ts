@@ -26,6 +26,12 @@ export interface ClientDiscoveryOptions {
   readonly rng: Rng;
   readonly cellsMax?: number;
   readonly lookupRetryMs?: number;
+  /**
+   * How many nodes must say `noSuchCell` (default 2, or every seed when there are fewer):
+   * more makes a just-created cell, not yet gossiped to every node, less likely to be
+   * reported missing by a client that happened to ask only nodes that have not heard of it.
+   */
+  readonly noSuchCellAnswersMin?: number;
 }
 
 export interface Target {
@@ -83,6 +89,7 @@ const pendingMax = 4_096;
 export class ClientDiscovery {
   readonly cellsMax: number;
   readonly lookupRetryMs: number;
+  readonly noSuchCellAnswersMin: number;
   private readonly rng: Rng;
   private readonly known = new Map<string, Known>();
   private readonly addresses = new Map<string, string>();
@@ -95,6 +102,7 @@ export class ClientDiscovery {
     this.rng = options.rng;
     this.cellsMax = options.cellsMax ?? discoveryLimits.clientCellsMaxDefault;
     this.lookupRetryMs = options.lookupRetryMs ?? discoveryLimits.clientLookupRetryMsDefault;
+    this.noSuchCellAnswersMin = Math.max(1, options.noSuchCellAnswersMin ?? 2);
     this.seeds = options.seeds.map((seed) => seed.nodeId);
     for (const seed of options.seeds) this.addresses.set(seed.nodeId, seed.address);
   }
@@ -113,6 +121,26 @@ export class ClientDiscovery {
     let status: Route["status"] = "known";
     if (known.entry === null) status = this.saysNoSuchCell(known) ? "noSuchCell" : "unknown";
     return { status, entry: known.entry, candidates, lookup };
+  }
+
+  /** The entry cached for `cell`, without counting as a use. */
+  peek(cell: string): CellEntry | null {
+    return this.known.get(cell)?.entry ?? null;
+  }
+
+  /**
+   * Nodes the cell itself said it lives on (the caller created it, or changed its
+   * membership): tried at once, before any lookup has answered. They stay candidates until
+   * one says it does not host the cell.
+   */
+  hosting(cell: string, nodes: readonly string[], nowMs: number): void {
+    const known = this.touch(cell, nowMs);
+    for (const node of nodes) {
+      const nodeId = nodeOf(node);
+      if (!this.addresses.has(nodeId)) continue;
+      known.hosts.add(nodeId);
+      known.excluded.delete(nodeId);
+    }
   }
 
   /** What happened when the caller talked to a member. */
@@ -221,7 +249,7 @@ export class ClientDiscovery {
   }
 
   private saysNoSuchCell(known: Known): boolean {
-    const needed = Math.min(2, this.seeds.length);
+    const needed = Math.min(this.noSuchCellAnswersMin, this.seeds.length);
     return known.noSuchCell >= Math.max(1, needed);
   }
 

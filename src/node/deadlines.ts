@@ -14,6 +14,10 @@ export class Deadlines {
     return this.current.size;
   }
 
+  has(cell: string): boolean {
+    return this.current.has(cell);
+  }
+
   /** Sets (or clears, with null) the deadline of a cell. */
   set(cell: string, at: number | null): void {
     if (at === null) {

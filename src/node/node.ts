@@ -21,6 +21,7 @@ import { encodeMessages } from "../wire/message.ts";
 import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/roles.ts";
 import { decodeBody } from "../wire/schema.ts";
 import { Deadlines } from "./deadlines.ts";
+import { NodeDiscovery, addressOfEndpoint, discoveryDeadlineKey } from "./discovery.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { refusalsFor } from "./refusal.ts";
@@ -67,6 +68,12 @@ export interface NodeOptions {
    * nodes can never keep answering each other. Default: the peers' addresses.
    */
   readonly nodeAddresses?: ReadonlySet<string>;
+  /** This node's address as its peers and clients reach it (gossiped); default: the transport's local endpoint. */
+  readonly address?: string;
+  /** Milliseconds since the epoch, for discovery's stamps (default Date.now). */
+  readonly wallClock?: () => number;
+  /** Discovery's gossip round (default 1 s). */
+  readonly discoveryRoundMs?: number;
 }
 
 /** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
@@ -107,6 +114,8 @@ export class PhysaliaNode {
   private readonly livenessTimeoutMs: number;
   private readonly nodeAddresses: ReadonlySet<string>;
   private unverifiedTokens = unverifiedAnswersPerSecond;
+  /** The node's discovery (node/discovery.ts). */
+  readonly discovery: NodeDiscovery;
   private unverifiedRefilledAt = 0;
 
   constructor(private readonly options: NodeOptions) {
@@ -130,6 +139,19 @@ export class PhysaliaNode {
     for (const [cell, records] of options.recovered ?? []) {
       this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
     }
+    this.discovery = new NodeDiscovery({
+      identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
+      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell),
+      toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
+      toClient: (client, wire) => {
+        const known = this.clients.get(client);
+        const ring = known === undefined ? undefined : this.options.keys.ring(known.role);
+        if (known === undefined || ring === undefined) this.metrics.drop("unknownDestination");
+        else this.sendDiscovery(client, { endpoint: known.endpoint, ring }, [wire]);
+      },
+      ...(options.discoveryRoundMs === undefined ? {} : { roundMs: options.discoveryRoundMs }),
+    });
+    for (const cell of this.replicas.keys()) this.discovery.host(cell);
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));
   }
 
@@ -138,6 +160,7 @@ export class PhysaliaNode {
     this.heartbeat = setInterval(() => this.sendHeartbeats(), heartbeatMs);
     this.sendHeartbeats();
     for (const [cell, replica] of this.replicas) this.deadlines.set(cell, replica.nextDeadline());
+    this.scheduleDiscovery();
     this.armTimer();
   }
 
@@ -194,11 +217,12 @@ export class PhysaliaNode {
     return [...this.replicas.keys()].sort().slice(0, max);
   }
 
-  /** One cell's replica, as /status?cell=NAME shows it. */
+  /** One cell's replica, as /status?cell=NAME shows it, with what discovery here says of the cell; null when neither knows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
     const replica = this.replicas.get(cell);
-    if (replica === undefined) return null;
-    return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null };
+    const discovery = this.discovery.lookup(cell);
+    if (replica === undefined) return discovery.status === "noSuchCell" ? null : { cell, role: null, discovery };
+    return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null, discovery };
   }
 
   status(): Record<string, unknown> {
@@ -216,6 +240,7 @@ export class PhysaliaNode {
       peersAlive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)),
       peersDown: [...this.options.peers.keys()].filter((p) => !this.isAlive(p)),
       failed: this.failed === null ? null : String(this.failed),
+      discovery: this.discovery.status(),
     };
   }
 
@@ -230,11 +255,12 @@ export class PhysaliaNode {
     return this.metrics.render(this.metricLabels, [
       ["physalia_cells_hosted", "Cells this node hosts a replica of.", this.replicas.size],
       ["physalia_cells_leading", "Cells whose replica on this node leads.", leaders],
-      ["physalia_cells_with_deadlines", "Cells whose replica asked for a timer (the others cost no CPU).", this.deadlines.size],
+      ["physalia_cells_with_deadlines", "Cells whose replica asked for a timer (the others cost no CPU).", this.deadlines.size - (this.deadlines.has(discoveryDeadlineKey) ? 1 : 0)],
       ["physalia_peers", "Nodes of this node's color it talks to.", this.options.peers.size],
       ["physalia_peers_alive", "Peers heard from within the liveness timeout.", [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length],
       ["physalia_clients_known", "Clients this node can answer (heard from lately; bounded).", this.clients.size],
       ["physalia_chunked_messages_pending", "Large messages partly received, waiting for their other chunks.", this.reassembler.pendingMessages],
+      ...this.discovery.gauges(),
     ]);
   }
 
@@ -286,7 +312,7 @@ export class PhysaliaNode {
       if (frame.role !== "node") this.refuseUnreadable(frame, body.detail, from);
       return;
     }
-    const allowed = authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts);
+    const allowed = authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages, discovery: body.discovery }, this.facts);
     if (!allowed.ok) {
       this.metrics.drop(allowed.reason);
       return;
@@ -308,6 +334,11 @@ export class PhysaliaNode {
       if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
     }
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
+    if (body.discovery.length > 0) {
+      for (const part of body.discovery) this.discovery.receive(sender, frame.role, part);
+      this.scheduleDiscovery();
+      this.armTimer();
+    }
     this.scheduleFlush();
   }
 
@@ -372,9 +403,12 @@ export class PhysaliaNode {
       if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(nodePart(sender))) this.options.onUnknownCell?.(cell, sender);
       if (message.kind === "request") {
         this.reply(sender, cell, message.client, message.id, { kind: "unavailable", reason: `cell ${cell} is not hosted on ${this.id}` });
+        this.discovery.notHosted(sender, cell);
       }
       return;
     }
+    // A replica this node keeps after the cell removed it answers for itself; discovery adds where the cell went.
+    if (message.kind === "request" && !this.discovery.hosts(cell)) this.discovery.notHosted(sender, cell);
     if (message.kind === "request") {
       this.requestArrivals.set(`${sender}\u0000${message.id}`, now);
       if (this.requestArrivals.size > timedRequestsMax) this.requestArrivals.delete(this.requestArrivals.keys().next().value as string);
@@ -431,6 +465,8 @@ export class PhysaliaNode {
       replica = new Replica({ cell, self: this.id, env: this.env, joining: request.incarnation });
     }
     this.replicas.set(cell, replica);
+    if (request.kind === "create") this.discovery.created(cell);
+    else this.discovery.host(cell);
     // The record that makes the node host the replica after a restart is durable before the answer leaves.
     const record = replica.genesisRecord() ?? replica.joinedRecord();
     assert(record !== null, "a new replica has a genesis or a joined record");
@@ -446,6 +482,13 @@ export class PhysaliaNode {
 
   // ---- time ---------------------------------------------------------------------------
 
+  /** Puts discovery's next deadline (wall clock) into the deadline heap (node clock). */
+  private scheduleDiscovery(): void {
+    if (this.stopped) return;
+    const inMs = this.discovery.nextDeadlineMs() - (this.options.wallClock ?? Date.now)();
+    this.deadlines.set(discoveryDeadlineKey, this.now() + Math.max(0, inMs));
+  }
+
   private armTimer(): void {
     const at = this.deadlines.earliest();
     if (at === null || at >= this.timerAt || this.stopped) return;
@@ -460,6 +503,11 @@ export class PhysaliaNode {
     if (this.stopped || this.failed !== null) return;
     const now = this.now();
     for (const cell of this.deadlines.due(now)) {
+      if (cell === discoveryDeadlineKey) {
+        this.discovery.tick();
+        this.scheduleDiscovery();
+        continue;
+      }
       const replica = this.replicas.get(cell);
       if (replica === undefined) continue;
       const before = replica.role;
@@ -501,6 +549,7 @@ export class PhysaliaNode {
         const batch = this.effects;
         this.effects = createEffects();
         this.metrics.slotsApplied += batch.applied.length;
+        if (batch.applied.length > 0) this.discovery.applied(batch.applied);
         // What depends on no record of ours leaves now, so our fsync and our peers' overlap.
         this.send(batch.messages.filter((m) => !m.afterSync));
         if (batch.records.length > 0) await this.persist(batch.records);
@@ -585,6 +634,18 @@ export class PhysaliaNode {
     // A redirect or a refusal to wait is not the request's answer: only the final one is timed.
     if (outcome.kind === "done" || outcome.kind === "read") this.metrics.requestLatency.observeMs(now - arrived);
     if (outcome.kind !== "overloaded") this.requestArrivals.delete(key);
+  }
+
+  /** Discovery messages in a frame of their own; one too large for a datagram is chunked. */
+  private sendDiscovery(to: string, via: { readonly endpoint: Endpoint; readonly ring: KeyRing }, wire: readonly unknown[]): void {
+    const frame = encodeMessages(via.ring, { sender: this.id, receiver: to, stamp: this.stamper.next(), messages: [], discovery: wire, bytesMax: limits.messageBytesMax });
+    this.metrics.framesSent++;
+    if (frame.length <= limits.frameBytesMax) {
+      this.options.transport.send(frame, via.endpoint);
+      return;
+    }
+    this.messageId = (this.messageId + 1) >>> 0;
+    for (const chunk of splitFrame(frame, { ring: via.ring, sender: this.id, receiver: to, stamper: this.stamper, messageId: this.messageId })) this.options.transport.send(chunk, via.endpoint);
   }
 
   /** Packs envelopes into frames that fit a datagram; a single oversized one is chunked. */

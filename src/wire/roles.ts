@@ -11,6 +11,11 @@
 // that is no node of the topology, `unknownNode`. A request, `hello`, `create` or `join` must
 // name its frame's sender as the client (`wrongSender`), so sessions and replies follow the sender.
 // At a client: replies only, under the client or control key, from a node it knows.
+//
+// Discovery messages (a body's `d`) are checked the same way: gossip only under the node key
+// from a node of the receiver's color (it carries the cell directory and the peer table);
+// lookups under the client or control key (any client may ask where a cell is); a lookup
+// answer never to a node, and at a client only as the answer of a node it knows.
 
 import type { CellMessage, Envelope, NodeMessage } from "../core/messages.ts";
 import { hasIncarnation, isPlainId, nodePart } from "./ids.ts";
@@ -69,7 +74,18 @@ export interface InboundFrame {
   readonly role: Role;
   readonly sender: string;
   readonly messages: readonly Envelope[];
+  /** The kinds of the discovery messages the frame carries, if any. */
+  readonly discovery?: readonly { readonly kind: DiscoveryKind }[];
 }
+
+type DiscoveryKind = "gossip" | "lookup" | "lookupAnswer";
+
+/** Which roles may send each discovery kind to a node. */
+const discoveryAtNode: Record<DiscoveryKind, ReadonlySet<Role>> = {
+  gossip: new Set(["node"]),
+  lookup: new Set(["client", "control"]),
+  lookupAnswer: new Set(),
+};
 
 const refuse = (reason: RoleRejectReason, detail: string): RoleResult => ({ ok: false, reason, detail });
 const allowed: RoleResult = { ok: true };
@@ -100,6 +116,9 @@ export function authorizeAtNode(frame: InboundFrame, facts: NodeFacts): RoleResu
       return refuse("wrongSender", `${frame.sender} sent a ${message.kind} as client ${message.client}`);
     }
   }
+  for (const { kind } of frame.discovery ?? []) {
+    if (!discoveryAtNode[kind].has(frame.role)) return refuse("wrongRole", `a ${frame.role} key cannot send a discovery ${kind}`);
+  }
   return allowed;
 }
 
@@ -122,6 +141,9 @@ export function authorizeAtClient(frame: InboundFrame, facts: ClientFacts): Role
   if (!facts.isNode(nodePart(frame.sender))) return refuse("unknownNode", `${frame.sender} is not a node this client talks to`);
   for (const { message } of frame.messages) {
     if (message.kind !== "reply") return refuse("wrongRole", `a client accepts only replies, not ${message.kind}`);
+  }
+  for (const { kind } of frame.discovery ?? []) {
+    if (kind !== "lookupAnswer") return refuse("wrongRole", `a client accepts only lookup answers, not discovery ${kind}`);
   }
   return allowed;
 }

@@ -1,7 +1,9 @@
 // The schema of a frame body, version by version. A body is a CBOR map
-//   { v: protocol version, m: [ message, ... ] }
+//   { v: protocol version, m: [ message, ... ], d: [ discovery message, ... ] }
 // and every message is a map with its cell `c` and kind `k`, then short field names.
-// Several cells' messages for the same peer share one body. Decoding checks every field's
+// Several cells' messages for the same peer share one body. `d`, absent when empty, holds
+// discovery messages (src/discovery/messages.ts: gossip, lookups and their answers), which
+// belong to no cell; a decoder that predates them ignores the field. Decoding checks every field's
 // type and bound and never throws; it does not apply the data model's limits (the replica
 // answers those with a typed rejection).
 
@@ -25,6 +27,7 @@ import type {
 import type { Condition, RejectReason, ScanRange, Transaction, Write } from "../core/transaction.ts";
 import { isRecord, rejectReasons as allRejectReasons } from "../core/transaction.ts";
 import type { Value } from "../core/value.ts";
+import { type DiscoveryMessage, decodeMessage as decodeDiscoveryMessage } from "../discovery/messages.ts";
 import { limits } from "../limits.ts";
 import { EncodedCbor, decodeCbor, encodeCbor } from "./cbor.ts";
 
@@ -32,8 +35,20 @@ export const protocolVersion = 2;
 
 export type BodyRejectReason = "badCbor" | "unsupportedProtocol" | "unknownKind" | "badSchema";
 
+/**
+ * A discovery message of a body: its kind (for the role check) and its wire form, which the
+ * decoder has checked in full and the discovery layer takes as it is.
+ */
+export interface DiscoveryPart {
+  readonly kind: DiscoveryMessage["kind"];
+  readonly wire: unknown;
+}
+
+/** Discovery messages a body may carry: a node sends at most a few per peer at once. */
+export const discoveryPartsMax = 16;
+
 export type BodyResult =
-  | { readonly ok: true; readonly messages: readonly Envelope[] }
+  | { readonly ok: true; readonly messages: readonly Envelope[]; readonly discovery: readonly DiscoveryPart[] }
   | { readonly ok: false; readonly reason: BodyRejectReason; readonly detail: string };
 
 export class SchemaError extends Error {
@@ -185,8 +200,11 @@ function encodeMessage(cell: string, m: CellMessage | NodeMessage): unknown {
   }
 }
 
-export function encodeBody(messages: readonly Envelope[]): Uint8Array {
-  return encodeCbor({ v: protocolVersion, m: messages.map((e) => encodeMessage(e.cell, e.message)) });
+/** A body of cell messages and, optionally, discovery messages in their wire form (src/discovery `encodeMessage`). */
+export function encodeBody(messages: readonly Envelope[], discovery: readonly unknown[] = []): Uint8Array {
+  const body: Record<string, unknown> = { v: protocolVersion, m: messages.map((e) => encodeMessage(e.cell, e.message)) };
+  if (discovery.length > 0) body.d = discovery;
+  return encodeCbor(body);
 }
 
 // ---- decoding -------------------------------------------------------------------------
@@ -491,7 +509,12 @@ export function decodeBody(bytes: Uint8Array): BodyResult {
       return { ok: false, reason: "unsupportedProtocol", detail: `protocol version ${String(body.v).slice(0, 20)}` };
     }
     const messages = list(body.m, "body.m").map((m, i) => decodeMessage(m, `m[${i}]`));
-    return { ok: true, messages };
+    const discovery = body.d === undefined ? [] : list(body.d, "body.d", discoveryPartsMax).map((wire, i): DiscoveryPart => {
+      const decoded = decodeDiscoveryMessage(wire);
+      if (!decoded.ok) throw new SchemaError(decoded.reason === "unknownKind" ? "unknownKind" : "badSchema", `d[${i}]: ${decoded.detail}`);
+      return { kind: decoded.message.kind, wire };
+    });
+    return { ok: true, messages, discovery };
   } catch (error) {
     if (error instanceof SchemaError) return { ok: false, reason: error.reason, detail: error.message };
     // Anything else is a bug in this decoder, but a frame must never take the node down.
