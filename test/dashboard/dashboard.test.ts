@@ -80,8 +80,9 @@ describe("the colony dashboard", () => {
     expect(await page.$$eval('.row[data-row="r1"] .rack', (racks) => racks.map((r) => r.querySelectorAll(".node").length))).toEqual([3, 3, 3]);
     expect(await page.textContent('.rack[data-rack="r1-k2"] .node[data-node="n5"]')).toContain("power p2");
     // The cells the workload created, each with a leader and seven replicas.
-    await page.waitForFunction(`document.querySelectorAll("#cells tr[data-cell]").length === 3`, undefined, { timeout: 10_000 });
-    for (const cell of ["volume-1", "volume-2", "volume-3"]) {
+    // The three of the workload and the control plane's own cell (dev runs a control plane).
+    await page.waitForFunction(`document.querySelectorAll("#cells tr[data-cell]").length === 4`, undefined, { timeout: 10_000 });
+    for (const cell of ["volume-1", "volume-2", "volume-3", "physalia.control.blue"]) {
       const row = await page.$$eval(`#cells tr[data-cell="${cell}"] td`, (tds) => tds.map((td) => td.textContent ?? ""));
       expect(row[1]).toMatch(/^n\d$/);
       expect((row[3] ?? "").match(/n\d/g)?.length).toBe(7);
