@@ -151,9 +151,9 @@ export function runColony(options: RunOptions): RunResult {
   }
 
   const racksDown = new Set(options.event?.racksDown ?? []);
-  const probe = (atMs: number): Probe => {
+  const probe = (atMs: number, failing: boolean): Probe => {
     world.runUntil(atMs);
-    const asked = clients.filter((c) => !racksDown.has(c.rack));
+    const asked = clients.filter((c) => !failing || !racksDown.has(c.rack));
     let committed = 0;
     let predicted = 0;
     let against = 0;
@@ -181,15 +181,15 @@ export function runColony(options: RunOptions): RunResult {
   };
 
   const failAtMs = options.failAtMs ?? 40_000;
-  const before = probe(failAtMs - boundMs - 1_000);
+  const before = probe(failAtMs - boundMs - 1_000, false);
   world.runUntil(failAtMs);
   const event = options.event;
   if (event !== null) {
     for (const node of event.nodesDown) world.crash(node);
     world.cut(event.rackSide);
   }
-  const during = probe(failAtMs + (options.duringAfterMs ?? 2_000));
-  const repaired = probe(failAtMs + (options.repairedAfterMs ?? graceMs + 35_000));
+  const during = probe(failAtMs + (options.duringAfterMs ?? 2_000), true);
+  const repaired = probe(failAtMs + (options.repairedAfterMs ?? graceMs + 35_000), true);
   let inNewRow = 0;
   for (const [cell, row] of movedTo) {
     const members = world.control.known.get(cell)?.members ?? [];
