@@ -84,6 +84,8 @@ export interface PassReport {
   readonly cells: number;
   readonly steps: readonly { readonly cell: string; readonly step: Step }[];
   readonly created: readonly string[];
+  /** Where an active pass spent its time, in milliseconds: reading the colony, then deciding and changing. */
+  readonly timings?: { readonly readMs: number; readonly clientsMs: number; readonly leaseMs: number; readonly planMs: number; readonly changeMs: number };
 }
 
 export class ControlPlane {
@@ -162,20 +164,41 @@ export class ControlPlane {
   /** One pass: hold (or take) the lease; if active, serve creation requests and reconcile. */
   async pass(): Promise<PassReport> {
     this.passes++;
+    if (!(await this.holdLease())) return { role: this.role, cells: 0, steps: [], created: [] };
+    // Reading the colony takes time that grows with it (health of every node, cells in
+    // rotation, their clients); it needs no lease. The lease is renewed after it, so every
+    // decision of the pass is made inside a fresh validity window, however long the read was.
+    const t0 = this.now();
+    const [known, health] = await Promise.all([this.options.view.cells(), this.options.view.health()]);
+    const t1 = this.now();
+    await this.refreshClients(known.map((c) => c.cell).filter((c) => c !== this.controlCell));
+    const t2 = this.now();
+    const deadline = await this.holdLease();
+    if (deadline === null) return { role: this.role, cells: 0, steps: [], created: [] };
+    const t3 = this.now();
+    const created = await this.serveCreations(known, deadline);
+    if (this.relocateFrom !== null && (await this.relocateClients(this.relocateFrom, deadline))) this.relocateFrom = null;
+    const { cells, steps, planMs } = await this.reconcile(known, health, deadline);
+    const t4 = this.now();
+    const timings = { readMs: t1 - t0, clientsMs: t2 - t1, leaseMs: t3 - t2, planMs, changeMs: t4 - t3 - planMs };
+    // A pass much longer than its period slows every repair: say where the time went.
+    if (t4 - t0 > 4 * (this.options.passMs ?? 500)) {
+      this.log(`slow pass: ${Math.round(t4 - t0)} ms (reading the colony ${Math.round(timings.readMs)}, clients ${Math.round(timings.clientsMs)}, lease ${Math.round(timings.leaseMs)}, planning ${Math.round(planMs)}, ${steps.length} changes ${Math.round(timings.changeMs)})`);
+    }
+    return { role: this.role, cells, steps, created, timings };
+  }
+
+  /** Takes or renews the lease; the time its validity ends when held, else null (standby). */
+  private async holdLease(): Promise<number | null> {
     const lease = await this.options.client.lease(this.controlCell, "active", this.options.id, this.options.leaseTtlMs ?? 9_000);
     const held = lease.status === "lease" && lease.held;
     if (held !== (this.role === "active")) this.log(held ? "active" : `standby (${lease.status === "lease" ? `${lease.holder} is active` : lease.detail})`);
     this.role = held ? "active" : "standby";
-    if (!held || lease.status !== "lease") return { role: this.role, cells: 0, steps: [], created: [] };
-    const deadline = lease.validUntil;
-    const created = await this.serveCreations(deadline);
-    if (this.relocateFrom !== null && (await this.relocateClients(this.relocateFrom, deadline))) this.relocateFrom = null;
-    const { cells, steps } = await this.reconcile(deadline);
-    return { role: this.role, cells, steps, created };
+    return held && lease.status === "lease" ? lease.validUntil : null;
   }
 
   /** Creation requests in the control cell: place, create, record, answer. */
-  private async serveCreations(deadline: number): Promise<string[]> {
+  private async serveCreations(known: readonly KnownCell[], deadline: number): Promise<string[]> {
     const client = this.options.client;
     const page = await client.transact(this.controlCell, { reads: [], conditions: [], writes: [], scan: { start: createPrefix, end: "create0", limit: 16 } });
     if (page.status !== "committed" || page.scan === undefined) return [];
@@ -184,18 +207,18 @@ export class ControlPlane {
       if (this.now() >= deadline) break;
       const cell = key.slice(createPrefix.length);
       const request = (value instanceof Uint8Array ? parseJson(value) : null) as { client?: unknown; size?: unknown } | null;
-      const answer = await this.create(cell, typeof request?.client === "string" ? request.client : null, typeof request?.size === "number" ? request.size : this.size);
+      const answer = await this.create(known, cell, typeof request?.client === "string" ? request.client : null, typeof request?.size === "number" ? request.size : this.size);
       await client.transact(this.controlCell, { reads: [], conditions: [], writes: [{ key, op: "delete" }, { key: `done/${cell}`, op: "put", value: utf8(JSON.stringify(answer)) }] });
       done.push(cell);
     }
     return done;
   }
 
-  private async create(cell: string, clientId: string | null, size: number): Promise<Record<string, unknown>> {
+  private async create(known: readonly KnownCell[], cell: string, clientId: string | null, size: number): Promise<Record<string, unknown>> {
     const client = this.options.client;
     const clients = clientId === null ? null : this.locate(clientId);
     if (clientId !== null && clients === null) return { status: "refused", cell, detail: `client ${clientId} is not in the topology` };
-    const placer = await this.placer();
+    const placer = this.placer(known);
     const placement = placer.place({ clients: clients ?? this.anyRow(), color: this.options.color, size });
     if (placement instanceof Error) return { status: "refused", cell, detail: placement.message };
     try {
@@ -264,8 +287,7 @@ export class ControlPlane {
   }
 
   /** A placer that knows how full each node is, and counts nodes that are down as full: nothing goes there. */
-  private async placer(known?: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Promise<Placer> {
-    const cells = known ?? (await this.options.view.cells());
+  private placer(cells: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Placer {
     const load = new Map<string, number>();
     for (const { members } of cells) for (const m of members) load.set(nodePart(m), (load.get(nodePart(m)) ?? 0) + 1);
     const capacity = new Map(this.topology.nodes.map((n) => [n.id, n.capacity]));
@@ -275,13 +297,11 @@ export class ControlPlane {
   }
 
   /** What each cell needs, most urgent first, and at most `stepsPerPassMax` steps of it. */
-  private async reconcile(deadline: number): Promise<{ cells: number; steps: { cell: string; step: Step }[] }> {
-    const view = this.options.view;
-    const [cells, health] = await Promise.all([view.cells(), view.health()]);
+  private async reconcile(cells: readonly KnownCell[], health: ReadonlyMap<string, NodeHealth>, deadline: number): Promise<{ cells: number; steps: { cell: string; step: Step }[]; planMs: number }> {
+    const planStarted = this.now();
     const graceMs = this.options.graceMs ?? 10_000;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
-    const placer = await this.placer(cells, downNodes);
-    await this.refreshClients(cells.map((c) => c.cell).filter((c) => c !== this.controlCell));
+    const placer = this.placer(cells, downNodes);
     const views: { cell: KnownCell; view: CellView }[] = [];
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
@@ -302,8 +322,9 @@ export class ControlPlane {
       if (step.kind === "none" || step.kind === "wait") continue;
       steps.push({ cell: cell.cell, step });
     }
+    const planMs = this.now() - planStarted;
     await Promise.all(steps.map(({ cell, step }) => this.carryOut(cell, step)));
-    return { cells: views.length, steps };
+    return { cells: views.length, steps, planMs };
   }
 
   /** Says why a cell waits, once per reason, so an operator can see what the control plane is stuck on. */
@@ -352,7 +373,9 @@ export class ControlPlane {
     const worker = async () => {
       while (next < todo.length) {
         const cell = todo[next++] as string;
-        const result = await this.options.client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }).catch(() => null);
+        // Where a cell's clients are changes rarely and is read again in rotation: one
+        // replica's applied state will do, without a round through the cell's log.
+        const result = await this.options.client.transact(cell, { reads: [clientsKey], conditions: [], writes: [] }, { consistency: "eventual" }).catch(() => null);
         if (result === null || result.status !== "committed") continue;
         const value = result.reads[0];
         this.clientsCache.set(cell, value instanceof Uint8Array ? (parseJson(value) as CellClients | null) : null);
