@@ -4,20 +4,48 @@
 // the node that leads the most cells is killed (SIGKILL), and at once one write goes to each
 // cell it led, all together, from 16 clients that already hold sessions with those cells.
 // Per cell: the time from the kill to that write's commit. Sizes: CELLS=1000,10000,50000 by
-// default (add 100000 where memory allows: about 6 KB of resident memory per used cell per
-// node). Writes bench/results/failover.json.
+// default, or `--cells 10000` (a list, like CELLS; add 100000 where memory allows: about 6 KB
+// of resident memory per used cell per node). Writes bench/results/failover.json, or the file
+// `--out FILE` names (a quick single-size run need not replace the recorded one).
 
+import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, freemem } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { PhysaliaClient } from "../src/client/client.ts";
 import { utf8 } from "../src/core/value.ts";
 import { Colony, latencySummary, loadAverage, round, rssBytes } from "./colony.ts";
 
-const sizes = (process.env.CELLS ?? "1000,10000,50000").split(",").map(Number);
+/** The value after `--name` on the command line, if any. */
+function flag(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at < 0 ? undefined : process.argv[at + 1];
+}
+
+const sizesText = flag("cells") ?? process.env.CELLS ?? "1000,10000,50000";
+const sizes = sizesText.split(",").map(Number);
+if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+  console.error(`bench:failover: --cells takes a comma-separated list of positive integers, not ${JSON.stringify(sizesText)}`);
+  process.exit(2);
+}
+const outPath = flag("out") ?? join(import.meta.dir, "results/failover.json");
+/** The moments after the kill at which the bench reports how many cells are back. */
+const backWithinMs = [250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
 const clientCount = 16;
 /** Writes in flight at once while the cells are first written (each elects a leader). */
 const firstPassInFlight = 256;
+
+/** Datagrams the kernel dropped for a full receive buffer, machine-wide (other work counts too). */
+function udpReceiveBufferErrors(): number {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) => l.startsWith("Udp:"));
+    const names = (lines[0] ?? "").split(/\s+/);
+    const values = (lines[1] ?? "").split(/\s+/);
+    return Number(values[names.indexOf("RcvbufErrors")] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 
 async function eachLimited<T>(items: readonly T[], limit: number, body: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -61,6 +89,9 @@ async function failoverAt(cellsPerNode: number) {
     const errorKinds = new Map<string, number>();
     const survivors = Array.from({ length: colony.nodes }, (_, i) => i).filter((i) => i !== victim);
     const metricsBefore = await Promise.all(survivors.map((i) => colony.metrics(i)));
+    const loadAverageBefore = loadAverage();
+    const cpuBefore = colony.cpu();
+    const udpBefore = udpReceiveBufferErrors();
     const killedAt = performance.now();
     colony.kill(victim, "SIGKILL");
     await Promise.all(led.map(async (i) => {
@@ -73,12 +104,14 @@ async function failoverAt(cellsPerNode: number) {
       else errors++;
     }));
     const allBackMs = performance.now() - killedAt;
+    const cpuAfter = colony.cpu();
+    const udpDropped = udpReceiveBufferErrors() - udpBefore;
     // What the surviving nodes dropped and answered meanwhile, summed.
     const nodeCounters: Record<string, number> = {};
     const metricsAfter = await Promise.all(survivors.map((i) => colony.metrics(i)));
     for (let k = 0; k < survivors.length; k++) {
       for (const [name, value] of metricsAfter[k]!) {
-        if (!/dropped|replies|syncs_total|frames_(sent|received)/.test(name)) continue;
+        if (!/dropped|replies|syncs_total|records_written|frames_(sent|received)|elections|leader_changes|teach|peer_messages/.test(name)) continue;
         nodeCounters[name] = (nodeCounters[name] ?? 0) + value - (metricsBefore[k]!.get(name) ?? 0);
       }
     }
@@ -94,11 +127,15 @@ async function failoverAt(cellsPerNode: number) {
       killed: `n${victim + 1}`,
       cellsLedByKilled: led.length,
       backMs: latencySummary(times),
+      backWithin: Object.fromEntries(backWithinMs.map((ms) => [`${ms}ms`, times.filter((t) => t <= ms).length])),
       allBackMs: round(allBackMs, 0),
       errors,
       errorKinds: Object.fromEntries(errorKinds),
+      survivorsCpuMs: survivors.map((i) => round((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0), 0)),
+      udpReceiveBufferErrorsOnTheMachine: udpDropped,
       survivorsCounters: nodeCounters,
       rssBytesPerNodeBeforeKill: Math.round(rssBeforeKill.reduce((a, b) => a + b, 0) / rssBeforeKill.length),
+      loadAverageBefore,
       loadAverage: loadAverage(),
     };
     console.log(`  killed ${result.killed}, which led ${led.length}: back p50/p99/max ${result.backMs.p50}/${result.backMs.p99}/${result.backMs.max} ms, ${errors} errors`);
@@ -129,9 +166,9 @@ async function main(): Promise<void> {
     },
     points,
   };
-  await mkdir(join(import.meta.dir, "results"), { recursive: true });
-  await writeFile(join(import.meta.dir, "results/failover.json"), `${JSON.stringify(results, null, 2)}\n`);
-  console.log("wrote bench/results/failover.json");
+  await mkdir(dirname(outPath), { recursive: true });
+  await writeFile(outPath, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`wrote ${outPath}`);
 }
 
 await main();
