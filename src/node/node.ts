@@ -549,7 +549,8 @@ export class PhysaliaNode {
     const now = this.now();
     for (const { to, cell, message } of messages) {
       if (message.kind === "reply") this.observeReply(to, message, now);
-      else if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
+      else this.metrics.count(this.metrics.messagesSent, message.kind);
+      if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
       let list = byDestination.get(to);
       if (list === undefined) byDestination.set(to, (list = []));
       list.push({ cell, message });
