@@ -147,6 +147,14 @@ export class Replica {
   private commitDue = false;
   private learnGoal = 0;
   private learnSentAt = -Infinity;
+  /**
+   * How long an unanswered learn waits before the next: it doubles (with jitter) while
+   * nothing is learnt, and starts over at limits.learnRetryMs once the replica applies.
+   * A teacher ignores a learn past its own applied slot, so while a cell's new leader is
+   * slow to choose, its followers' learns for that slot go unanswered: at a fixed 60 ms,
+   * 1,600 such cells sent 75,000 learns in a few seconds (bench/failover.ts).
+   */
+  private learnBackoff: number = limits.learnRetryMs;
   private learnTarget: string | null = null;
   private learnRotation = 0;
   private holeDeadline: number | null = null;
@@ -261,7 +269,7 @@ export class Replica {
     } else if (this.roleNow === "candidate") {
       at(this.prepareSentAt + this.prepareBackoff);
     }
-    if (this.learnGoal > this.applied) at(this.learnSentAt + limits.learnRetryMs);
+    if (this.learnGoal > this.applied) at(this.learnSentAt + this.learnBackoff);
     if (this.holeDeadline !== null) at(this.holeDeadline);
     return deadline;
   }
@@ -327,9 +335,10 @@ export class Replica {
         this.sendPrepares(now, out);
       }
     }
-    if (this.learnGoal > this.applied && now >= this.learnSentAt + limits.learnRetryMs) {
+    if (this.learnGoal > this.applied && now >= this.learnSentAt + this.learnBackoff) {
       this.learnRotation++;
       this.requestLearn(this.pickTeacher(), now, out, true);
+      this.learnBackoff = this.nextBackoff(this.learnBackoff);
     }
     if (this.holeDeadline !== null && now >= this.holeDeadline) {
       this.holeDeadline = null;
@@ -635,6 +644,7 @@ export class Replica {
     for (const slot of this.accepted.keys()) if (slot <= state.applied) this.accepted.delete(slot);
     for (const slot of this.recovered.keys()) if (slot <= state.applied) this.recovered.delete(slot);
     this.tailStart = state.applied + 1;
+    this.learnBackoff = limits.learnRetryMs;
     this.settleProposals();
   }
 
@@ -642,7 +652,9 @@ export class Replica {
     if (!this.hasHole()) return;
     const leader = this.leaderHint;
     if (leader !== null && leader !== this.self && this.env.isAlive(leader) && now - this.lastLeaderActivity < 4 * limits.holeWaitMs) {
-      this.requestLearn(leader, now, out, true, this.applied + 1);
+      // A learn still waiting for its answer is retried by `tick`, backing off; asking again
+      // at every hole deadline would not back off.
+      if (this.learnGoal <= this.applied) this.requestLearn(leader, now, out, true, this.applied + 1);
       return;
     }
     // Whack-a-mole: nobody teaches this slot, so propose into it; phase 1 recovers any value.
@@ -846,6 +858,7 @@ export class Replica {
     }
     while (state.applied - this.tailStart >= this.tailEntriesMax) this.chosen.delete(this.tailStart++);
     if (!progressed) return;
+    this.learnBackoff = limits.learnRetryMs;
     this.settleProposals();
     if (out === null) return;
     if (this.roleNow === "leader") {
