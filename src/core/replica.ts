@@ -59,6 +59,15 @@ export interface ReplicaEnv {
   isAlive(node: string): boolean;
   /** A number in [0, 1), from the driver's random source. */
   jitter(): number;
+  /**
+   * Whether this replica may start an election now. A node that hosts thousands of cells
+   * paces how many of its replicas campaign at once, so that the failure of a node leading
+   * many of them does not swamp the survivors with every election at the same moment (each
+   * slow election then outlasts its clients' attempts and is preempted). When refused, a
+   * client's request is answered `overloaded` (the client backs off, with jitter, and asks
+   * again) and a hole waits for its next deadline. Absent: always.
+   */
+  mayCampaign?(): boolean;
 }
 
 /** A replica's genesis: the members, and settings that default for tests (see CellGenesis). */
@@ -410,7 +419,7 @@ export class Replica {
         return;
       }
     }
-    if (this.queue.size >= limits.queueCommandsMax) {
+    if (this.queue.size >= limits.queueCommandsMax || (this.roleNow === "follower" && this.env.mayCampaign?.() === false)) {
       reply({ kind: "overloaded" });
       return;
     }
@@ -658,7 +667,7 @@ export class Replica {
       return;
     }
     // Whack-a-mole: nobody teaches this slot, so propose into it; phase 1 recovers any value.
-    if (this.roleNow === "follower" && this.isMember()) this.startCandidacy(now, out);
+    if (this.roleNow === "follower" && this.isMember() && this.env.mayCampaign?.() !== false) this.startCandidacy(now, out);
   }
 
   // ---- learning -----------------------------------------------------------------------

@@ -67,7 +67,19 @@ export interface NodeOptions {
    * nodes can never keep answering each other. Default: the peers' addresses.
    */
   readonly nodeAddresses?: ReadonlySet<string>;
+  /**
+   * How many of this node's replicas may be candidates at once (default
+   * `electionsInFlightMaxDefault`). A replica past it refuses to start an election: a
+   * client's request is answered `overloaded` and retried after a jittered backoff, a hole
+   * waits for its next deadline. Elections finish, and free their places, at the pace the
+   * peers answer, so a node that inherits thousands of cells campaigns for them in waves
+   * its peers can keep up with, sharing frames and fsyncs within each wave.
+   */
+  readonly electionsInFlightMax?: number;
 }
+
+/** Candidates a node runs at once by default: a wave's prepares fill a few frames per peer. */
+export const electionsInFlightMaxDefault = 64;
 
 /** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
 const unverifiedAnswersPerSecond = 10;
@@ -80,6 +92,9 @@ export class PhysaliaNode {
   readonly id: string;
   readonly metrics = new Metrics();
   private readonly replicas = new Map<string, Replica>();
+  /** The cells whose replica here is a candidate now (see `electionsInFlightMax`). */
+  private readonly campaigning = new Set<string>();
+  private readonly electionsInFlightMax: number;
   private readonly deadlines = new Deadlines();
   private readonly reassembler = new Reassembler();
   private readonly lastHeard = new Map<string, number>();
@@ -115,7 +130,9 @@ export class PhysaliaNode {
     this.random = options.random ?? Math.random;
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
     this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
-    this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
+    this.electionsInFlightMax = options.electionsInFlightMax ?? electionsInFlightMaxDefault;
+    assert(Number.isInteger(this.electionsInFlightMax) && this.electionsInFlightMax >= 1, "electionsInFlightMax is a positive integer");
+    this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random(), mayCampaign: () => this.mayCampaign() };
     const { keys } = options;
     const nodeRing = keys.ring("node");
     assert(nodeRing !== undefined && keys.color !== null, "a node needs a node key file");
@@ -381,13 +398,22 @@ export class PhysaliaNode {
     }
     const before = replica.role;
     replica.step(sender, message, now, this.effects);
-    this.observeRole(before, replica.role);
+    this.observeRole(cell, before, replica.role);
     this.deadlines.set(cell, replica.nextDeadline());
     this.armTimer();
   }
 
-  /** Counts elections and leader changes from a replica's role before and after a step. */
-  private observeRole(before: Replica["role"], after: Replica["role"]): void {
+  /** Whether one more replica may start an election now (ReplicaEnv.mayCampaign). */
+  private mayCampaign(): boolean {
+    if (this.campaigning.size < this.electionsInFlightMax) return true;
+    this.metrics.electionsPaced++;
+    return false;
+  }
+
+  /** Counts elections and leader changes from a replica's role before and after a step, and keeps `campaigning`. */
+  private observeRole(cell: string, before: Replica["role"], after: Replica["role"]): void {
+    if (after === "candidate") this.campaigning.add(cell);
+    else this.campaigning.delete(cell);
     if (before === after) return;
     if (after === "candidate") this.metrics.elections++;
     if (after === "leader") this.metrics.count(this.metrics.leaderChanges, "gained");
@@ -464,7 +490,7 @@ export class PhysaliaNode {
       if (replica === undefined) continue;
       const before = replica.role;
       replica.tick(now, this.effects);
-      this.observeRole(before, replica.role);
+      this.observeRole(cell, before, replica.role);
       this.deadlines.set(cell, replica.nextDeadline());
     }
     this.armTimer();
@@ -512,7 +538,9 @@ export class PhysaliaNode {
           for (const { cell, message } of own) {
             const replica = this.replicas.get(cell);
             if (replica === undefined) continue;
+            const before = replica.role;
             replica.step(this.id, message, now, this.effects);
+            this.observeRole(cell, before, replica.role);
             this.deadlines.set(cell, replica.nextDeadline());
           }
           this.armTimer();

@@ -1,11 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { clearEffects, createEffects } from "../../src/core/effects.ts";
 import type { Operation } from "../../src/core/messages.ts";
-import type { Replica } from "../../src/core/replica.ts";
+import type { Replica, ReplicaEnv } from "../../src/core/replica.ts";
 import { utf8 } from "../../src/core/value.ts";
 import { limits } from "../../src/limits.ts";
 import { Cluster } from "../support/cluster.ts";
 
+const get = (key: string): Operation => ({ kind: "tx", tx: { reads: [key], conditions: [], writes: [] } });
 const put = (key: string, value: string): Operation => ({ kind: "tx", tx: { reads: [], conditions: [], writes: [{ key, op: "put", value: utf8(value) }] } });
 
 /** Ticks `replica` every 10 ms from `from` for `durationMs`, and returns when it sent each learn (its answers are lost). */
@@ -93,4 +94,52 @@ describe("a cell after its leader dies", () => {
     cell.request("n3", "d", 1, put("k", "d"), { force: true });
     expect(cell.replica("n3").role).not.toBe("follower");
   });
+
+  test("start no election while the node refuses it: a forcing client is told overloaded, a hole waits", () => {
+    const cell = new PacedCluster("v", ["n1", "n2", "n3"]);
+    cell.request("n1", "c", 1, put("k", "a"));
+    cell.settle();
+    // n1 proposes a second write; n3 accepts it, and then n1 dies before anyone learns it chosen.
+    cell.request("n1", "c", 2, put("k", "b"));
+    cell.deliver((m) => m.out.to === "n3" && m.out.message.kind === "accept");
+    cell.drop(() => true);
+    cell.down.add("n1");
+    cell.campaignsAllowed = false;
+    cell.now += 1_000;
+    cell.request("n2", "c", 3, put("k", "c"), { force: true });
+    expect(cell.lastReply("c")?.outcome).toEqual({ kind: "overloaded" });
+    expect(cell.replica("n2").role).toBe("follower");
+    // n3's hole passes its deadlines again and again, but n3 does not campaign either.
+    for (let i = 0; i < 100; i++) cell.advance(20);
+    expect(cell.replica("n3").role).toBe("follower");
+    expect(cell.asked).toBeGreaterThanOrEqual(3);
+    // Allowed again: the hole's next deadline makes n3 campaign, and the cell recovers the write.
+    cell.campaignsAllowed = true;
+    cell.run();
+    expect(cell.replica("n3").role).toBe("leader");
+    cell.request("n3", "c", 3, put("k", "c"), { force: true });
+    cell.run();
+    expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { status: "committed" } });
+    cell.request("n3", "c", 4, get("k"));
+    cell.run();
+    expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { reads: [utf8("c")] } });
+    expect(cell.replica("n3").applied).toBe(cell.replica("n2").applied);
+  });
 });
+
+/** A cell whose node may refuse its replicas' elections (ReplicaEnv.mayCampaign). */
+class PacedCluster extends Cluster {
+  campaignsAllowed = true;
+  /** How many times a replica asked. */
+  asked = 0;
+
+  override env(self: string): ReplicaEnv {
+    return {
+      ...super.env(self),
+      mayCampaign: () => {
+        this.asked++;
+        return this.campaignsAllowed;
+      },
+    };
+  }
+}
