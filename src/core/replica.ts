@@ -60,6 +60,15 @@ export interface ReplicaEnv {
   /** A number in [0, 1), from the driver's random source. */
   jitter(): number;
   /**
+   * How long a prepare or an accept waits for its answer before it is sent again, at first
+   * (it doubles from there): the driver's estimate of its peers' turnaround, which grows
+   * with their load. Clamped to [limits.retransmitMs, limits.retransmitBackoffMaxMs];
+   * limits.retransmitMs when absent. A peer that has the first copy queued answers it, and
+   * every early copy only makes it answer twice: after a node leading 1,800 cells died, the
+   * survivors sent 50,000 prepares for 3,700 elections at a fixed 30 ms.
+   */
+  retransmitMs?(): number;
+  /**
    * Whether this replica may start an election now. A node that hosts thousands of cells
    * paces how many of its replicas campaign at once, so that the failure of a node leading
    * many of them does not swamp the survivors with every election at the same moment (each
@@ -708,7 +717,7 @@ export class Replica {
     this.recovered = new Map();
     this.recoveredThrough = this.applied;
     this.prepareAttempts = 1;
-    this.prepareBackoff = limits.retransmitMs;
+    this.prepareBackoff = this.firstRetransmitMs();
     this.sendPrepares(now, out);
     this.tryLead(now, out);
   }
@@ -779,7 +788,7 @@ export class Replica {
       else if (this.queue.size > 0) value = { kind: "batch", commands: takeBatch(this.queue, this.waiting), stamp: { ballot: this.ballot, time: Math.floor(now) } };
       else return;
       this.nextSlot++;
-      const proposal: Proposal = { value, acks: new Set(), sentAt: now, backoff: limits.retransmitMs };
+      const proposal: Proposal = { value, acks: new Set(), sentAt: now, backoff: this.firstRetransmitMs() };
       this.inflight.set(slot, proposal);
       for (const member of members) {
         if (member === this.self) {
@@ -935,6 +944,11 @@ export class Replica {
     } else if (this.holeDeadline === null) {
       this.holeDeadline = now + limits.holeWaitMs * (1 + this.env.jitter());
     }
+  }
+
+  private firstRetransmitMs(): number {
+    const estimate = this.env.retransmitMs?.() ?? limits.retransmitMs;
+    return Math.min(limits.retransmitBackoffMaxMs, Math.max(limits.retransmitMs, estimate));
   }
 
   private nextBackoff(current: number): number {

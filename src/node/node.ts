@@ -95,6 +95,9 @@ export class PhysaliaNode {
   /** The cells whose replica here is a candidate now (see `electionsInFlightMax`). */
   private readonly campaigning = new Set<string>();
   private readonly electionsInFlightMax: number;
+  /** Smoothed time one flush takes (its records' sync included), and how late timers fire: see `retransmitEstimateMs`. */
+  private flushMs = 0;
+  private timerLateMs = 0;
   private readonly deadlines = new Deadlines();
   private readonly reassembler = new Reassembler();
   private readonly lastHeard = new Map<string, number>();
@@ -132,7 +135,12 @@ export class PhysaliaNode {
     this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
     this.electionsInFlightMax = options.electionsInFlightMax ?? electionsInFlightMaxDefault;
     assert(Number.isInteger(this.electionsInFlightMax) && this.electionsInFlightMax >= 1, "electionsInFlightMax is a positive integer");
-    this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random(), mayCampaign: () => this.mayCampaign() };
+    this.env = {
+      isAlive: (peer) => this.isAlive(peer),
+      jitter: () => this.random(),
+      mayCampaign: () => this.mayCampaign(),
+      retransmitMs: () => this.retransmitEstimateMs,
+    };
     const { keys } = options;
     const nodeRing = keys.ring("node");
     assert(nodeRing !== undefined && keys.color !== null, "a node needs a node key file");
@@ -403,6 +411,17 @@ export class PhysaliaNode {
     this.armTimer();
   }
 
+  /**
+   * How long this node's replicas first wait for a peer's answer before sending a prepare or
+   * an accept again (ReplicaEnv.retransmitMs; the replica keeps it within its limits). A
+   * peer answers after the sync in progress and then its own (two flushes), once its event
+   * loop reaches the frame; its answer waits as long here. Peers of one colony share the
+   * load, so this node's own flushes and timer lateness stand for theirs, doubled for margin.
+   */
+  get retransmitEstimateMs(): number {
+    return 2 * (2 * this.flushMs + 2 * this.timerLateMs);
+  }
+
   /** Whether one more replica may start an election now (ReplicaEnv.mayCampaign). */
   private mayCampaign(): boolean {
     if (this.campaigning.size < this.electionsInFlightMax) return true;
@@ -482,9 +501,11 @@ export class PhysaliaNode {
 
   private onTimer(): void {
     this.timer = null;
+    const scheduledAt = this.timerAt;
     this.timerAt = Infinity;
     if (this.stopped || this.failed !== null) return;
     const now = this.now();
+    this.timerLateMs = smooth(this.timerLateMs, Math.max(0, now - scheduledAt));
     for (const cell of this.deadlines.due(now)) {
       const replica = this.replicas.get(cell);
       if (replica === undefined) continue;
@@ -524,6 +545,7 @@ export class PhysaliaNode {
     try {
       do {
         this.flushAgain = false;
+        const startedAt = this.now();
         const batch = this.effects;
         this.effects = createEffects();
         this.metrics.slotsApplied += batch.applied.length;
@@ -548,6 +570,7 @@ export class PhysaliaNode {
         }
         this.send(own.length > 0 ? later.filter((m) => m.to !== this.id) : later);
         clearEffects(batch);
+        this.flushMs = smooth(this.flushMs, this.now() - startedAt);
       } while (this.flushAgain && this.failed === null && !this.stopped);
     } catch (error) {
       this.fail(error);
@@ -639,3 +662,8 @@ export class PhysaliaNode {
 }
 
 assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages larger than frames");
+
+/** An exponentially weighted moving average: each sample moves it a fifth of the way. */
+function smooth(average: number, sample: number): number {
+  return average + (sample - average) / 5;
+}

@@ -125,17 +125,44 @@ describe("a cell after its leader dies", () => {
     expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { reads: [utf8("c")] } });
     expect(cell.replica("n3").applied).toBe(cell.replica("n2").applied);
   });
+
+  test("wait as long as the node's estimate of its peers' turnaround before preparing again", () => {
+    const firstResend = (estimateMs: number | undefined): number => {
+      const cell = new PacedCluster("v", ["n1", "n2", "n3"]);
+      cell.retransmitEstimateMs = estimateMs;
+      cell.request("n1", "c", 1, put("k", "a"));
+      cell.settle();
+      cell.down.add("n1");
+      cell.now += 1_000;
+      const startedAt = cell.now;
+      cell.request("n2", "c", 2, put("k", "b"), { force: true });
+      // Nobody answers: the promises are lost (n3 is slow), so n2 prepares again.
+      for (let i = 0; i < 100; i++) {
+        const lost = cell.drop(() => true);
+        if (lost > 0 && cell.now > startedAt) return cell.now - startedAt;
+        cell.advance(10);
+      }
+      return Infinity;
+    };
+    expect(firstResend(undefined)).toBeLessThan(100);
+    expect(firstResend(200)).toBeGreaterThanOrEqual(200);
+    // However loaded the node says its peers are, a lost prepare is sent again within a second.
+    expect(firstResend(60_000)).toBeLessThanOrEqual(2 * limits.retransmitBackoffMaxMs);
+  });
 });
 
 /** A cell whose node may refuse its replicas' elections (ReplicaEnv.mayCampaign). */
 class PacedCluster extends Cluster {
   campaignsAllowed = true;
+  /** What the node says its peers take to answer (ReplicaEnv.retransmitMs); absent when undefined. */
+  retransmitEstimateMs: number | undefined = undefined;
   /** How many times a replica asked. */
   asked = 0;
 
   override env(self: string): ReplicaEnv {
     return {
       ...super.env(self),
+      retransmitMs: () => this.retransmitEstimateMs ?? limits.retransmitMs,
       mayCampaign: () => {
         this.asked++;
         return this.campaignsAllowed;
