@@ -6,15 +6,19 @@
 // Per cell: the time from the kill to that write's commit. Sizes: CELLS=1000,10000,50000 by
 // default, or `--cells 10000` (a list, like CELLS; add 100000 where memory allows: about 6 KB
 // of resident memory per used cell per node). Writes bench/results/failover.json, or the file
-// `--out FILE` names (a quick single-size run need not replace the recorded one).
+// `--out FILE` names (a quick single-size run need not replace the recorded one). With
+// `--profile`, every node runs under Bun's sampling profiler and the result adds where the
+// survivors' JavaScript time went from the kill until every cell was back (bench/profile.ts's
+// categories, over the last samples of each profile: the colony stops right after).
 
 import { readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, freemem } from "node:os";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cpus, freemem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { PhysaliaClient } from "../src/client/client.ts";
 import { utf8 } from "../src/core/value.ts";
 import { Colony, latencySummary, loadAverage, round, rssBytes } from "./colony.ts";
+import { summarize } from "./profile.ts";
 
 /** The value after `--name` on the command line, if any. */
 function flag(name: string): string | undefined {
@@ -29,11 +33,26 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
   process.exit(2);
 }
 const outPath = flag("out") ?? join(import.meta.dir, "results/failover.json");
+const profiling = process.argv.includes("--profile");
 /** The moments after the kill at which the bench reports how many cells are back. */
 const backWithinMs = [250, 500, 1_000, 2_000, 5_000, 10_000, 30_000];
 const clientCount = 16;
 /** Writes in flight at once while the cells are first written (each elects a leader). */
 const firstPassInFlight = 256;
+
+interface TimedProfile {
+  readonly nodes: Parameters<typeof summarize>[0][number]["nodes"];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** The samples of a profile's last `windowMs` (its time deltas are in microseconds). */
+function lastSamples(profile: TimedProfile, windowMs: number): { nodes: TimedProfile["nodes"]; samples: number[] } {
+  let elapsedUs = 0;
+  let first = profile.samples.length;
+  while (first > 0 && elapsedUs < windowMs * 1000) elapsedUs += profile.timeDeltas[--first] ?? 0;
+  return { nodes: profile.nodes, samples: profile.samples.slice(first) };
+}
 
 /** Datagrams the kernel dropped for a full receive buffer, machine-wide (other work counts too). */
 function udpReceiveBufferErrors(): number {
@@ -60,7 +79,9 @@ async function eachLimited<T>(items: readonly T[], limit: number, body: (item: T
 async function failoverAt(cellsPerNode: number) {
   const cells = Array.from({ length: cellsPerNode }, (_, i) => `volume-${i}`);
   const prepared = performance.now();
-  const colony = await Colony.start({ cells });
+  const profileDir = join(tmpdir(), `physalia-failover-profiles-${process.pid}`);
+  if (profiling) await rm(profileDir, { recursive: true, force: true });
+  const colony = await Colony.start({ cells, ...(profiling ? { runtimeFlags: (i: number) => ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=n${i + 1}.cpuprofile`] } : {}) });
   const startMs = Math.max(...colony.processes.map((p) => p.startedMs));
   try {
     const clients: PhysaliaClient[] = await Promise.all(Array.from({ length: clientCount }, (_, i) => colony.client(`writer-${i}`, 60_000)));
@@ -139,7 +160,14 @@ async function failoverAt(cellsPerNode: number) {
       loadAverage: loadAverage(),
     };
     console.log(`  killed ${result.killed}, which led ${led.length}: back p50/p99/max ${result.backMs.p50}/${result.backMs.p99}/${result.backMs.max} ms, ${errors} errors`);
-    return result;
+    if (!profiling) return result;
+    // The profiles are written when the nodes stop; the window is the failover and the few
+    // hundred milliseconds of reading metrics after it.
+    const windowMs = performance.now() - killedAt;
+    await colony.stop();
+    const profiles = await Promise.all(survivors.map(async (i) => lastSamples(JSON.parse(await readFile(join(profileDir, `n${i + 1}.cpuprofile`), "utf8")) as TimedProfile, windowMs)));
+    await rm(profileDir, { recursive: true, force: true });
+    return { ...result, survivorsProfile: { windowMs: round(windowMs, 0), ...summarize(profiles) } };
   } finally {
     await colony.stop();
   }
