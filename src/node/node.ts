@@ -431,8 +431,9 @@ export class PhysaliaNode {
 
   /** Counts elections and leader changes from a replica's role before and after a step, and keeps `campaigning`. */
   private observeRole(cell: string, before: Replica["role"], after: Replica["role"]): void {
+    // Every role change passes here, so a cell is in `campaigning` exactly while it campaigns.
     if (after === "candidate") this.campaigning.add(cell);
-    else this.campaigning.delete(cell);
+    else if (before === "candidate") this.campaigning.delete(cell);
     if (before === after) return;
     if (after === "candidate") this.metrics.elections++;
     if (after === "leader") this.metrics.count(this.metrics.leaderChanges, "gained");
