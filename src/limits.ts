@@ -59,8 +59,14 @@ export const limits = {
   retransmitMs: 30,
   retransmitBackoffMaxMs: 480,
   learnRetryMs: 60,
-  /** A follower that heard from its leader this recently redirects even a client that asks it to take over (`force`). */
-  leaderQuietMs: 100,
+  /**
+   * A follower that heard from its leader (or a candidate it promised) this recently, and
+   * sees it alive, redirects even a client that asks it to take over (`force`). As long as
+   * the node's liveness timeout: with 100 ms, when a dead node's 1,600 cells elected at once
+   * on six survivors, each election outlasted its clients' attempts and their forced retries
+   * preempted it, some cells a dozen times (bench/failover.ts).
+   */
+  leaderQuietMs: 600,
   /** How long a learner waits on a hole in its log before it proposes a no-op into it. */
   holeWaitMs: 150,
   /** Attempts at phase 1 while requests wait; after that the replica drops them and goes quiet. */

@@ -114,8 +114,12 @@ export class Metrics {
   readonly replies = new Map<string, number>();
   readonly rejections = new Map<string, number>();
   readonly teaching = new Map<string, number>([["entries", 0], ["snapshot", 0]]);
+  /** Cell messages sent to peers, by kind (prepare, promise, accept, ...), to tell the work an election costs. */
+  readonly messagesSent = new Map<string, number>();
   readonly leaderChanges = new Map<string, number>([["gained", 0], ["lost", 0]]);
   elections = 0;
+  /** Elections a replica was refused because the node ran as many as it may at once. */
+  electionsPaced = 0;
   slotsApplied = 0;
   commandsCommitted = 0;
   recordsWritten = 0;
@@ -171,6 +175,8 @@ export class Metrics {
     out.counter("physalia_slots_applied_total", "Log slots applied, over all cells.", this.slotsApplied);
     out.labelled("physalia_leader_changes_total", "counter", "Times a replica on this node became leader (gained) or stopped leading (lost).", "change", this.leaderChanges);
     out.counter("physalia_elections_total", "Times a replica on this node started phase 1 to become leader.", this.elections);
+    out.counter("physalia_elections_paced_total", "Elections refused for now because the node ran as many at once as it may (the request was answered overloaded, or the hole waits).", this.electionsPaced);
+    out.labelled("physalia_peer_messages_sent_total", "counter", "Cell messages sent to peer nodes, by kind (prepare, promise, accept, accepted, commit, nack, learn, teach); many share a frame.", "kind", this.messagesSent);
     out.labelled("physalia_teach_messages_total", "counter", "Teach messages sent to replicas that fell behind, by what they carried (log entries or a snapshot).", "kind", this.teaching);
     out.counter("physalia_log_records_written_total", "Records appended to the log.", this.recordsWritten);
     out.counter("physalia_log_syncs_total", "Log syncs (fsync).", this.syncs);

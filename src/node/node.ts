@@ -74,7 +74,19 @@ export interface NodeOptions {
   readonly wallClock?: () => number;
   /** Discovery's gossip round (default 1 s). */
   readonly discoveryRoundMs?: number;
+  /**
+   * How many of this node's replicas may be candidates at once (default
+   * `electionsInFlightMaxDefault`). A replica past it refuses to start an election: a
+   * client's request is answered `overloaded` and retried after a jittered backoff, a hole
+   * waits for its next deadline. Elections finish, and free their places, at the pace the
+   * peers answer, so a node that inherits thousands of cells campaigns for them in waves
+   * its peers can keep up with, sharing frames and fsyncs within each wave.
+   */
+  readonly electionsInFlightMax?: number;
 }
+
+/** Candidates a node runs at once by default: a wave's prepares fill a few frames per peer. */
+export const electionsInFlightMaxDefault = 64;
 
 /** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
 const unverifiedAnswersPerSecond = 10;
@@ -87,6 +99,12 @@ export class PhysaliaNode {
   readonly id: string;
   readonly metrics = new Metrics();
   private readonly replicas = new Map<string, Replica>();
+  /** The cells whose replica here is a candidate now (see `electionsInFlightMax`). */
+  private readonly campaigning = new Set<string>();
+  private readonly electionsInFlightMax: number;
+  /** Smoothed time one flush takes (its records' sync included), and how late timers fire: see `retransmitEstimateMs`. */
+  private flushMs = 0;
+  private timerLateMs = 0;
   private readonly deadlines = new Deadlines();
   private readonly reassembler = new Reassembler();
   private readonly lastHeard = new Map<string, number>();
@@ -124,7 +142,14 @@ export class PhysaliaNode {
     this.random = options.random ?? Math.random;
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
     this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
-    this.env = { isAlive: (peer) => this.isAlive(peer), jitter: () => this.random() };
+    this.electionsInFlightMax = options.electionsInFlightMax ?? electionsInFlightMaxDefault;
+    assert(Number.isInteger(this.electionsInFlightMax) && this.electionsInFlightMax >= 1, "electionsInFlightMax is a positive integer");
+    this.env = {
+      isAlive: (peer) => this.isAlive(peer),
+      jitter: () => this.random(),
+      mayCampaign: () => this.mayCampaign(),
+      retransmitMs: () => this.retransmitEstimateMs,
+    };
     const { keys } = options;
     const nodeRing = keys.ring("node");
     assert(nodeRing !== undefined && keys.color !== null, "a node needs a node key file");
@@ -415,13 +440,34 @@ export class PhysaliaNode {
     }
     const before = replica.role;
     replica.step(sender, message, now, this.effects);
-    this.observeRole(before, replica.role);
+    this.observeRole(cell, before, replica.role);
     this.deadlines.set(cell, replica.nextDeadline());
     this.armTimer();
   }
 
-  /** Counts elections and leader changes from a replica's role before and after a step. */
-  private observeRole(before: Replica["role"], after: Replica["role"]): void {
+  /**
+   * How long this node's replicas first wait for a peer's answer before sending a prepare or
+   * an accept again (ReplicaEnv.retransmitMs; the replica keeps it within its limits). A
+   * peer answers after the sync in progress and then its own (two flushes), once its event
+   * loop reaches the frame; its answer waits as long here. Peers of one colony share the
+   * load, so this node's own flushes and timer lateness stand for theirs, doubled for margin.
+   */
+  get retransmitEstimateMs(): number {
+    return 2 * (2 * this.flushMs + 2 * this.timerLateMs);
+  }
+
+  /** Whether one more replica may start an election now (ReplicaEnv.mayCampaign). */
+  private mayCampaign(): boolean {
+    if (this.campaigning.size < this.electionsInFlightMax) return true;
+    this.metrics.electionsPaced++;
+    return false;
+  }
+
+  /** Counts elections and leader changes from a replica's role before and after a step, and keeps `campaigning`. */
+  private observeRole(cell: string, before: Replica["role"], after: Replica["role"]): void {
+    // Every role change passes here, so a cell is in `campaigning` exactly while it campaigns.
+    if (after === "candidate") this.campaigning.add(cell);
+    else if (before === "candidate") this.campaigning.delete(cell);
     if (before === after) return;
     if (after === "candidate") this.metrics.elections++;
     if (after === "leader") this.metrics.count(this.metrics.leaderChanges, "gained");
@@ -499,9 +545,11 @@ export class PhysaliaNode {
 
   private onTimer(): void {
     this.timer = null;
+    const scheduledAt = this.timerAt;
     this.timerAt = Infinity;
     if (this.stopped || this.failed !== null) return;
     const now = this.now();
+    this.timerLateMs = smooth(this.timerLateMs, Math.max(0, now - scheduledAt));
     for (const cell of this.deadlines.due(now)) {
       if (cell === discoveryDeadlineKey) {
         this.discovery.tick();
@@ -512,7 +560,7 @@ export class PhysaliaNode {
       if (replica === undefined) continue;
       const before = replica.role;
       replica.tick(now, this.effects);
-      this.observeRole(before, replica.role);
+      this.observeRole(cell, before, replica.role);
       this.deadlines.set(cell, replica.nextDeadline());
     }
     this.armTimer();
@@ -546,6 +594,7 @@ export class PhysaliaNode {
     try {
       do {
         this.flushAgain = false;
+        const startedAt = this.now();
         const batch = this.effects;
         this.effects = createEffects();
         this.metrics.slotsApplied += batch.applied.length;
@@ -561,7 +610,9 @@ export class PhysaliaNode {
           for (const { cell, message } of own) {
             const replica = this.replicas.get(cell);
             if (replica === undefined) continue;
+            const before = replica.role;
             replica.step(this.id, message, now, this.effects);
+            this.observeRole(cell, before, replica.role);
             this.deadlines.set(cell, replica.nextDeadline());
           }
           this.armTimer();
@@ -569,6 +620,7 @@ export class PhysaliaNode {
         }
         this.send(own.length > 0 ? later.filter((m) => m.to !== this.id) : later);
         clearEffects(batch);
+        this.flushMs = smooth(this.flushMs, this.now() - startedAt);
       } while (this.flushAgain && this.failed === null && !this.stopped);
     } catch (error) {
       this.fail(error);
@@ -598,7 +650,8 @@ export class PhysaliaNode {
     const now = this.now();
     for (const { to, cell, message } of messages) {
       if (message.kind === "reply") this.observeReply(to, message, now);
-      else if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
+      else this.metrics.count(this.metrics.messagesSent, message.kind);
+      if (message.kind === "teach") this.metrics.count(this.metrics.teaching, message.snapshot === undefined ? "entries" : "snapshot");
       let list = byDestination.get(to);
       if (list === undefined) byDestination.set(to, (list = []));
       list.push({ cell, message });
@@ -671,3 +724,8 @@ export class PhysaliaNode {
 }
 
 assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages larger than frames");
+
+/** An exponentially weighted moving average: each sample moves it a fifth of the way. */
+function smooth(average: number, sample: number): number {
+  return average + (sample - average) / 5;
+}
