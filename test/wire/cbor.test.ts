@@ -53,7 +53,7 @@ describe("CBOR encoding", () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 60_000); // thousands of generated trees: seconds on a busy 2-core machine
 
   test("without maps, the bytes are the very bytes cbor-x writes", () => {
     fc.assert(
@@ -63,7 +63,7 @@ describe("CBOR encoding", () => {
       { numRuns: 3000 },
     );
     for (const value of [...edgeNumbers, ...edgeBigints]) expect([...encodeCbor(value)]).toEqual([...reference(value)]);
-  });
+  }, 60_000); // thousands of generated trees: seconds on a busy 2-core machine
 
   test("maps get the shortest header, and large collections longer ones", () => {
     expect([...encodeCbor({ a: 1 })]).toEqual([0xa1, 0x61, 0x61, 0x01]);
@@ -105,7 +105,7 @@ describe("CBOR encoding", () => {
       }),
       { numRuns: 1000 },
     );
-  });
+  }, 60_000); // thousands of generated trees: seconds on a busy 2-core machine
 
   test("a log value is encoded once and its bytes reused", () => {
     const value = { kind: "batch" as const, commands: [{ session: 1, seq: 2, acked: 2, op: { kind: "closeSession" as const } }], stamp: { ballot: { round: 1, node: "n1" }, time: 5 } };
