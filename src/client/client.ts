@@ -18,7 +18,7 @@ import { type Rejection, type Transaction, checkTransaction, isRejection } from 
 import { leaseProblem } from "../core/cellstate.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
-import { type CellEntry, ClientDiscovery, decodeMessage as decodeDiscoveryMessage, discoveryLimits, encodeMessage as encodeDiscoveryMessage } from "../discovery/mod.ts";
+import { type CellEntry, ClientDiscovery, type PeersAnswer, decodeMessage as decodeDiscoveryMessage, discoveryLimits, encodeMessage as encodeDiscoveryMessage } from "../discovery/mod.ts";
 import { Rng, seedMax } from "../random.ts";
 import { Reassembler } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
@@ -179,6 +179,8 @@ const confirmNodesMax = 16;
 /** Lookup ids of those checks start here, far from discovery's own (which count up from 1). */
 const confirmIdFirst = 0x8000_0000;
 const attemptTimeoutMaxMs = 1_600;
+/** Ids of peer-table requests run from here up to the "no such cell" checks' ids. */
+const peersIdFirst = 0x4000_0000;
 
 export class PhysaliaClient {
   private requestId = 0;
@@ -197,6 +199,9 @@ export class PhysaliaClient {
   /** "No such cell" checks in flight (see confirmNoSuchCell), by lookup id. */
   private readonly confirming = new Map<number, (status: string) => void>();
   private confirmId = confirmIdFirst;
+  /** Peer-table requests in flight (see peerTable), by id. */
+  private readonly peerRequests = new Map<number, { readonly node: string; readonly settle: (answer: PeersAnswer | null) => void }>();
+  private peersId = peersIdFirst;
   /** Per cell: the node whose answer last changed what this client knows. */
   private readonly answeredBy = new Map<string, string>();
   private readonly reassembler = new Reassembler();
@@ -362,6 +367,31 @@ export class PhysaliaClient {
     return known;
   }
 
+  /**
+   * Asks `node` for one page of its discovery peer table: what its gossip holds of every node
+   * of its color (status, identity, address) and when it last heard from each itself. Only
+   * the control key may ask. Null when the node does not answer within `deadlineMs`.
+   */
+  async peerTable(node: string, options: { readonly start?: number; readonly deadlineMs?: number } = {}): Promise<PeersAnswer | null> {
+    this.requireControl(`ask ${node} for its peer table`);
+    const ring = this.options.keys.ring("control") as KeyRing;
+    const endpoint = this.options.nodes.get(node);
+    if (endpoint === undefined) throw new UnreachableError(`Cannot ask ${node} for its peer table: it is not a node this client knows`);
+    this.peersId = this.peersId >= confirmIdFirst - 1 ? peersIdFirst : this.peersId + 1;
+    const id = this.peersId;
+    const wire = encodeDiscoveryMessage({ kind: "peersRequest", id, start: options.start ?? 0 });
+    return new Promise<PeersAnswer | null>((resolve) => {
+      const settle = (answer: PeersAnswer | null) => {
+        clearTimeout(timer);
+        this.peerRequests.delete(id);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => settle(null), options.deadlineMs ?? attemptTimeoutMs * 2);
+      this.peerRequests.set(id, { node, settle });
+      this.options.transport.send(encodeMessages(ring, { sender: this.options.id, receiver: node, stamp: this.stamper.next(), messages: [], discovery: [wire] }), endpoint);
+    });
+  }
+
   private wakeDiscovery(): void {
     const waiters = this.discoveryWaiters;
     this.discoveryWaiters = [];
@@ -375,6 +405,12 @@ export class PhysaliaClient {
    */
   private discoveryAnswer(node: string, part: DiscoveryPart): void {
     const decoded = decodeDiscoveryMessage(part.wire);
+    if (decoded.ok && decoded.message.kind === "peersAnswer") {
+      // Only the node asked answers a request (another would have to guess its id).
+      const request = this.peerRequests.get(decoded.message.id);
+      if (request?.node === node) request.settle(decoded.message);
+      return;
+    }
     if (!decoded.ok || decoded.message.kind !== "lookupAnswer") return;
     const answer = decoded.message;
     const now = this.now();
@@ -941,6 +977,7 @@ export class PhysaliaClient {
   close(): void {
     for (const timer of this.lookups.values()) clearTimeout(timer);
     this.lookups.clear();
+    for (const { settle } of [...this.peerRequests.values()]) settle(null);
     this.wakeDiscovery();
     this.options.transport.close();
   }

@@ -74,6 +74,8 @@ export interface NodeOptions {
   readonly wallClock?: () => number;
   /** Discovery's gossip round (default 1 s). */
   readonly discoveryRoundMs?: number;
+  /** How long a suspected peer has to refute before gossip calls it dead (default 6 s). */
+  readonly discoverySuspectTimeoutMs?: number;
 }
 
 /** Frames failing the MAC that a node answers per second at most (an answer costs two MACs). */
@@ -150,6 +152,7 @@ export class PhysaliaNode {
         else this.sendDiscovery(client, { endpoint: known.endpoint, ring }, [wire]);
       },
       ...(options.discoveryRoundMs === undefined ? {} : { roundMs: options.discoveryRoundMs }),
+      ...(options.discoverySuspectTimeoutMs === undefined ? {} : { suspectTimeoutMs: options.discoverySuspectTimeoutMs }),
     });
     for (const cell of this.replicas.keys()) this.discovery.host(cell);
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));
