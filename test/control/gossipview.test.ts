@@ -4,6 +4,8 @@
 // from batched discovery lookups after a membership change, and a repair driven by it.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { UsageError } from "../../src/cli/args.ts";
+import { controlCommand } from "../../src/cli/control.ts";
 import { PhysaliaClient } from "../../src/client/client.ts";
 import { GossipView } from "../../src/control/gossipview.ts";
 import { ControlPlane, controlCellOf } from "../../src/control/service.ts";
@@ -256,4 +258,8 @@ describe("the gossip view", () => {
     plane.stop();
     await running;
   }, 60_000);
+});
+
+test("physalia control takes --view gossip or probe, and refuses anything else before it opens a socket", async () => {
+  await expect(controlCommand(["--view", "rumor", "--topology", "/nonexistent.json"])).rejects.toBeInstanceOf(UsageError);
 });
