@@ -13,9 +13,10 @@
 //  - the latest time it can have stopped, by gossip's rules: when this view first saw it
 //    suspected, or, first seen dead, `suspectTimeoutMs` before that (a death is declared
 //    only after a suspicion went unrefuted that long).
-// So `downForMs` is never more than the node has really been down (a repair is never early)
-// and gossip's detection delay comes on top of the control plane's grace only when the
-// asked nodes had not heard from the node lately.
+// So `downForMs` is never more than the node has really been down (a repair is never early).
+// The price: the grace runs from the first suspicion the view sees (a round or three after
+// the stop) or from `suspectTimeoutMs` before the first death it sees, so a repair comes that
+// much after the grace; later, never unsafe.
 //
 // Cells. The registry is read from the control cell as ProbeView reads it. Each cell's
 // incarnation and members come from discovery entries (the greater entry wins): cells not
