@@ -4,6 +4,7 @@
 
 import { statSync } from "node:fs";
 import { PhysaliaClient } from "../client/client.ts";
+import { GossipView } from "../control/gossipview.ts";
 import { ProbeView } from "../control/probe.ts";
 import { ControlPlane, controlCellOf } from "../control/service.ts";
 import { UsageError, parseFlags } from "./args.ts";
@@ -21,7 +22,7 @@ function modifiedMs(path: string): number {
   }
 }
 
-export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--exit-with-parent]
+export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--view gossip|probe] [--exit-with-parent]
   --topology FILE   the colony's topology; clients (for placement near them) come from it
   --keys FILE       the control key file (control.json)
   --color C         the color this process serves (default: the topology's first); one control plane per color
@@ -29,6 +30,9 @@ export const controlUsage = `usage: physalia control --topology FILE --keys FILE
   --grace MS        a node down this long is replaced in its cells (default 10000)
   --size N          replicas of a new cell (default 7, fewer if the color has fewer nodes)
   --steps N         membership changes per pass at most, across all cells (default 8): the repair rate
+  --view V          where node health and cells' members come from: gossip (default: three nodes'
+                    discovery peer tables and batched lookups a pass) or probe (a hello to every
+                    node and a describe of each cell it reads, a pass)
   --exit-with-parent stop when the process that started this one ends (physalia dev starts it so)
 it serves creation requests (physalia ctl create CELL --client ID), replaces members of nodes
 that stay down, and moves cells after their clients (physalia ctl attach CELL CLIENT, or a
@@ -43,8 +47,11 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     grace: { type: "int", min: 100, max: 24 * 3_600_000 },
     size: { type: "int", min: 1, max: 9 },
     steps: { type: "int", min: 1, max: 4096 },
+    view: { type: "string" },
     "exit-with-parent": { type: "bool" },
   });
+  const viewName = (flags.view as string | undefined) ?? "gossip";
+  if (viewName !== "gossip" && viewName !== "probe") throw new UsageError(`--view is gossip or probe, not ${JSON.stringify(viewName)}`);
   const topology = await readTopology(flags.topology as string | undefined);
   const keysPath = flags.keys as string | undefined;
   const { keys } = await readKeys(keysPath, ["control"]);
@@ -55,7 +62,8 @@ export async function controlCommand(args: string[], print: (line: string) => vo
   const id = (flags.id as string | undefined) ?? `control-${process.pid}`;
   const transport = await openClientLinks(topology, color, keys);
   const client = new PhysaliaClient({ id, nodes, keys, transport, deadlineMs: 10_000 });
-  const view = new ProbeView({ client, nodes: [...nodes.keys()], controlCell: controlCellOf(color) });
+  const viewOptions = { client, nodes: [...nodes.keys()], controlCell: controlCellOf(color) };
+  const view = viewName === "gossip" ? new GossipView(viewOptions) : new ProbeView(viewOptions);
   const plane = new ControlPlane({
     id, topology, color, client, view, log: print,
     ...(flags.grace === undefined ? {} : { graceMs: flags.grace as number }),
@@ -68,7 +76,7 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     client.close();
     throw new CliError(`Cannot reach the control cell ${controlCellOf(color)}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  print(`control ${id}: serving color ${color} (${nodes.size} nodes); standing by until it holds the lease in ${controlCellOf(color)}`);
+  print(`control ${id}: serving color ${color} (${nodes.size} nodes, the ${viewName} view); standing by until it holds the lease in ${controlCellOf(color)}`);
   const running = plane.run();
   // Datacenter automation rewrites the topology file (and may send SIGHUP): clients that moved
   // take their cells with them. The file is also checked every 5 s.

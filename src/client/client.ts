@@ -18,7 +18,7 @@ import { type Rejection, type Transaction, checkTransaction, isRejection } from 
 import { leaseProblem } from "../core/cellstate.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
-import { type CellEntry, ClientDiscovery, decodeMessage as decodeDiscoveryMessage, discoveryLimits, encodeMessage as encodeDiscoveryMessage } from "../discovery/mod.ts";
+import { type CellEntry, ClientDiscovery, type DiscoveryMessage, type LookupAnswer, type PeersAnswer, decodeMessage as decodeDiscoveryMessage, discoveryLimits, encodeMessage as encodeDiscoveryMessage } from "../discovery/mod.ts";
 import { Rng, seedMax } from "../random.ts";
 import { Reassembler } from "../transport/chunks.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
@@ -179,6 +179,8 @@ const confirmNodesMax = 16;
 /** Lookup ids of those checks start here, far from discovery's own (which count up from 1). */
 const confirmIdFirst = 0x8000_0000;
 const attemptTimeoutMaxMs = 1_600;
+/** Ids of direct discovery requests (peer tables, lookups at one node) run from here up to the "no such cell" checks' ids. */
+const askedIdFirst = 0x4000_0000;
 
 export class PhysaliaClient {
   private requestId = 0;
@@ -197,6 +199,10 @@ export class PhysaliaClient {
   /** "No such cell" checks in flight (see confirmNoSuchCell), by lookup id. */
   private readonly confirming = new Map<number, (status: string) => void>();
   private confirmId = confirmIdFirst;
+  /** Peer-table requests in flight (see peerTable), by id. */
+  /** Discovery requests asked directly (peerTable, lookupAt) and not yet answered, by id. */
+  private readonly asked = new Map<number, { readonly node: string; readonly settle: (answer: DiscoveryMessage | null) => void }>();
+  private askedId = askedIdFirst;
   /** Per cell: the node whose answer last changed what this client knows. */
   private readonly answeredBy = new Map<string, string>();
   private readonly reassembler = new Reassembler();
@@ -362,6 +368,49 @@ export class PhysaliaClient {
     return known;
   }
 
+  /**
+   * Asks `node` for one page of its discovery peer table: what its gossip holds of every node
+   * of its color (status, identity, address) and when it last heard from each itself. Only
+   * the control key may ask. Null when the node does not answer within `deadlineMs`.
+   */
+  async peerTable(node: string, options: { readonly start?: number; readonly deadlineMs?: number } = {}): Promise<PeersAnswer | null> {
+    this.requireControl(`ask ${node} for its peer table`);
+    const answer = await this.askDiscovery(node, (id) => ({ kind: "peersRequest", id, start: options.start ?? 0 }), options.deadlineMs);
+    return answer?.kind === "peersAnswer" ? answer : null;
+  }
+
+  /**
+   * Asks `node` where each of `cells` is (at most `discoveryLimits.lookupCellsMax`): one
+   * lookup, answered from its replica of the discovery cache, its replicas and its forwarding
+   * pointers. The answer may cover fewer cells than asked (it must fit one message). This
+   * client's own cache is not changed. Null when the node does not answer within `deadlineMs`.
+   */
+  async lookupAt(node: string, cells: readonly string[], deadlineMs?: number): Promise<LookupAnswer | null> {
+    if (cells.length > discoveryLimits.lookupCellsMax) throw new RangeError(`A lookup names at most ${discoveryLimits.lookupCellsMax} cells, not ${cells.length}`);
+    const answer = await this.askDiscovery(node, (id) => ({ kind: "lookup", id, cells }), deadlineMs);
+    return answer?.kind === "lookupAnswer" ? answer : null;
+  }
+
+  /** Sends one discovery request to `node` and waits for the answer with its id (or null at the deadline). */
+  private askDiscovery(node: string, request: (id: number) => DiscoveryMessage, deadlineMs: number = attemptTimeoutMs * 2): Promise<DiscoveryMessage | null> {
+    const endpoint = this.options.nodes.get(node);
+    if (endpoint === undefined) throw new UnreachableError(`Cannot ask ${node}: it is not a node this client knows`);
+    const message = request(this.askedId);
+    const ring = (message.kind === "peersRequest" ? this.options.keys.ring("control") : this.options.keys.ring("client") ?? this.options.keys.ring("control")) as KeyRing;
+    const id = this.askedId;
+    this.askedId = this.askedId >= confirmIdFirst - 1 ? askedIdFirst : this.askedId + 1;
+    return new Promise<DiscoveryMessage | null>((resolve) => {
+      const settle = (answer: DiscoveryMessage | null) => {
+        clearTimeout(timer);
+        this.asked.delete(id);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => settle(null), deadlineMs);
+      this.asked.set(id, { node, settle });
+      this.options.transport.send(encodeMessages(ring, { sender: this.options.id, receiver: node, stamp: this.stamper.next(), messages: [], discovery: [encodeDiscoveryMessage(message)] }), endpoint);
+    });
+  }
+
   private wakeDiscovery(): void {
     const waiters = this.discoveryWaiters;
     this.discoveryWaiters = [];
@@ -375,6 +424,12 @@ export class PhysaliaClient {
    */
   private discoveryAnswer(node: string, part: DiscoveryPart): void {
     const decoded = decodeDiscoveryMessage(part.wire);
+    if (decoded.ok && (decoded.message.kind === "peersAnswer" || decoded.message.kind === "lookupAnswer") && this.asked.has(decoded.message.id)) {
+      // Only the node asked answers a request (another would have to guess its id).
+      const request = this.asked.get(decoded.message.id);
+      if (request?.node === node) request.settle(decoded.message);
+      return;
+    }
     if (!decoded.ok || decoded.message.kind !== "lookupAnswer") return;
     const answer = decoded.message;
     const now = this.now();
@@ -941,6 +996,7 @@ export class PhysaliaClient {
   close(): void {
     for (const timer of this.lookups.values()) clearTimeout(timer);
     this.lookups.clear();
+    for (const { settle } of [...this.asked.values()]) settle(null);
     this.wakeDiscovery();
     this.options.transport.close();
   }

@@ -60,6 +60,11 @@ export const discoveryLimits = {
   /** Peer records are bucketed by a hash of the node id for anti-entropy. */
   peerBuckets: 64,
   peerRecordsPerMessageMax: 256,
+  /**
+   * Peer reports in one answer to a peers request (the control plane's view of node health);
+   * an answer also stops at `messageBytesMax`, about 500 reports of the longest ids and addresses.
+   */
+  peerReportsPerAnswerMax: 4_096,
 
   // Cells: pushes, refreshes, expiry.
   /** An entry no member has refreshed for this long is dropped (it names a cell that is gone). */

@@ -6,6 +6,13 @@
 //   gossip        {k:"g", s: session, t: step, ...sections}              node <-> node
 //   lookup        {k:"l", i: request id, c: [cell names]}                client -> node
 //   lookupAnswer  {k:"a", i: request id, a: [answers], p: [peer infos]}  node -> client
+//   peersRequest  {k:"q", i: request id, s: start}                       control -> node
+//   peersAnswer   {k:"t", i: request id, r: [peer reports], x: next}     node -> control
+//
+// A peers request asks a node for its peer table, from position `s` of the table's order;
+// the answer holds the records that fit one message, each with how long ago the answering
+// node last heard from that peer itself (null: never), and `x`, where the next page starts
+// (null: this was the last). The first page starts with the answering node's own record.
 //
 // A gossip message is made of optional sections; each answers sections of the message
 // before it (node.ts has the rules). Digests are 8 bytes, big-endian, high word first.
@@ -114,7 +121,29 @@ export interface LookupAnswer {
   readonly peers: readonly PeerInfo[];
 }
 
-export type DiscoveryMessage = GossipMessage | LookupRequest | LookupAnswer;
+export interface PeersRequest {
+  readonly kind: "peersRequest";
+  readonly id: number;
+  /** Where in the answering node's table to start (0 for the first page). */
+  readonly start: number;
+}
+
+/** One peer as the answering node sees it: the merged record, and its own last contact. */
+export interface PeerReport {
+  readonly record: PeerRecord;
+  /** How long ago the answering node last received a message from the peer; null: never. */
+  readonly heardAgoMs: number | null;
+}
+
+export interface PeersAnswer {
+  readonly kind: "peersAnswer";
+  readonly id: number;
+  readonly peers: readonly PeerReport[];
+  /** The `start` of the next page; null when the table ends here. */
+  readonly next: number | null;
+}
+
+export type DiscoveryMessage = GossipMessage | LookupRequest | LookupAnswer | PeersRequest | PeersAnswer;
 
 export type DiscoveryRejectReason = "badSchema" | "unknownKind" | "overLimit";
 
@@ -147,7 +176,15 @@ export function encodeMessage(message: DiscoveryMessage): Record<string, unknown
       };
     case "gossip":
       return encodeGossip(message);
+    case "peersRequest":
+      return { k: "q", i: message.id, s: message.start };
+    case "peersAnswer":
+      return { k: "t", i: message.id, r: message.peers.map(encodePeerReport), x: message.next };
   }
+}
+
+export function encodePeerReport(report: PeerReport): unknown[] {
+  return [...encodePeerRecord(report.record), report.heardAgoMs];
 }
 
 function encodeAnswer(answer: CellAnswer): unknown[] {
@@ -375,6 +412,17 @@ export function decodeMessage(value: unknown): DecodeResult<DiscoveryMessage> {
           return { identity: identity as string, address, status: name };
         });
         return { ok: true, message: { kind: "lookupAnswer", id: integer(m.i, "id", 0xffff_ffff), answers, peers } };
+      }
+      case "q":
+        return { ok: true, message: { kind: "peersRequest", id: integer(m.i, "id", 0xffff_ffff), start: integer(m.s, "start", discoveryLimits.peersMax) } };
+      case "t": {
+        const peers = list(m.r, "peers", discoveryLimits.peerReportsPerAnswerMax).map((value): PeerReport => {
+          const t = tuple(value, "peer report", [6]);
+          const heard = t[5];
+          return { record: decodePeerRecord(t.slice(0, 5), "peer report"), heardAgoMs: heard === null ? null : integer(heard, "peer report: heardAgoMs") };
+        });
+        const next = m.x === null ? null : integer(m.x, "next", discoveryLimits.peersMax);
+        return { ok: true, message: { kind: "peersAnswer", id: integer(m.i, "id", 0xffff_ffff), peers, next } };
       }
       default:
         return { ok: false, reason: "unknownKind", detail: `unknown message kind ${JSON.stringify(String(m.k)).slice(0, 40)}` };

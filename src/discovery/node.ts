@@ -35,11 +35,14 @@ import {
   encodeEntry,
   encodeMessage,
   encodePeerRecord,
+  encodePeerReport,
   type GossipMessage,
   type LookupAnswer,
   type PeerInfo,
+  type PeerReport,
+  type PeersAnswer,
 } from "./messages.ts";
-import { type PeerRecord, type PeerSeed, PeerTable, comparePeerRecords } from "./peers.ts";
+import { type PeerRecord, type PeerSeed, PeerTable, type PeerView, comparePeerRecords } from "./peers.ts";
 import { ForwardingPointers } from "./pointers.ts";
 import { cborBytes } from "./size.ts";
 import { EntryStore } from "./store.ts";
@@ -93,6 +96,10 @@ export type GossipRejectReason = DiscoveryRejectReason | "wrongKind" | "unknownS
 export type ReceiveResult =
   | { readonly ok: true; readonly messages: readonly Outgoing[] }
   | { readonly ok: false; readonly reason: GossipRejectReason; readonly detail: string };
+
+export type PeersAnswerResult =
+  | { readonly ok: true; readonly answer: PeersAnswer; readonly wire: unknown }
+  | { readonly ok: false; readonly reason: DiscoveryRejectReason | "wrongKind"; readonly detail: string };
 
 export type AnswerResult =
   | { readonly ok: true; readonly answer: LookupAnswer; readonly wire: Record<string, unknown>; readonly bytes: number }
@@ -316,6 +323,35 @@ export class DiscoveryNode {
     const size = cborBytes(wire);
     assert(size <= discoveryLimits.messageBytesMax, "discovery: a lookup answer outgrew its message");
     return { ok: true, answer, wire, bytes: size };
+  }
+
+  /**
+   * Answers a peers request (the control plane's): this node's peer table from the request's
+   * start, itself first, as many reports as fit one message, each with when this node last
+   * heard from the peer. Costs the size of the table (its order is the table's own).
+   */
+  answerPeers(value: unknown, nowMs: number): PeersAnswerResult {
+    const decoded = decodeMessage(value);
+    if (!decoded.ok) return decoded;
+    if (decoded.message.kind !== "peersRequest") return { ok: false, reason: "wrongKind", detail: `a ${decoded.message.kind} message is not a peers request` };
+    const request = decoded.message;
+    const self: PeerView = { nodeId: this.nodeId, record: this.peers.self(), lastHeardMs: nowMs };
+    const table = [self, ...this.peers.views()];
+    const peers: PeerReport[] = [];
+    let bytes = 48;
+    let at = request.start;
+    for (; at < table.length && peers.length < discoveryLimits.peerReportsPerAnswerMax; at++) {
+      const view = table[at] as PeerView;
+      const report: PeerReport = { record: view.record, heardAgoMs: view.lastHeardMs === null ? null : Math.max(0, Math.floor(nowMs - view.lastHeardMs)) };
+      const cost = cborBytes(encodePeerReport(report));
+      if (bytes + cost > discoveryLimits.messageBytesMax) break;
+      bytes += cost;
+      peers.push(report);
+    }
+    const answer: PeersAnswer = { kind: "peersAnswer", id: request.id, peers, next: at < table.length ? at : null };
+    const wire = encodeMessage(answer);
+    assert(cborBytes(wire) <= discoveryLimits.messageBytesMax, "discovery: a peers answer outgrew its message");
+    return { ok: true, answer, wire };
   }
 
   // ---- time ----------------------------------------------------------------------------

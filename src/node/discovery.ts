@@ -3,7 +3,8 @@
 //
 //  - Gossip travels in the node's own signed frames (a body's `d`, see wire/schema.ts), under
 //    the node key, to the address each peer's gossiped record names; lookups come from
-//    clients under their keys and are answered under the same key.
+//    clients under their keys and are answered under the same key, as are the control
+//    plane's requests for the peer table (the control key only: src/control/gossipview.ts).
 //  - The node hosts a cell from the moment it creates, joins or recovers its replica; each
 //    member pushes its view at creation, the leader pushes when the cell applies a membership
 //    change or it takes over, and the batched refresh (DiscoveryNode's audit, a bounded batch
@@ -20,7 +21,7 @@
 import { AssertionError } from "../core/assert.ts";
 import type { AppliedEntry } from "../core/effects.ts";
 import type { Replica } from "../core/replica.ts";
-import { type CellReport, DiscoveryNode, type Outgoing, encodeMessage, isIdentity } from "../discovery/mod.ts";
+import { type CellReport, DiscoveryNode, type Outgoing, discoveryLimits, encodeMessage, isIdentity } from "../discovery/mod.ts";
 import { Rng, seedMax } from "../random.ts";
 import type { Endpoint } from "../transport/transport.ts";
 import type { Role } from "../wire/keyring.ts";
@@ -49,11 +50,15 @@ export interface NodeDiscoveryOptions {
   /** Sends a lookup answer to a client under the key it spoke with. */
   readonly toClient: (client: string, wire: unknown) => void;
   readonly roundMs?: number;
+  /** A suspected peer that does not refute within this is dead (default 6 s; tests shorten it). */
+  readonly suspectTimeoutMs?: number;
 }
 
 export interface NodeDiscoveryStats {
   gossipReceived: number;
   lookupsAnswered: number;
+  /** Peer tables sent to the control plane (pages of them). */
+  peersAnswered: number;
   notHostedAnswers: number;
   pushes: number;
   leaves: number;
@@ -82,7 +87,7 @@ function configApplied(entry: AppliedEntry): boolean {
 
 export class NodeDiscovery {
   readonly discovery: DiscoveryNode;
-  readonly stats: NodeDiscoveryStats = { gossipReceived: 0, lookupsAnswered: 0, notHostedAnswers: 0, pushes: 0, leaves: 0, refused: {} };
+  readonly stats: NodeDiscoveryStats = { gossipReceived: 0, lookupsAnswered: 0, peersAnswered: 0, notHostedAnswers: 0, pushes: 0, leaves: 0, refused: {} };
   private readonly identity: string;
   /** The ballot round under which this node last pushed as leader, per cell it leads. */
   private readonly ledAt = new Map<string, number>();
@@ -97,7 +102,9 @@ export class NodeDiscovery {
     this.discovery = new DiscoveryNode({
       identity, address: options.address, generation: Math.floor(nowMs), seeds,
       rng: new Rng(Math.floor(options.random() * seedMax)), nowMs,
-      ...(options.roundMs === undefined ? {} : { roundMs: options.roundMs }),
+      // A shorter round (tests) shortens the probe's reply timeout with it: a probe's sends must end within its round.
+      ...(options.roundMs === undefined ? {} : { roundMs: options.roundMs, replyTimeoutMs: Math.min(discoveryLimits.replyTimeoutMsDefault, Math.floor(options.roundMs / (discoveryLimits.openAttemptsMax + 1))) }),
+      ...(options.suspectTimeoutMs === undefined ? {} : { suspectTimeoutMs: options.suspectTimeoutMs }),
     });
   }
 
@@ -231,6 +238,16 @@ export class NodeDiscovery {
         return;
       }
       this.stats.lookupsAnswered++;
+      this.options.toClient(sender, result.wire);
+      return;
+    }
+    if (part.kind === "peersRequest" && role === "control") {
+      const result = this.discovery.answerPeers(part.wire, nowMs);
+      if (!result.ok) {
+        this.refuse(result.reason);
+        return;
+      }
+      this.stats.peersAnswered++;
       this.options.toClient(sender, result.wire);
       return;
     }

@@ -83,6 +83,8 @@ export interface NodeOptions {
    * its peers can keep up with, sharing frames and fsyncs within each wave.
    */
   readonly electionsInFlightMax?: number;
+  /** How long a suspected peer has to refute before gossip calls it dead (default 6 s). */
+  readonly discoverySuspectTimeoutMs?: number;
 }
 
 /** Candidates a node runs at once by default: a wave's prepares fill a few frames per peer. */
@@ -175,6 +177,7 @@ export class PhysaliaNode {
         else this.sendDiscovery(client, { endpoint: known.endpoint, ring }, [wire]);
       },
       ...(options.discoveryRoundMs === undefined ? {} : { roundMs: options.discoveryRoundMs }),
+      ...(options.discoverySuspectTimeoutMs === undefined ? {} : { suspectTimeoutMs: options.discoverySuspectTimeoutMs }),
     });
     for (const cell of this.replicas.keys()) this.discovery.host(cell);
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));

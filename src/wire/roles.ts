@@ -15,7 +15,9 @@
 // Discovery messages (a body's `d`) are checked the same way: gossip only under the node key
 // from a node of the receiver's color (it carries the cell directory and the peer table);
 // lookups under the client or control key (any client may ask where a cell is); a lookup
-// answer never to a node, and at a client only as the answer of a node it knows.
+// answer never to a node, and at a client only as the answer of a node it knows. A node's
+// peer table (which nodes gossip holds alive, and their addresses) goes only to the control
+// plane: a peers request only under the control key, and its answer is accepted only under it.
 
 import type { CellMessage, Envelope, NodeMessage } from "../core/messages.ts";
 import { hasIncarnation, isPlainId, nodePart } from "./ids.ts";
@@ -78,13 +80,15 @@ export interface InboundFrame {
   readonly discovery?: readonly { readonly kind: DiscoveryKind }[];
 }
 
-type DiscoveryKind = "gossip" | "lookup" | "lookupAnswer";
+type DiscoveryKind = "gossip" | "lookup" | "lookupAnswer" | "peersRequest" | "peersAnswer";
 
 /** Which roles may send each discovery kind to a node. */
 const discoveryAtNode: Record<DiscoveryKind, ReadonlySet<Role>> = {
   gossip: new Set(["node"]),
   lookup: new Set(["client", "control"]),
   lookupAnswer: new Set(),
+  peersRequest: new Set(["control"]),
+  peersAnswer: new Set(),
 };
 
 const refuse = (reason: RoleRejectReason, detail: string): RoleResult => ({ ok: false, reason, detail });
@@ -143,7 +147,8 @@ export function authorizeAtClient(frame: InboundFrame, facts: ClientFacts): Role
     if (message.kind !== "reply") return refuse("wrongRole", `a client accepts only replies, not ${message.kind}`);
   }
   for (const { kind } of frame.discovery ?? []) {
-    if (kind !== "lookupAnswer") return refuse("wrongRole", `a client accepts only lookup answers, not discovery ${kind}`);
+    if (kind === "peersAnswer" && frame.role !== "control") return refuse("wrongRole", "a peers answer comes only under the control key");
+    if (kind !== "lookupAnswer" && kind !== "peersAnswer") return refuse("wrongRole", `a client accepts only lookup and peers answers, not discovery ${kind}`);
   }
   return allowed;
 }

@@ -2,7 +2,7 @@
 //   { v: protocol version, m: [ message, ... ], d: [ discovery message, ... ] }
 // and every message is a map with its cell `c` and kind `k`, then short field names.
 // Several cells' messages for the same peer share one body. `d`, absent when empty, holds
-// discovery messages (src/discovery/messages.ts: gossip, lookups and their answers), which
+// discovery messages (src/discovery/messages.ts: gossip, lookups, the control plane's peer-table requests, and their answers), which
 // belong to no cell; a decoder that predates them ignores the field. Decoding checks every field's
 // type and bound and never throws; it does not apply the data model's limits (the replica
 // answers those with a typed rejection).
