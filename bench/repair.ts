@@ -150,7 +150,7 @@ async function measure(cellCount: number, stepsPerPassMax: number) {
       return result;
     };
     const view = new ProbeView({ client: controlClient, nodes: ids, controlCell });
-    const plane = new ControlPlane({ id: "control-a", topology: topo, color: "blue", client: controlClient, view, graceMs, passMs, stepsPerPassMax, log: (line) => { if (line.includes("slow pass")) console.log(`  ${line}`); } });
+    const plane = new ControlPlane({ id: "control-a", topology: topo, color: "blue", client: controlClient, view, graceMs, passMs, stepsPerPassMax, log: (line) => { if (!/: (added|removed) /.test(line) || process.env.REPAIR_LOG) console.log(`  ${line}`); } });
     const first = await plane.pass();
     if (first.role !== "active") throw new Error("the control plane did not take its lease");
     // Let the probe describe every cell once (new cells are described on their first pass).
