@@ -23,6 +23,8 @@ export interface ClientHost {
   /** A membership change the admin is about to submit: the new node must host the cell first. */
   prepareChange(cell: string, change: ConfigChange): void;
   configured(cell: string, members: readonly string[]): void;
+  /** A membership change the cell answered for good (configured or refused): it can no longer land later. */
+  changeSettled(cell: string, change: ConfigChange): void;
   /** The cell size the run was set up with. */
   plannedMembers(): number;
   fail(problem: string): void;
@@ -386,6 +388,7 @@ export class SimClient {
       }
     } else if (current.op.kind === "config") {
       if (result.status === "configured") this.host.configured(this.cell, result.members);
+      this.host.changeSettled(this.cell, current.op.change);
     } else if (result.status === "configured" || result.status === "session" || result.status === "closed" || result.status === "lease") {
       this.host.fail(`client ${this.id}: a transaction was answered with a ${result.status} result`);
     } else if (current.historyId !== null) {

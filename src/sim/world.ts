@@ -107,6 +107,8 @@ export class World implements ClientHost {
   /** Lease grants per "cell#name", in real (global) time, as their holders counted them. */
   private readonly grants = new Map<string, LeaseGrant[]>();
   private readonly cellMembers = new Map<string, readonly string[]>();
+  /** Per cell, the addMember changes admins submitted that the cell has not answered for good (by identity, with a count). */
+  private readonly addsUnsettled = new Map<string, Map<string, number>>();
   /** The furthest-applied membership seen per cell (replicas that held it may be down now). */
   private readonly membersSeen = new Map<string, { applied: number; members: readonly string[] }>();
   private readonly blocked = new Set<string>();
@@ -250,12 +252,23 @@ export class World implements ClientHost {
 
   prepareChange(cell: string, change: ConfigChange): void {
     if (change.kind !== "addMember") return;
+    let adds = this.addsUnsettled.get(cell);
+    if (adds === undefined) this.addsUnsettled.set(cell, (adds = new Map()));
+    adds.set(change.node, (adds.get(change.node) ?? 0) + 1);
     const node = this.nodes.get(nodePart(change.node));
     if (node === undefined || node.identity !== change.node || node.hosted.has(cell)) return;
     node.hosted.set(cell, null);
     if (node.up) {
       node.host(cell, null, this.envFor(node));
     }
+  }
+
+  changeSettled(cell: string, change: ConfigChange): void {
+    if (change.kind !== "addMember") return;
+    const adds = this.addsUnsettled.get(cell);
+    const count = adds?.get(change.node) ?? 0;
+    if (count <= 1) adds?.delete(change.node);
+    else adds?.set(change.node, count - 1);
   }
 
   configured(cell: string, members: readonly string[]): void {
@@ -750,6 +763,9 @@ export class World implements ClientHost {
         const deciding = this.decidingMembers(cell);
         if (!deciding.has(node.identity) && !node.hosted.has(cell)) continue;
         for (const m of deciding) if (m !== node.identity && (!current.has(m) || !this.nodes.get(nodePart(m))?.up)) return false;
+        // An addMember that may still land (retried, or a late copy of it) of an identity that
+        // is gone would make a member that can never vote: count it as a member down.
+        for (const added of this.addsUnsettled.get(cell)?.keys() ?? []) if (added !== node.identity && !current.has(added)) return false;
       }
       return true;
     });
