@@ -836,12 +836,10 @@ export class PhysaliaClient {
     // Replicas that answered that they do not host the cell (node.ts answers "cell X is not
     // hosted on N", a replica the cell removed "N is not a member of cell X").
     const notHosted = new Set<string>();
-    let silentCount = 0;
     const silent = new Set<string>();
     const evidence = (kind: "silent" | "answered" | "notHosted" | "leader", node: string) => {
       if (kind === "silent") silent.add(node);
       if (kind === "answered") silent.delete(node);
-      silentCount = replicas.filter((r) => silent.has(r)).length;
       if (discovered) this.discovery.evidence(cell, { kind, node }, this.now());
     };
     const elsewhere = async (): Promise<string> => {
@@ -854,11 +852,14 @@ export class PhysaliaClient {
       const hosting = others.filter((r) => !notHosted.has(r));
       const choice = hosting.length > 0 ? hosting : others;
       if (choice.length === 0) return replicas[0] ?? target;
-      // Discovery ranks them, silent ones last: those that have not gone silent are tried
-      // first, at random, so that two replicas with a stale leader hint do not keep the
-      // client between them.
-      const live = discovered ? choice.slice(0, Math.max(1, choice.length - silentCount)) : choice;
-      return live[Math.floor(this.random() * live.length)] as string;
+      // Those that have not gone silent in this request are tried first, at random, so that
+      // two replicas with a stale leader hint do not keep the client between them; when every
+      // one has gone silent, any of them, at random: taking the first of a fixed ranking made
+      // a client alternate between two paused replicas for its whole deadline while a third,
+      // reachable again, was never asked.
+      const fresh = choice.filter((r) => !silent.has(r));
+      const pool = fresh.length > 0 ? fresh : choice;
+      return pool[Math.floor(this.random() * pool.length)] as string;
     };
     // Two nodes, so that one corrupted reply (which also fails the MAC) is not taken for a wrong key.
     const keysRejected = () => this.verifiedFrom.size === 0 && [...tried].filter((node) => this.unverifiedFrom.has(node)).length >= Math.min(2, replicas.length);
