@@ -459,7 +459,7 @@ interface Router {
 }
 
 /** A client's routing: the real ClientDiscovery, with its lookups sent to nodes over the network. */
-class ClientRouter implements Router {
+export class ClientRouter implements Router {
   readonly discovery: ClientDiscovery;
   constructor(private readonly world: ColonyWorld, rng: Rng) {
     this.discovery = new ClientDiscovery({ seeds: world.seeds, rng });
@@ -531,7 +531,7 @@ export class Caller implements Endpoint {
   private nextId = 1;
   private readonly rng: Rng;
 
-  constructor(private readonly world: ColonyWorld, readonly name: string, public rack: number, private readonly router: Router) {
+  constructor(private readonly world: ColonyWorld, readonly name: string, public rack: number, readonly router: Router) {
     this.rng = new Rng(deriveSeed(world.rng.nextUint32(), 5));
   }
 
