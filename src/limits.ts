@@ -61,12 +61,14 @@ export const limits = {
   learnRetryMs: 60,
   /**
    * A follower that heard from its leader (or a candidate it promised) this recently, and
-   * sees it alive, redirects even a client that asks it to take over (`force`). As long as
-   * the node's liveness timeout: with 100 ms, when a dead node's 1,600 cells elected at once
-   * on six survivors, each election outlasted its clients' attempts and their forced retries
-   * preempted it, some cells a dozen times (bench/failover.ts).
+   * sees it alive, redirects even a client that asks it to take over (`force`). The failover
+   * work raised it to the liveness timeout (600 ms), which cut a 10,000-cell failover's
+   * elections tenfold (bench/failover.ts), but the simworld found a runaway with it (seed
+   * 714365 with nine nodes and membership faults: more than three million events in 3 s, where
+   * forced requests kept being redirected to a replica that could not serve); at 100 ms, the
+   * value soaked before, that seed passes. Raising it again needs that livelock understood.
    */
-  leaderQuietMs: 600,
+  leaderQuietMs: 100,
   /** How long a learner waits on a hole in its log before it proposes a no-op into it. */
   holeWaitMs: 150,
   /** Attempts at phase 1 while requests wait; after that the replica drops them and goes quiet. */

@@ -46,7 +46,9 @@ export class ProcessColony {
    */
   static async start(count: number, options: { rows?: number; clients?: readonly { id: string; kind: string; row: string; rack: string }[] } = {}): Promise<ProcessColony> {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run npm run build first`);
-    const colony = new ProcessColony(count, 20_000 + Math.floor(Math.random() * 20_000));
+    // Below the kernel's ephemeral range (32768 and up), where any client socket may sit:
+    // a node (or its metrics port, 1,000 up) must not find its port taken.
+    const colony = new ProcessColony(count, 10_000 + Math.floor(Math.random() * 20_000));
     colony.dir = await mkdtemp(join(tmpdir(), "physalia-cluster-"));
     const rows = options.rows ?? 1;
     const perRow = Math.ceil(count / rows);

@@ -102,7 +102,7 @@ describe("colonies on other runtimes and transports", () => {
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "physalia-dev-"));
-    const basePort = 20_000 + Math.floor(Math.random() * 20_000);
+    const basePort = 10_000 + Math.floor(Math.random() * 20_000);
     const child = runtime.spawn([...commandFor("binary"), "dev", "--transport", "mixed", "--duration", "1", "--base-port", String(basePort), "--data", join(dir, "data")], { stdoutPath: join(dir, "out") });
     expect(await child.exited).toBe(0);
     const out = readFileSync(join(dir, "out"), "utf8");

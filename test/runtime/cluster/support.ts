@@ -38,7 +38,7 @@ export class Colony {
   static async create(specs: readonly NodeSpec[]): Promise<Colony> {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run npm run build first`);
     const dir = await mkdtemp(join(tmpdir(), "physalia-runtime-"));
-    const colony = new Colony(dir, specs, 20_000 + Math.floor(Math.random() * 20_000));
+    const colony = new Colony(dir, specs, 10_000 + Math.floor(Math.random() * 20_000));
     const topology = {
       version: 1, powerDomains: ["p1", "p2", "p3"], colors: ["blue"],
       nodes: specs.map((spec, i) => ({ id: `n${i + 1}`, address: `127.0.0.1:${colony.basePort + i}`, row: "r1", rack: `k${i % 3}`, power: `p${(i % 3) + 1}`, color: "blue", capacity: 1000, transport: spec.transport })),
