@@ -360,17 +360,6 @@ class DevColony {
     if (node.kind === "control" && (command === "partition" || command === "heal")) {
       return { ok: false, message: `${command} is for nodes; a control process is stopped with kill or pause` };
     }
-    if (node.kind === "control" && command === "restart") {
-      if (child !== null) {
-        node.expectingExit = true;
-        child.kill("SIGCONT");
-        child.kill("SIGTERM");
-        await child.exited;
-      }
-      this.start(node);
-      node.state = "running";
-      return { ok: true, message: `restarted ${node.id} (pid ${node.child?.pid}); it stands by until it holds the control lease` };
-    }
     if (command === "restart") {
       if (child !== null) {
         node.expectingExit = true;
@@ -379,6 +368,11 @@ class DevColony {
         await child.exited;
       }
       this.start(node);
+      if (node.kind === "control") {
+        // A control process has no status port: it is up once started, and stands by.
+        node.state = "running";
+        return { ok: true, message: `restarted ${node.id} (pid ${node.child?.pid}); it stands by until it holds the control lease` };
+      }
       const deadline = performance.now() + 15_000;
       while (!(await this.ready(node))) {
         if (node.child === null) return { ok: false, message: `node ${node.id} exited while restarting: ${lastLine(this.logPath(node, "err")) ?? "see its log"}` };

@@ -18,6 +18,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { PhysaliaClient } from "../client/client.ts";
+import { registryPrefix } from "../control/registry.ts";
 import type { CommandResult } from "../core/messages.ts";
 import type { Endpoint, Transport } from "../transport/transport.ts";
 import { isNodeId, nodePart } from "../wire/ids.ts";
@@ -113,7 +114,7 @@ export function startRejoining(options: RejoinOptions): Rejoiner {
     // No control cell (no control plane in this colony) answers as not registered, quickly.
     const known = await client.describe(options.controlCell).catch(() => null);
     if (known === null) return false;
-    const read = await client.transact(options.controlCell, { reads: [`cell/${cell}`], conditions: [], writes: [] });
+    const read = await client.transact(options.controlCell, { reads: [`${registryPrefix}${cell}`], conditions: [], writes: [] });
     if (read.status !== "committed") throw new Error(`cannot read the control plane's registry (${read.status})`);
     return read.reads[0] !== null && read.reads[0] !== undefined;
   };

@@ -10,6 +10,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PhysaliaClient } from "../client/client.ts";
+import { readRegistry } from "../control/registry.ts";
 import { controlCellOf } from "../control/service.ts";
 import { errorText, runtime } from "../runtime/mod.ts";
 import { nodePart } from "../wire/ids.ts";
@@ -111,17 +112,12 @@ export async function rolloutCommand(args: string[], print: (line: string) => vo
 
 /** Every cell in the control plane's registry of this color, or none when there is no control cell. */
 async function registeredCells(client: PhysaliaClient, color: string): Promise<string[]> {
-  const names: string[] = [];
   const control = controlCellOf(color);
   const known = await client.describe(control).catch(() => null);
-  if (known === null) return names;
-  for (let start = "cell/"; ;) {
-    const page = await client.transact(control, { reads: [], conditions: [], writes: [], scan: { start, end: "cell0", limit: 256 } });
-    if (page.status !== "committed" || page.scan === undefined) throw new CliError(`Cannot read the registry of ${control}: ${page.status}`);
-    for (const [key] of page.scan.entries) names.push(key.slice("cell/".length));
-    if (page.scan.next === null) return [control, ...names];
-    start = page.scan.next;
-  }
+  if (known === null) return [];
+  const registry = await readRegistry(client, control);
+  if (!registry.complete) throw new CliError(`Cannot read the registry of ${control}: a page was not committed`);
+  return [control, ...registry.names];
 }
 
 async function described(client: PhysaliaClient, names: readonly string[]): Promise<CellMembers[]> {

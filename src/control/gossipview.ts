@@ -26,6 +26,7 @@
 // an entry shows the change, for `settlePassesMax` passes at most: planning it again from
 // the members before the change would repeat the change.
 
+import { readRegistry } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
 import { type CellAnswer, type CellEntry, type PeerRecord, type PeersAnswer, compareEntries, comparePeerRecords, discoveryLimits, isIdentity } from "../discovery/mod.ts";
 import { nodePart } from "../wire/ids.ts";
@@ -191,21 +192,8 @@ export class GossipView implements ColonyView {
 
   // ---- cells ----------------------------------------------------------------------------
 
-  private async registry(): Promise<string[]> {
-    const client = this.options.client;
-    const names: string[] = [];
-    for (let start = "cell/"; ;) {
-      const page = await client.transact(this.options.controlCell, { reads: [], conditions: [], writes: [], scan: { start, end: "cell0", limit: 256 } });
-      if (page.status !== "committed" || page.scan === undefined) break;
-      for (const [key] of page.scan.entries) names.push(key.slice("cell/".length));
-      if (page.scan.next === null) break;
-      start = page.scan.next;
-    }
-    return names;
-  }
-
   async cells(): Promise<readonly KnownCell[]> {
-    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = await this.registry();
+    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
     const names = this.names;
     const registered = new Set(names);
     for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);

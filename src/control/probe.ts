@@ -3,6 +3,7 @@
 // from its first silence), and the cells from the control cell's registry, each described by
 // its own replicas. It suits a small colony; the discovery cache is the view at scale.
 
+import { readRegistry } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
 import { nodePart } from "../wire/ids.ts";
 import type { ColonyView, KnownCell, NodeHealth } from "./service.ts";
@@ -70,21 +71,8 @@ export class ProbeView implements ColonyView {
     return out;
   }
 
-  private async registry(): Promise<string[]> {
-    const client = this.options.client;
-    const names: string[] = [];
-    for (let start = "cell/"; ;) {
-      const page = await client.transact(this.options.controlCell, { reads: [], conditions: [], writes: [], scan: { start, end: "cell0", limit: 256 } });
-      if (page.status !== "committed" || page.scan === undefined) break;
-      for (const [key] of page.scan.entries) names.push(key.slice("cell/".length));
-      if (page.scan.next === null) break;
-      start = page.scan.next;
-    }
-    return names;
-  }
-
   async cells(): Promise<readonly KnownCell[]> {
-    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = await this.registry();
+    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
     const names = this.names;
     const registered = new Set(names);
     for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);

@@ -11,6 +11,7 @@
 // losing their majority first, and passes come every `passMs`; a large-scale failure (a
 // rack, a row, a power domain) becomes a queue worked through at that rate, not a storm.
 
+import { registryPage, registryPrefix } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
 import { utf8 } from "../core/value.ts";
 import { limits } from "../limits.ts";
@@ -75,7 +76,6 @@ export function controlCellOf(color: string): string {
 /** Where a cell keeps the clients it serves (JSON of CellClients), in its own state. */
 export const clientsKey = "physalia/clients";
 const createPrefix = "create/";
-const registryPrefix = "cell/";
 
 export type ControlRole = "standby" | "active";
 
@@ -245,10 +245,9 @@ export class ControlPlane {
     const client = this.options.client;
     for (let start = registryPrefix; ;) {
       if (this.now() >= deadline) return false;
-      const page = await client.transact(this.controlCell, { reads: [], conditions: [], writes: [], scan: { start, end: "cell0", limit: 256 } });
-      if (page.status !== "committed" || page.scan === undefined) return false;
-      for (const [key, value] of page.scan.entries) {
-        const cell = key.slice(registryPrefix.length);
+      const page = await registryPage(client, this.controlCell, start);
+      if (page === null) return false;
+      for (const [cell, value] of page.entries) {
         const clientId = (value instanceof Uint8Array ? (parseJson(value) as { client?: unknown } | null) : null)?.client;
         if (typeof clientId !== "string") continue;
         const where = this.locate(clientId);
@@ -267,8 +266,8 @@ export class ControlPlane {
         this.clientsCache.set(cell, where);
         this.log(`${cell}: its client ${clientId} is now in ${where.instance.row}${where.instance.rack === undefined ? "" : `/${where.instance.rack}`}; moving the cell there`);
       }
-      if (page.scan.next === null) return true;
-      start = page.scan.next;
+      if (page.next === null) return true;
+      start = page.next;
     }
   }
 
