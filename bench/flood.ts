@@ -110,15 +110,18 @@ async function main(): Promise<void> {
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait);
     const lane = sessions[i % lanes] as Lane;
-    if (lane.waiting.size >= limits.sessionPendingMax) {
+    // As the client library does: a session's commands stay within a window of
+    // `sessionPendingMax` sequence numbers from the lowest one still waiting (one old request
+    // waiting for its deadline holds the window back), or the cell answers `tooManyPending`.
+    let acked = lane.nextSeq;
+    for (const other of lane.waiting) if (other < acked) acked = other;
+    if (lane.nextSeq - acked >= limits.sessionPendingMax) {
       count("notSent");
       continue;
     }
     const request = ++id;
     const seq = lane.nextSeq++;
     lane.waiting.add(seq);
-    let acked = seq;
-    for (const other of lane.waiting) if (other < acked) acked = other;
     const timer = setTimeout(() => {
       pending.delete(request);
       lane.waiting.delete(seq);
