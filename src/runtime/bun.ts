@@ -7,6 +7,8 @@ import { type ChildProcess, type FileLock, type DatagramOptions, type DatagramSo
 
 interface BunUdpSocket {
   readonly port: number;
+  /** The socket's file descriptor (Bun exposes it; not in every version's types). */
+  readonly fd?: number;
   send(data: Uint8Array, port: number, address: string): boolean;
   close(): void;
 }
@@ -43,7 +45,7 @@ export function bunRuntime(bun: BunApi): Runtime {
     name: "bun",
     version: bun.version,
     compiled: !(bun.main.endsWith(".ts") || bun.main.endsWith(".js")),
-    async openDatagram({ local, onData }: DatagramOptions): Promise<DatagramSocket> {
+    async openDatagram({ local, onData, receiveBufferBytes }: DatagramOptions): Promise<DatagramSocket> {
       const socket = await bun.udpSocket({
         hostname: local.host,
         port: local.port,
@@ -57,8 +59,10 @@ export function bunRuntime(bun: BunApi): Runtime {
           error() {},
         },
       });
+      const granted = receiveBufferBytes === undefined || socket.fd === undefined ? null : await setReceiveBuffer(socket.fd, receiveBufferBytes);
       return {
         port: socket.port,
+        receiveBufferBytes: granted,
         send(bytes: Uint8Array, to: SocketAddress) {
           // Linux reports an ICMP "port unreachable" on the socket's next call, so a send to a
           // live peer can throw ECONNREFUSED for an earlier send to a dead one. The throw
@@ -107,8 +111,51 @@ export function bunRuntime(bun: BunApi): Runtime {
 }
 
 interface BunFfi {
-  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: number[]) => unknown> };
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: unknown[]) => unknown> };
   read: { i32(pointer: unknown, offset: number): number };
+  ptr(view: ArrayBufferView): unknown;
+}
+
+// Linux's socket option numbers (asm-generic; x86-64 and arm64 alike).
+const solSocket = 1;
+const soRcvbuf = 8;
+const soRcvbufForce = 33;
+
+let socketCalls: { setsockopt(fd: number, level: number, name: number, value: unknown, length: number): number; getsockopt(fd: number, level: number, name: number, value: unknown, length: unknown): number; ptr(view: ArrayBufferView): unknown } | null | undefined;
+
+/**
+ * Asks for a receive buffer of `bytes` through bun:ffi: SO_RCVBUFFORCE first (root may pass
+ * net.core.rmem_max), else SO_RCVBUF (capped at rmem_max), and answers what the kernel
+ * granted (Linux reports twice what was asked, its bookkeeping included). Null where it
+ * cannot be done: not Linux, or no FFI; the socket works either way, with the default buffer.
+ */
+async function setReceiveBuffer(fd: number, bytes: number): Promise<number | null> {
+  if (process.platform !== "linux") return null;
+  if (socketCalls === undefined) {
+    try {
+      const specifier = "bun:ffi";
+      const ffi = (await import(specifier)) as BunFfi;
+      const lib = ffi.dlopen(libc().path, {
+        setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+        getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+      });
+      const { setsockopt, getsockopt } = lib.symbols;
+      socketCalls = setsockopt === undefined || getsockopt === undefined ? null : {
+        setsockopt: (...args) => setsockopt(...args) as number,
+        getsockopt: (...args) => getsockopt(...args) as number,
+        ptr: (view) => ffi.ptr(view),
+      };
+    } catch {
+      socketCalls = null;
+    }
+  }
+  if (socketCalls === null) return null;
+  const calls = socketCalls;
+  const value = new Int32Array([bytes]);
+  if (calls.setsockopt(fd, solSocket, soRcvbufForce, calls.ptr(value), 4) !== 0) calls.setsockopt(fd, solSocket, soRcvbuf, calls.ptr(value), 4);
+  const length = new Uint32Array([4]);
+  const granted = new Int32Array(1);
+  return calls.getsockopt(fd, solSocket, soRcvbuf, calls.ptr(granted), calls.ptr(length)) === 0 ? (granted[0] as number) : null;
 }
 
 let bunCalls: LockCalls | null = null;

@@ -149,6 +149,8 @@ async function openDenoDatagram(deno: DenoApi, { local, onData }: DatagramOption
   })();
   return {
     port: conn.addr.port,
+    // Deno's datagram API does not let a program size or read the receive buffer.
+    receiveBufferBytes: null,
     send(bytes: Uint8Array, to: SocketAddress) {
       if (!open) return;
       conn.send(bytes, { transport: "udp", hostname: to.host, port: to.port }).catch(() => {});

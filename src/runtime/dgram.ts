@@ -4,8 +4,8 @@
 import * as dgram from "node:dgram";
 import type { DatagramOptions, DatagramSocket, SocketAddress } from "./types.ts";
 
-export async function openNodeDatagram({ local, onData }: DatagramOptions): Promise<DatagramSocket> {
-  const socket = dgram.createSocket({ type: local.host.includes(":") ? "udp6" : "udp4" });
+export async function openNodeDatagram({ local, onData, receiveBufferBytes }: DatagramOptions): Promise<DatagramSocket> {
+  const socket = dgram.createSocket({ type: local.host.includes(":") ? "udp6" : "udp4", ...(receiveBufferBytes === undefined ? {} : { recvBufferSize: receiveBufferBytes }) });
   await new Promise<void>((resolve, reject) => {
     const failed = (error: Error) => reject(error);
     socket.once("error", failed);
@@ -19,8 +19,15 @@ export async function openNodeDatagram({ local, onData }: DatagramOptions): Prom
   // network's answer, not ours: the protocol copes with loss.
   socket.on("error", () => {});
   let open = true;
+  let granted: number | null = null;
+  try {
+    granted = receiveBufferBytes === undefined ? null : socket.getRecvBufferSize();
+  } catch {
+    // Not every runtime's node:dgram reports it.
+  }
   return {
     port: socket.address().port,
+    receiveBufferBytes: granted,
     send(bytes: Uint8Array, to: SocketAddress) {
       if (!open) return;
       try {

@@ -14,6 +14,12 @@ export interface DatagramOptions {
   readonly local: SocketAddress;
   /** Called for every datagram received, with its source. */
   readonly onData: (bytes: Uint8Array, from: SocketAddress) => void;
+  /**
+   * The kernel receive buffer to ask for, in bytes (SO_RCVBUF; as root past
+   * net.core.rmem_max). Datagrams that arrive while the buffer is full are lost, so a node
+   * that takes thousands of requests a second wants more than Linux's default 208 KiB.
+   */
+  readonly receiveBufferBytes?: number;
 }
 
 export interface DatagramSocket {
@@ -25,6 +31,8 @@ export interface DatagramSocket {
    */
   send(bytes: Uint8Array, to: SocketAddress): void;
   close(): void;
+  /** The receive buffer the kernel granted, in bytes (as SO_RCVBUF reports it); null where unknown. */
+  readonly receiveBufferBytes: number | null;
 }
 
 export type HttpHandler = (request: Request) => Response | Promise<Response>;
