@@ -117,6 +117,8 @@ export class Metrics {
   /** Cell messages sent to peers, by kind (prepare, promise, accept, ...), to tell the work an election costs. */
   readonly messagesSent = new Map<string, number>();
   readonly leaderChanges = new Map<string, number>([["gained", 0], ["lost", 0]]);
+  /** Client frames refused before decoding because the node could not step them within its budget (admission.ts). */
+  readonly admissionRefused = new Map<string, number>([["overBudget", 0], ["overShare", 0]]);
   elections = 0;
   /** Elections a replica was refused because the node ran as many as it may at once. */
   electionsPaced = 0;
@@ -174,6 +176,7 @@ export class Metrics {
     out.histogram("physalia_request_duration_seconds", "Time from a client request's arrival to its final answer (done or read) on this node.", this.requestLatency);
     out.counter("physalia_slots_applied_total", "Log slots applied, over all cells.", this.slotsApplied);
     out.labelled("physalia_leader_changes_total", "counter", "Times a replica on this node became leader (gained) or stopped leading (lost).", "change", this.leaderChanges);
+    out.labelled("physalia_client_frames_refused_total", "counter", "Client frames refused before decoding, their requests answered overloaded: overShare (the sender held its share of a full queue) or overBudget (the queue held twice what the node steps within its budget).", "reason", this.admissionRefused);
     out.counter("physalia_elections_total", "Times a replica on this node started phase 1 to become leader.", this.elections);
     out.counter("physalia_elections_paced_total", "Elections refused for now because the node ran as many at once as it may (the request was answered overloaded, or the hole waits).", this.electionsPaced);
     out.labelled("physalia_peer_messages_sent_total", "counter", "Cell messages sent to peer nodes, by kind (prepare, promise, accept, accepted, commit, nack, learn, teach); many share a frame.", "kind", this.messagesSent);

@@ -20,11 +20,12 @@ import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
 import { encodeMessages } from "../wire/message.ts";
 import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/roles.ts";
 import { decodeBody } from "../wire/schema.ts";
+import { Admission, type AdmissionOptions } from "./admission.ts";
 import { Deadlines } from "./deadlines.ts";
 import { NodeDiscovery, addressOfEndpoint, discoveryDeadlineKey } from "./discovery.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { refusalsFor } from "./refusal.ts";
+import { overloadedFor, refusalsFor } from "./refusal.ts";
 
 export interface NodeOptions {
   /**
@@ -85,6 +86,8 @@ export interface NodeOptions {
   readonly electionsInFlightMax?: number;
   /** How long a suspected peer has to refute before gossip calls it dead (default 6 s). */
   readonly discoverySuspectTimeoutMs?: number;
+  /** How clients' frames wait to be stepped when the node is busy (admission.ts). */
+  readonly admission?: AdmissionOptions;
 }
 
 /** Candidates a node runs at once by default: a wave's prepares fill a few frames per peer. */
@@ -94,6 +97,10 @@ export const electionsInFlightMaxDefault = 64;
 const unverifiedAnswersPerSecond = 10;
 
 const clientsMax = 10_000;
+/** The longest a node steps clients' frames before it reads its socket again, in ms. */
+const sliceMs = 4;
+/** Replies that reveal no vote and no applied state: they may leave before any record is durable. */
+const immediateOutcomes: ReadonlySet<string> = new Set(["overloaded", "redirect"]);
 /** Requests whose arrival time is kept to measure their latency; beyond it the oldest are forgotten. */
 const timedRequestsMax = 10_000;
 
@@ -115,6 +122,12 @@ export class PhysaliaNode {
   private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
   /** When each request waiting for its final answer arrived, by client and request id (for physalia_request_duration_seconds). */
   private readonly requestArrivals = new Map<string, number>();
+  /** Clients' frames, authenticated and fresh, waiting to be stepped (admission.ts). */
+  private readonly admission: Admission<{ readonly frame: Frame; readonly from: Endpoint }>;
+  private sliceScheduled = false;
+  /** Replies that need no sync, sent together at the next turn of the event loop (see `sendImmediate`). */
+  private immediate: Outgoing[] = [];
+  private immediateScheduled = false;
   private readonly stamper: Stamper;
   private readonly guard: ReplayGuard | null;
   private readonly facts: NodeFacts;
@@ -145,6 +158,7 @@ export class PhysaliaNode {
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 600;
     this.nodeAddresses = options.nodeAddresses ?? new Set([...options.peers.values()].map((e) => `${e.host}:${e.port}`));
     this.electionsInFlightMax = options.electionsInFlightMax ?? electionsInFlightMaxDefault;
+    this.admission = new Admission(options.admission);
     assert(Number.isInteger(this.electionsInFlightMax) && this.electionsInFlightMax >= 1, "electionsInFlightMax is a positive integer");
     this.env = {
       isAlive: (peer) => this.isAlive(peer),
@@ -288,6 +302,8 @@ export class PhysaliaNode {
       ["physalia_peers_alive", "Peers heard from within the liveness timeout.", [...this.options.peers.keys()].filter((p) => this.isAlive(p)).length],
       ["physalia_clients_known", "Clients this node can answer (heard from lately; bounded).", this.clients.size],
       ["physalia_chunked_messages_pending", "Large messages partly received, waiting for their other chunks.", this.reassembler.pendingMessages],
+      ["physalia_client_frames_waiting", "Clients' frames admitted and waiting to be stepped (admission.ts).", this.admission.size],
+      ["physalia_client_frames_admissible", "Clients' frames the node admits at once: what it steps within its budget, by its measured pace.", this.admission.capacity],
       ...this.discovery.gauges(),
     ]);
   }
@@ -333,7 +349,97 @@ export class PhysaliaNode {
     else this.receiveFrame(inner.frame, from, now);
   }
 
+  // A peer's frame is stepped at once; a client's waits its turn (admission.ts), its stamp
+  // checked now, in arrival order, so that only fresh frames take a place in the queue.
   private receiveFrame(frame: Frame, from: Endpoint, now: number): void {
+    if (frame.role === "node") {
+      this.stepFrame(frame, from, now, false);
+      return;
+    }
+    if (!this.fresh(frame)) return;
+    const offer = this.admission.offer(frame.sender, { frame, from }, now);
+    if (offer === "admitted") {
+      this.scheduleSlice();
+      return;
+    }
+    this.metrics.count(this.metrics.admissionRefused, offer);
+    this.refuseOverloaded(frame, from);
+  }
+
+  private scheduleSlice(): void {
+    if (this.sliceScheduled) return;
+    this.sliceScheduled = true;
+    setImmediate(() => this.slice());
+  }
+
+  /**
+   * Steps waiting client frames for up to `sliceMs`, round-robin by sender, then lets the
+   * event loop read the socket (peers' frames first) before the next slice. The replies
+   * and records of a slice share one flush.
+   */
+  private slice(): void {
+    this.sliceScheduled = false;
+    if (this.stopped || this.failed !== null) return;
+    const started = this.now();
+    let now = started;
+    do {
+      const next = this.admission.take();
+      if (next === undefined) break;
+      this.stepFrame(next.item.frame, next.item.from, now, true);
+      now = this.now();
+    } while (now - started < sliceMs);
+    this.admission.observe(now);
+    if (this.admission.size > 0) this.scheduleSlice();
+    this.sendImmediate();
+  }
+
+  /**
+   * Replies that reveal no vote and no applied state (`overloaded`, `redirect`) need not
+   * wait for a sync: those the last slice made, and the refusals of frames not admitted,
+   * leave together once per turn of the event loop, one frame per client, instead of one
+   * datagram per refusal or after other cells' fsyncs.
+   */
+  private sendImmediate(): void {
+    const messages = this.effects.messages;
+    let kept = 0;
+    for (const m of messages) {
+      if (m.message.kind === "reply" && immediateOutcomes.has(m.message.outcome.kind)) this.immediate.push(m);
+      else messages[kept++] = m;
+    }
+    messages.length = kept;
+    this.scheduleImmediate();
+  }
+
+  private scheduleImmediate(): void {
+    if (this.immediate.length === 0 || this.immediateScheduled) return;
+    this.immediateScheduled = true;
+    setImmediate(() => {
+      this.immediateScheduled = false;
+      if (this.stopped || this.failed !== null) return;
+      const batch = this.immediate;
+      this.immediate = [];
+      this.send(batch);
+    });
+  }
+
+  /** A client frame the node will not step now: each request in it is answered `overloaded`, before its body is decoded or checked. */
+  private refuseOverloaded(frame: Frame, from: Endpoint): void {
+    if (!authorizeAtNode({ role: frame.role, sender: frame.sender, messages: [] }, this.facts).ok) return;
+    const refusals = overloadedFor(frame.body, frame.sender);
+    if (refusals.length === 0) return;
+    this.rememberClient(frame.sender, from, frame.role);
+    for (const { cell, client, id, outcome } of refusals) this.immediate.push({ to: frame.sender, cell, message: { kind: "reply", client, id, outcome }, afterSync: false });
+    this.scheduleImmediate();
+  }
+
+  private rememberClient(sender: string, endpoint: Endpoint, role: Role): void {
+    this.clients.delete(sender);
+    this.clients.set(sender, { endpoint, role });
+    if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+  }
+
+  /** Decodes, authorizes and steps one authenticated frame; `freshChecked` when its stamp was checked on arrival. */
+  private stepFrame(frame: Frame, from: Endpoint, now: number, freshChecked: boolean): void {
     const body = decodeBody(frame.body);
     if (!body.ok) {
       this.metrics.drop(body.reason);
@@ -345,7 +451,7 @@ export class PhysaliaNode {
       this.metrics.drop(allowed.reason);
       return;
     }
-    if (!this.fresh(frame)) return;
+    if (!freshChecked && !this.fresh(frame)) return;
     this.metrics.framesReceived++;
     const sender = frame.sender;
     if (frame.role === "node") {
@@ -356,11 +462,7 @@ export class PhysaliaNode {
       }
       this.lastHeard.set(sender, now);
     }
-    else {
-      this.clients.delete(sender);
-      this.clients.set(sender, { endpoint: from, role: frame.role });
-      if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
-    }
+    else this.rememberClient(sender, from, frame.role);
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
     if (body.discovery.length > 0) {
       for (const part of body.discovery) this.discovery.receive(sender, frame.role, part);
@@ -393,12 +495,11 @@ export class PhysaliaNode {
 
   /** An authentic client frame the decoder refused: answer its requests with the cell's typed rejection (refusal.ts). */
   private refuseUnreadable(frame: Frame, detail: string, from: Endpoint): void {
-    if (!authorizeAtNode({ role: frame.role, sender: frame.sender, messages: [] }, this.facts).ok || !this.fresh(frame)) return;
+    // A client's frame had its stamp checked on arrival (receiveFrame).
+    if (!authorizeAtNode({ role: frame.role, sender: frame.sender, messages: [] }, this.facts).ok) return;
     const refusals = refusalsFor(frame.body, frame.sender, detail);
     if (refusals.length === 0) return;
-    this.clients.delete(frame.sender);
-    this.clients.set(frame.sender, { endpoint: from, role: frame.role });
-    if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+    this.rememberClient(frame.sender, from, frame.role);
     for (const { cell, client, id, outcome } of refusals) this.reply(frame.sender, cell, client, id, outcome);
     this.scheduleFlush();
   }

@@ -36,20 +36,35 @@ export function reasonOf(detail: string): RejectReason {
  * Bounded: at most as many answers as a body may carry messages.
  */
 export function refusalsFor(body: Uint8Array, sender: string, detail: string): Refusal[] {
+  const why = `the node could not read the request: ${detail}`;
+  return requestsIn(body, sender).map(({ cell, client, id, kind }) => ({
+    cell, client, id,
+    outcome: kind === "REQ" ? { kind: "done", result: reject(reasonOf(detail), why), slot: 0 } : { kind: "unavailable", reason: why },
+  }));
+}
+
+/**
+ * The answers to the requests of a frame the node refused to step because it is overloaded
+ * (admission.ts): each is told `overloaded`, which settles nothing, and its client backs off.
+ */
+export function overloadedFor(body: Uint8Array, sender: string): Refusal[] {
+  return requestsIn(body, sender).map(({ cell, client, id }) => ({ cell, client, id, outcome: { kind: "overloaded" } }));
+}
+
+/** The requests a body seems to hold (cell, client, id and kind), from a shallow read that trusts nothing but their shape. */
+function requestsIn(body: Uint8Array, sender: string): { cell: string; client: string; id: number; kind: string }[] {
   const decoded = decodeCbor(body);
   if (!decoded.ok) return [];
   const messages = (decoded.value as { m?: unknown } | null)?.m;
   if (!Array.isArray(messages)) return [];
-  const out: Refusal[] = [];
+  const out: { cell: string; client: string; id: number; kind: string }[] = [];
   for (const message of messages.slice(0, limits.batchCommandsMax)) {
     if (typeof message !== "object" || message === null) continue;
     const { c: cell, k: kind, cl: client, q: id } = message as Record<string, unknown>;
     if (typeof cell !== "string" || cell.length > limits.keyBytesMax || client !== sender) continue;
     const number = typeof id === "bigint" && id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id;
     if (typeof number !== "number" || !Number.isSafeInteger(number) || number < 0) continue;
-    const why = `the node could not read the request: ${detail}`;
-    if (kind === "REQ") out.push({ cell, client, id: number, outcome: { kind: "done", result: reject(reasonOf(detail), why), slot: 0 } });
-    else if (typeof kind === "string" && Object.hasOwn(nodeKinds, kind)) out.push({ cell, client, id: number, outcome: { kind: "unavailable", reason: why } });
+    if (kind === "REQ" || (typeof kind === "string" && Object.hasOwn(nodeKinds, kind))) out.push({ cell, client, id: number, kind });
   }
   return out;
 }

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { NoSuchCellError, PhysaliaClient } from "../../src/client/client.ts";
 import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
-import { PhysaliaNode } from "../../src/node/node.ts";
+import { type NodeOptions, PhysaliaNode } from "../../src/node/node.ts";
 import type { DurableRecord } from "../../src/core/effects.ts";
 import type { Endpoint } from "../../src/transport/transport.ts";
 import { nodePart } from "../../src/wire/ids.ts";
 import { KeyRing } from "../../src/wire/keyring.ts";
-import { encodeMessages } from "../../src/wire/message.ts";
+import { decodeMessages, encodeMessages } from "../../src/wire/message.ts";
 import { testKeys, testSecret } from "../support/keys.ts";
 import { utf8 } from "../../src/core/value.ts";
 import { MemoryNetwork } from "../support/memnet.ts";
@@ -23,7 +23,7 @@ class Colony {
   readonly logs = new Map<string, MemoryLog>();
   readonly fatal: unknown[] = [];
 
-  constructor(readonly count: number) {
+  constructor(readonly count: number, private readonly extra: Partial<NodeOptions> = {}) {
     for (let i = 1; i <= count; i++) this.endpoints.set(`n${i}`, { host: "127.0.0.1", port: 7100 + i });
     for (const id of this.endpoints.keys()) this.start(id);
   }
@@ -52,7 +52,7 @@ class Colony {
     const peers = new Map([...this.endpoints].filter(([other]) => other !== id));
     const node = new PhysaliaNode({
       id: this.identity(id), peers, keys: keys.node, log, transport: this.net.open(endpoint.host, endpoint.port), recovered,
-      heartbeatMs: 20, livenessTimeoutMs: 100, onFatal: (error) => this.fatal.push(error),
+      heartbeatMs: 20, livenessTimeoutMs: 100, onFatal: (error) => this.fatal.push(error), ...this.extra,
     });
     if (memory !== null) this.logs.set(id, memory);
     this.nodes.set(id, node);
@@ -128,6 +128,50 @@ describe("the node", () => {
     expect(metrics).toContain('physalia_frames_dropped_total{reason="badMac",node="n1",color="blue"} 1');
     expect(metrics).toContain('physalia_frames_dropped_total{reason="unknownKey",node="n1",color="blue"} 1');
     expect(await client.transact("vol-3", put("k", true))).toMatchObject({ status: "committed" });
+  });
+
+  test("answers every request of a burst it cannot step overloaded, before decoding it, and keeps committing", async () => {
+    // A budget of 1 ms at the starting estimate of 0.05 ms a frame admits 20 frames.
+    colony = new Colony(3, { admission: { budgetMs: 1 } });
+    const client = colony.client();
+    await client.create("vol-burst");
+    expect(await client.transact("vol-burst", put("k", 1n))).toMatchObject({ status: "committed" });
+    const leader = [...colony.nodes.entries()].find(([, n]) => n.replica("vol-burst")?.role === "leader");
+    expect(leader).toBeDefined();
+    const [leaderId, leaderNode] = leader as [string, PhysaliaNode];
+    const flooder = colony.net.open();
+    const answers = new Map<number, string[]>();
+    flooder.onReceive((bytes) => {
+      const decoded = decodeMessages(bytes, keys.control, { receiver: "flooder" });
+      if (!decoded.ok) return;
+      for (const { message } of decoded.messages) {
+        if (message.kind !== "reply") continue;
+        answers.set(message.id, [...(answers.get(message.id) ?? []), message.outcome.kind]);
+      }
+    });
+    const burst = 2_000;
+    const ring = keys.rings.control;
+    for (let id = 1; id <= burst; id++) {
+      const request = { kind: "request" as const, client: "flooder", id, session: 0, seq: 0, acked: 0, op: { kind: "tx" as const, tx: get("k") }, consistency: "eventual" as const, minApplied: 0, force: false };
+      const frame = encodeMessages(ring, { sender: "flooder", receiver: leaderNode.id, stamp: { epoch: 5, counter: id }, messages: [{ cell: "vol-burst", message: request }] });
+      colony.net.inject(frame, colony.endpoints.get(leaderId) as Endpoint, flooder.local);
+    }
+    // A client of the same cell is served meanwhile, and every request of the burst gets one answer.
+    expect(await client.transact("vol-burst", put("k", 2n))).toMatchObject({ status: "committed" });
+    for (let i = 0; i < 100 && answers.size < burst; i++) await Bun.sleep(10);
+    expect(answers.size).toBe(burst);
+    const kinds = new Map<string, number>();
+    for (const list of answers.values()) {
+      expect(list.length).toBe(1);
+      kinds.set(list[0] as string, (kinds.get(list[0] as string) ?? 0) + 1);
+    }
+    expect([...kinds.keys()].sort()).toEqual(["overloaded", "read"]);
+    expect(kinds.get("read")).toBe(20);
+    const metrics = leaderNode.metricsText();
+    expect(metrics).toContain(`physalia_client_frames_refused_total{reason="overShare",node="${leaderId}",color="blue"} ${burst - 20}`);
+    // Refused frames were never decoded: the node counted only the admitted ones as received.
+    const received = Number(/physalia_frames_received_total\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
+    expect(received).toBeLessThan(burst);
   });
 
   test("replaces a node that lost its disk: it rejoins empty and is taught by chunked snapshot", async () => {
