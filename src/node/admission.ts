@@ -38,6 +38,11 @@ export type Offer = "admitted" | "overBudget" | "overShare";
 const costMsInitial = 0.05;
 /** The estimate never goes below this (a backlog measured over a tiny slice says little). */
 const costMsMin = 0.005;
+/**
+ * Nor does one sample go above this: a process stopped (SIGSTOP, a stall of the machine)
+ * with frames waiting is not the node's pace, and must not shut its clients out after.
+ */
+const costMsSampleMax = 5;
 
 export class Admission<T> {
   private readonly queues = new Map<string, Waiting<T>[]>();
@@ -122,7 +127,7 @@ export class Admission<T> {
   observe(now: number): void {
     if (this.busySince === null) return;
     if (this.takenSinceBusy >= 16) {
-      const sample = Math.max(costMsMin, (now - this.busySince) / this.takenSinceBusy);
+      const sample = Math.min(costMsSampleMax, Math.max(costMsMin, (now - this.busySince) / this.takenSinceBusy));
       this.costMs += (sample - this.costMs) / 4;
       this.busySince = now;
       this.takenSinceBusy = 0;

@@ -46,6 +46,13 @@ describe("admission", () => {
     }
     expect(admission.frameCostMs).toBeCloseTo(1, 1);
     expect(admission.capacity).toBe(40);
+    // A backlog that waited out a pause of the process (a minute for 20 frames) is not the
+    // node's pace: one sample moves the estimate by at most a quarter of the way to 5 ms.
+    for (let i = 0; i < 20; i++) admission.offer("c", i, 100_000);
+    for (let i = 0; i < 20; i++) admission.take();
+    admission.observe(160_000);
+    expect(admission.frameCostMs).toBeLessThan(2.1);
+    expect(admission.capacity).toBeGreaterThan(19);
   });
 
   test("refuses bad options", () => {
