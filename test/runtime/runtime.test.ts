@@ -39,6 +39,26 @@ describe(`the ${runtime.name} runtime`, () => {
 
   test("node:dgram sockets do the same (Deno's fallback without --unstable-net)", () => roundTrip(openNodeDatagram));
 
+  test("a socket asked for a large receive buffer gets it where the runtime can size it, and reports what it got", async () => {
+    const asked = 4 * 1024 * 1024;
+    const sized = await runtime.openDatagram({ local: loopback, onData: () => {}, receiveBufferBytes: asked });
+    const plain = await runtime.openDatagram({ local: loopback, onData: () => {} });
+    const viaDgram = await openNodeDatagram({ local: loopback, onData: () => {}, receiveBufferBytes: asked });
+    try {
+      expect(plain.receiveBufferBytes).toBeNull();
+      // Linux reports twice what it granted (its bookkeeping included); as root past rmem_max.
+      const linuxRoot = process.platform === "linux" && process.getuid?.() === 0;
+      if (linuxRoot) expect(viaDgram.receiveBufferBytes).toBeGreaterThanOrEqual(asked);
+      // Bun sizes its own sockets through bun:ffi; Deno's datagram API cannot, and says so with null.
+      if (runtime.name === "bun" && linuxRoot) expect(sized.receiveBufferBytes).toBeGreaterThanOrEqual(asked);
+      if (sized.receiveBufferBytes !== null) expect(sized.receiveBufferBytes).toBeGreaterThan(0);
+    } finally {
+      sized.close();
+      plain.close();
+      viaDgram.close();
+    }
+  });
+
   test("a datagram to a closed port is lost without an error, and the socket goes on", async () => {
     const dead = await runtime.openDatagram({ local: loopback, onData: () => {} });
     const deadPort = dead.port;
