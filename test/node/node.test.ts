@@ -264,4 +264,63 @@ describe("the node on its file log", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  test("takes each replica's records as the copy reaches it, with writes to every cell going on, and recovers what it served", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { openLog } = await import("../../src/storage/mod.ts");
+    const { toHex } = await import("../../src/core/bytes.ts");
+    const { Replica } = await import("../../src/core/replica.ts");
+    colony = new Colony(3);
+    const dir = await mkdtemp(join(tmpdir(), "physalia-node-lazy-"));
+    try {
+      await colony.kill("n1");
+      colony.logs.delete("n1");
+      // A tiny chunk: the copy takes a record or two a turn, so it interleaves with the writes.
+      const first = await openLog(dir, { compactionChunkBytes: 64 });
+      const log = first.log;
+      if (log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
+      const node = colony.start("n1", log, first.incarnation);
+      const client = colony.client();
+      // Enough cells that the copy, a record or two a turn, lasts many writes.
+      const cells = Array.from({ length: 300 }, (_, c) => `lazy-${String(c).padStart(3, "0")}`);
+      await Promise.all(cells.map((cell) => client.create(cell)));
+      const written = (i: number) => cells[(i * 37) % cells.length] as string;
+      for (let i = 0; i < 24; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }] });
+      let compacting = true;
+      let writesDuring = 0;
+      const compaction = node.compact((entries) => log.compact(entries)).finally(() => {
+        compacting = false;
+      });
+      // Six writers at once, each to cells all over the node, while the copy runs.
+      await Promise.all(Array.from({ length: 6 }, async (_, writer) => {
+        for (let i = writer; compacting && i < 2_400; i += 6) {
+          await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }, { key: `w${i}`, op: "put", value: utf8("x".repeat(i % 50)) }] });
+          if (compacting) writesDuring++;
+        }
+      }));
+      await compaction;
+      expect(writesDuring).toBeGreaterThan(3);
+      for (let i = 0; i < 6; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
+      await Bun.sleep(100);
+      const live = cells.map((cell) => node.replica(cell));
+      const digests = live.map((r) => toHex(r?.cellState?.digest() ?? new Uint8Array()));
+      const applied = live.map((r) => r?.applied);
+      const promised = live.map((r) => r?.compactedRecords().find((x) => x.kind === "promise"));
+      await colony.kill("n1");
+      const reopened = await openLog(dir);
+      expect(reopened.damage).toEqual([]);
+      expect([...reopened.records.keys()].sort()).toEqual(cells);
+      for (const [c, cell] of cells.entries()) {
+        const replica = Replica.recover({ cell, self: "n1", env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(cell) ?? []);
+        expect(replica.applied).toBe(applied[c] as number);
+        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
+        expect(replica.compactedRecords().find((x) => x.kind === "promise")).toEqual(promised[c]);
+      }
+      await reopened.log?.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
