@@ -356,6 +356,10 @@ export class Replica {
     if (this.learnGoal > this.applied && now >= this.learnSentAt + this.learnBackoff) {
       this.learnRotation++;
       this.requestLearn(this.pickTeacher(), now, out, true);
+      // Also when there was nobody to ask (an empty replica that knows no member and no
+      // leader yet): the next look waits its backoff. Left at -Infinity, the deadline stayed
+      // in the past and the replica ticked as fast as its driver could call it.
+      this.learnSentAt = now;
       this.learnBackoff = this.nextBackoff(this.learnBackoff);
     }
     if (this.holeDeadline !== null && now >= this.holeDeadline) {

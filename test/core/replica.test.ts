@@ -33,6 +33,29 @@ describe("a cell's replicas", () => {
     }
   });
 
+  test("an empty replica restarted before anyone taught it waits between looks for a teacher, never spins", async () => {
+    // Seen first as a runaway of the simworld (seed 714365, nine nodes, membership faults,
+    // with the 600 ms force rule): a replica that joined, was never taught, and restarted
+    // knows no member and no leader, so it has nobody to ask; its learn deadline stayed at
+    // -Infinity and every tick left it there, so a node's timer fired again at once, forever.
+    const { Replica } = await import("../../src/core/replica.ts");
+    const { createEffects } = await import("../../src/core/effects.ts");
+    const replica = Replica.recover({ cell: "c", self: "n1~a", env: { isAlive: () => false, jitter: () => 0.5 } }, [{ kind: "joined", incarnation: "inc" }]);
+    const out = createEffects();
+    const now = 1_000;
+    let ticks = 0;
+    for (let deadline = replica.nextDeadline(); deadline !== null && deadline <= now && ticks < 100; deadline = replica.nextDeadline()) {
+      replica.tick(now, out);
+      ticks++;
+    }
+    expect(ticks).toBe(1);
+    expect(replica.nextDeadline()).toBeGreaterThan(now);
+    // It still looks again later, backing off, and asks a teacher once it knows one.
+    const later = replica.nextDeadline() as number;
+    replica.tick(later, out);
+    expect(replica.nextDeadline()).toBeGreaterThan(later);
+  });
+
   test("send a client to a live leader instead of competing with it", () => {
     const cell = new Cluster("v", three);
     cell.request("n1", "c", 1, put("k", "x"));
