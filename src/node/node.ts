@@ -108,6 +108,14 @@ export class PhysaliaNode {
   readonly id: string;
   readonly metrics = new Metrics();
   private readonly replicas = new Map<string, Replica>();
+  /**
+   * Cells recovered as nothing but a promise and a snapshot (what compaction leaves of an
+   * idle cell), kept as those records until their first message: a built replica (its
+   * state's maps, its bookkeeping) holds several kilobytes, its records a few hundred bytes,
+   * and most cells of a large node are idle. A replica rebuilt later is the one recovery
+   * would have built at start: `Replica.recover` depends on nothing but the records.
+   */
+  private readonly dormant = new Map<string, readonly DurableRecord[]>();
   /** The cells whose replica here is a candidate now (see `electionsInFlightMax`). */
   private readonly campaigning = new Set<string>();
   private readonly electionsInFlightMax: number;
@@ -178,11 +186,12 @@ export class PhysaliaNode {
     this.stamper = new Stamper(options.epoch ?? freshEpoch());
     this.guard = options.replayGuard === false ? null : new ReplayGuard();
     for (const [cell, records] of options.recovered ?? []) {
-      this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
+      if (isDormant(records)) this.dormant.set(cell, records);
+      else this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
     }
     this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
-      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell),
+      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicaFor(cell),
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
       toClient: (client, wire) => {
         const known = this.clients.get(client);
@@ -194,6 +203,7 @@ export class PhysaliaNode {
       ...(options.discoverySuspectTimeoutMs === undefined ? {} : { suspectTimeoutMs: options.discoverySuspectTimeoutMs }),
     });
     for (const cell of this.replicas.keys()) this.discovery.host(cell);
+    for (const cell of this.dormant.keys()) this.discovery.host(cell);
     options.transport.onReceive((bytes, from) => this.receive(bytes, from));
   }
 
@@ -215,11 +225,29 @@ export class PhysaliaNode {
   }
 
   get cellCount(): number {
-    return this.replicas.size;
+    return this.replicas.size + this.dormant.size;
+  }
+
+  /** Cells kept as their records until their first message (see `dormant`). */
+  get dormantCount(): number {
+    return this.dormant.size;
   }
 
   replica(cell: string): Replica | undefined {
-    return this.replicas.get(cell);
+    return this.replicaFor(cell);
+  }
+
+  /** The replica of a cell this node hosts, built from its records first if it was dormant. */
+  private replicaFor(cell: string): Replica | undefined {
+    const live = this.replicas.get(cell);
+    if (live !== undefined) return live;
+    const records = this.dormant.get(cell);
+    if (records === undefined) return undefined;
+    const replica = Replica.recover({ cell, self: this.id, env: this.env }, records);
+    this.dormant.delete(cell);
+    this.replicas.set(cell, replica);
+    this.deadlines.set(cell, replica.nextDeadline());
+    return replica;
   }
 
   /**
@@ -248,9 +276,11 @@ export class PhysaliaNode {
    */
   async compact(write: (entries: Iterable<CellRecord>) => Promise<void>): Promise<void> {
     if (this.failed !== null || this.stopped) return;
-    const replicas = this.replicas;
+    const { replicas, dormant } = this;
     function* entries(): Generator<CellRecord> {
       for (const [cell, replica] of replicas) for (const record of replica.compactedRecords()) yield { cell, record };
+      // A dormant cell's records are its compacted records; one woken meanwhile was taken above or is now.
+      for (const [cell, records] of dormant) for (const record of records) yield { cell, record };
     }
     try {
       await write(entries());
@@ -261,12 +291,12 @@ export class PhysaliaNode {
 
   /** The names of the first `max` cells this node hosts, in name order (for the dashboard). */
   cellNames(max: number): string[] {
-    return [...this.replicas.keys()].sort().slice(0, max);
+    return [...this.replicas.keys(), ...this.dormant.keys()].sort().slice(0, max);
   }
 
   /** One cell's replica, as /status?cell=NAME shows it, with what discovery here says of the cell; null when neither knows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
-    const replica = this.replicas.get(cell);
+    const replica = this.replicaFor(cell);
     const discovery = this.discovery.lookup(cell);
     if (replica === undefined) return discovery.status === "noSuchCell" ? null : { cell, role: null, discovery };
     return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null, discovery };
@@ -281,7 +311,8 @@ export class PhysaliaNode {
     }
     return {
       id: this.id,
-      cells: this.replicas.size,
+      cells: this.cellCount,
+      dormantCells: this.dormant.size,
       leaders,
       cellsWithWork: busy,
       peersAlive: [...this.options.peers.keys()].filter((p) => this.isAlive(p)),
@@ -300,7 +331,8 @@ export class PhysaliaNode {
     let leaders = 0;
     for (const replica of this.replicas.values()) if (replica.role === "leader") leaders++;
     return this.metrics.render(this.metricLabels, [
-      ["physalia_cells_hosted", "Cells this node hosts a replica of.", this.replicas.size],
+      ["physalia_cells_hosted", "Cells this node hosts a replica of.", this.cellCount],
+      ["physalia_cells_dormant", "Hosted cells kept as their compacted records until their first message.", this.dormant.size],
       ["physalia_cells_leading", "Cells whose replica on this node leads.", leaders],
       ["physalia_cells_with_deadlines", "Cells whose replica asked for a timer (the others cost no CPU).", this.deadlines.size - (this.deadlines.has(discoveryDeadlineKey) ? 1 : 0)],
       ["physalia_peers", "Nodes of this node's color it talks to.", this.options.peers.size],
@@ -513,7 +545,7 @@ export class PhysaliaNode {
   private forFormerIdentity(frame: Frame): void {
     const body = decodeBody(frame.body);
     if (!body.ok || !authorizeAtNode({ role: frame.role, sender: frame.sender, messages: body.messages }, this.facts).ok) return;
-    for (const { cell } of body.messages) if (!this.replicas.has(cell)) this.options.onUnknownCell?.(cell, frame.sender);
+    for (const { cell } of body.messages) if (!this.replicas.has(cell) && !this.dormant.has(cell)) this.options.onUnknownCell?.(cell, frame.sender);
   }
 
   /** The replay guard: nodes are remembered by topology id for good, clients in a bounded table. */
@@ -531,7 +563,7 @@ export class PhysaliaNode {
       this.nodeRequest(sender, cell, message);
       return;
     }
-    const replica = this.replicas.get(cell);
+    const replica = this.replicaFor(cell);
     if (replica === undefined) {
       this.metrics.drop("unknownCell");
       if (message.kind !== "request" && message.kind !== "reply" && this.options.peers.has(nodePart(sender))) this.options.onUnknownCell?.(cell, sender);
@@ -596,7 +628,7 @@ export class PhysaliaNode {
    */
   private nodeRequest(sender: string, cell: string, request: NodeMessage): void {
     const answer = (outcome: ReplyOutcome) => this.reply(sender, cell, request.client, request.id, outcome);
-    const existing = this.replicas.get(cell);
+    const existing = this.replicaFor(cell);
     if (request.kind === "hello") {
       answer({ kind: "node", identity: this.id, hosted: existing === undefined ? null : this.hostedOf(existing) });
       return;
@@ -837,4 +869,14 @@ assert(limits.frameBytesMax < limits.messageBytesMax, "chunking needs messages l
 /** An exponentially weighted moving average: each sample moves it a fifth of the way. */
 function smooth(average: number, sample: number): number {
   return average + (sample - average) / 5;
+}
+
+/**
+ * Whether a cell's recovered records leave its replica with nothing to do until a message
+ * comes: what compaction leaves of an idle cell (at most a promise, and a snapshot), or a
+ * genesis never used. (An empty replica that joined has a learn to retry: it is built.)
+ */
+function isDormant(records: readonly DurableRecord[]): boolean {
+  if (records.length === 1) return records[0]?.kind === "snapshot" || records[0]?.kind === "genesis";
+  return records.length === 2 && records[0]?.kind === "promise" && records[1]?.kind === "snapshot";
 }

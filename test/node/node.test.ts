@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { NoSuchCellError, PhysaliaClient } from "../../src/client/client.ts";
 import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
 import { type NodeOptions, PhysaliaNode } from "../../src/node/node.ts";
-import type { DurableRecord } from "../../src/core/effects.ts";
+import type { CellRecord, DurableRecord } from "../../src/core/effects.ts";
 import type { Endpoint } from "../../src/transport/transport.ts";
 import { nodePart } from "../../src/wire/ids.ts";
 import { KeyRing } from "../../src/wire/keyring.ts";
@@ -207,6 +207,42 @@ describe("the node", () => {
     colony = new Colony(3);
     const client = colony.client("client-2", 1_000);
     await expect(client.transact("no-such-cell", get("k"))).rejects.toBeInstanceOf(NoSuchCellError);
+  });
+
+  test("keeps cells recovered as a promise and a snapshot dormant until their first message, and serves them then", async () => {
+    colony = new Colony(3);
+    const client = colony.client();
+    const cells = ["idle-a", "idle-b", "idle-c"];
+    for (const cell of cells) {
+      await client.create(cell);
+      await client.transact(cell, put("k", utf8(`${cell}-1`)));
+    }
+    await Bun.sleep(100);
+    // Each node comes back from its replicas' compacted records, as after a compaction.
+    const compacted = new Map<string, CellRecord[]>();
+    for (const [id, node] of colony.nodes) compacted.set(id, cells.flatMap((cell) => (node.replica(cell)?.compactedRecords() ?? []).map((record) => ({ cell, record }))));
+    for (const id of [...colony.nodes.keys()]) await colony.kill(id);
+    for (const [id, records] of compacted) {
+      const log = new MemoryLog();
+      log.synced.push(...records);
+      colony.logs.set(id, log);
+      colony.start(id);
+    }
+    for (const node of colony.nodes.values()) {
+      expect(node.cellCount).toBe(3);
+      expect(node.dormantCount).toBe(3);
+      expect(node.metricsText()).toContain(`physalia_cells_dormant{node="${nodePart(node.id)}",color="blue"} 3`);
+    }
+    // The first message to a cell builds its replica; the others stay as they were.
+    const other = colony.client("client-2");
+    expect(await other.transact("idle-b", get("k"))).toMatchObject({ status: "committed", reads: [utf8("idle-b-1")] });
+    expect(await other.transact("idle-b", put("k", utf8("idle-b-2")))).toMatchObject({ status: "committed" });
+    for (const node of colony.nodes.values()) {
+      expect(node.dormantCount).toBe(2);
+      expect(node.cellNames(10)).toEqual(cells);
+    }
+    expect(await other.transact("idle-a", get("k"))).toMatchObject({ reads: [utf8("idle-a-1")] });
+    expect(await other.transact("idle-c", get("k"))).toMatchObject({ reads: [utf8("idle-c-1")] });
   });
 
   test("stops for good when a log sync fails, and never retries it", async () => {
