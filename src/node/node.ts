@@ -22,6 +22,7 @@ import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/r
 import { decodeBody } from "../wire/schema.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { Deadlines } from "./deadlines.ts";
+import { DormantArena } from "./dormant.ts";
 import { NodeDiscovery, addressOfEndpoint, discoveryDeadlineKey } from "./discovery.ts";
 import type { NodeLog } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -110,12 +111,14 @@ export class PhysaliaNode {
   private readonly replicas = new Map<string, Replica>();
   /**
    * Cells recovered as nothing but a promise and a snapshot (what compaction leaves of an
-   * idle cell), kept as those records until their first message: a built replica (its
-   * state's maps, its bookkeeping) holds several kilobytes, its records a few hundred bytes,
-   * and most cells of a large node are idle. A replica rebuilt later is the one recovery
+   * idle cell), kept as those records, packed, until their first message: a built replica
+   * (its state's maps, its bookkeeping) holds several kilobytes, its records a few hundred
+   * bytes, and most cells of a large node are idle. A replica rebuilt later is the one recovery
    * would have built at start: `Replica.recover` depends on nothing but the records.
    */
-  private readonly dormant = new Map<string, readonly DurableRecord[]>();
+  private readonly dormant = new Map<string, number>();
+  /** Where dormant cells' records are packed (dormant.ts); a cell's handle is its value in `dormant`. */
+  private readonly arena = new DormantArena();
   /** The cells whose replica here is a candidate now (see `electionsInFlightMax`). */
   private readonly campaigning = new Set<string>();
   private readonly electionsInFlightMax: number;
@@ -186,7 +189,8 @@ export class PhysaliaNode {
     this.stamper = new Stamper(options.epoch ?? freshEpoch());
     this.guard = options.replayGuard === false ? null : new ReplayGuard();
     for (const [cell, records] of options.recovered ?? []) {
-      if (isDormant(records)) this.dormant.set(cell, records);
+      const handle = isDormant(records) ? this.arena.put(records) : null;
+      if (handle !== null) this.dormant.set(cell, handle);
       else this.replicas.set(cell, Replica.recover({ cell, self: this.id, env: this.env }, records));
     }
     this.discovery = new NodeDiscovery({
@@ -241,9 +245,9 @@ export class PhysaliaNode {
   private replicaFor(cell: string): Replica | undefined {
     const live = this.replicas.get(cell);
     if (live !== undefined) return live;
-    const records = this.dormant.get(cell);
-    if (records === undefined) return undefined;
-    const replica = Replica.recover({ cell, self: this.id, env: this.env }, records);
+    const handle = this.dormant.get(cell);
+    if (handle === undefined) return undefined;
+    const replica = Replica.recover({ cell, self: this.id, env: this.env }, this.arena.get(handle));
     this.dormant.delete(cell);
     this.replicas.set(cell, replica);
     this.deadlines.set(cell, replica.nextDeadline());
@@ -276,11 +280,14 @@ export class PhysaliaNode {
    */
   async compact(write: (entries: Iterable<CellRecord>) => Promise<void>): Promise<void> {
     if (this.failed !== null || this.stopped) return;
-    const { replicas, dormant } = this;
+    const { replicas, dormant, arena } = this;
+    // Dormant cells first: a dormant cell's records are its compacted records, and one woken
+    // while the copy runs moves to `replicas`, which is walked after (a Map's iterator visits
+    // what is added during the walk), so no cell is missed; one woken after it was taken is
+    // taken twice, which replay tolerates.
     function* entries(): Generator<CellRecord> {
+      for (const [cell, handle] of dormant) for (const record of arena.get(handle)) yield { cell, record };
       for (const [cell, replica] of replicas) for (const record of replica.compactedRecords()) yield { cell, record };
-      // A dormant cell's records are its compacted records; one woken meanwhile was taken above or is now.
-      for (const [cell, records] of dormant) for (const record of records) yield { cell, record };
     }
     try {
       await write(entries());

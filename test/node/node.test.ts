@@ -37,12 +37,12 @@ class Colony {
     return `${id}~${this.incarnations.get(id) ?? ""}`;
   }
 
-  start(id: string, log: NodeLog = new MemoryLog(), incarnation?: string): PhysaliaNode {
+  start(id: string, log: NodeLog = new MemoryLog(), incarnation?: string, fromFile?: ReadonlyMap<string, readonly DurableRecord[]>): PhysaliaNode {
     const memory = log instanceof MemoryLog ? log : null;
     const previous = this.logs.get(id);
     if (incarnation !== undefined) this.incarnations.set(id, incarnation);
     else if (previous === undefined || !this.incarnations.has(id)) this.incarnations.set(id, (++this.incarnationsMade).toString(16).padStart(16, "0"));
-    const recovered = new Map<string, DurableRecord[]>();
+    const recovered = new Map<string, DurableRecord[]>([...(fromFile ?? [])].map(([cell, records]) => [cell, [...records]]));
     for (const { cell, record } of previous?.synced ?? []) {
       if (!recovered.has(cell)) recovered.set(cell, []);
       recovered.get(cell)?.push(record);
@@ -300,6 +300,72 @@ describe("the node on its file log", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 30_000);
+
+  test("wakes dormant cells while a compaction copies them, and loses none of them", async () => {
+    const { mkdtemp, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { openLog } = await import("../../src/storage/mod.ts");
+    const { toHex } = await import("../../src/core/bytes.ts");
+    const { Replica } = await import("../../src/core/replica.ts");
+    colony = new Colony(3);
+    const dir = await mkdtemp(join(tmpdir(), "physalia-node-dormant-"));
+    try {
+      await colony.kill("n1");
+      colony.logs.delete("n1");
+      const first = await openLog(dir);
+      if (first.log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
+      let node = colony.start("n1", first.log, first.incarnation);
+      const client = colony.client();
+      const cells = Array.from({ length: 300 }, (_, c) => `dormant-${String(c).padStart(3, "0")}`);
+      await Promise.all(cells.map((cell) => client.create(cell)));
+      await Promise.all(cells.map((cell) => client.transact(cell, put("k", utf8(cell)))));
+      const firstLog = first.log;
+      await node.compact((entries) => firstLog.compact(entries));
+      await Bun.sleep(100);
+      await colony.kill("n1");
+      // Back from the compacted log: a cell that is a promise and a snapshot there is dormant
+      // (a few may hold a vote or a commit that came after their snapshot was taken).
+      const second = await openLog(dir, { compactionChunkBytes: 64 });
+      const log = second.log;
+      if (log === null) throw new Error(`the log is damaged: ${JSON.stringify(second.damage)}`);
+      const idle = [...second.records.values()].filter((records) => records.map((r) => r.kind).join() === "promise,snapshot").length;
+      expect(idle).toBeGreaterThan(cells.length / 2);
+      node = colony.start("n1", log, second.incarnation, second.records);
+      expect(node.dormantCount).toBe(idle);
+      let compacting = true;
+      let writesDuring = 0;
+      const compaction = node.compact((entries) => log.compact(entries)).finally(() => {
+        compacting = false;
+      });
+      await Promise.all(Array.from({ length: 6 }, async (_, writer) => {
+        for (let i = writer; compacting && i < 3_000; i += 6) {
+          await client.transact(cells[(i * 37) % cells.length] as string, { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] });
+          if (compacting) writesDuring++;
+        }
+      }));
+      await compaction;
+      expect(writesDuring).toBeGreaterThan(3);
+      const woken = cells.length - node.dormantCount;
+      expect(woken).toBeGreaterThan(0);
+      expect(node.dormantCount).toBeGreaterThan(0);
+      await Bun.sleep(100);
+      const digests = cells.map((cell) => toHex(node.replica(cell)?.cellState?.digest() ?? new Uint8Array()));
+      const applied = cells.map((cell) => node.replica(cell)?.applied);
+      await colony.kill("n1");
+      const reopened = await openLog(dir);
+      expect(reopened.damage).toEqual([]);
+      expect([...reopened.records.keys()].sort()).toEqual(cells);
+      for (const [c, cell] of cells.entries()) {
+        const replica = Replica.recover({ cell, self: node.id, env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(cell) ?? []);
+        expect(replica.applied).toBe(applied[c] as number);
+        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
+      }
+      await reopened.log?.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test("takes each replica's records as the copy reaches it, with writes to every cell going on, and recovers what it served", async () => {
     const { mkdtemp, rm } = await import("node:fs/promises");
