@@ -157,6 +157,11 @@ async function main(): Promise<void> {
   const recoveryAfterCompactionMs = second.node.startedMs;
   await sleep(idleSeconds * 1000);
   const rssAfterRestart = rssBytes(second.node.child.pid ?? 0);
+  // The JavaScript heap in use, by the node's own figure: what the cells hold, without the
+  // pages the allocator keeps from recovery's peak (RSS falls toward it as they are returned).
+  const heapAfterRestart = (await colony.metrics(0)).get("process_heap_bytes") ?? 0;
+  await sleep(2 * idleSeconds * 1000);
+  const rssLaterAfterRestart = rssBytes(second.node.child.pid ?? 0);
   await stopNode();
   await colony.stop();
 
@@ -173,6 +178,8 @@ async function main(): Promise<void> {
     memory: {
       rssBytesBaseline: baseRss, rssBytesAfterStart: rssAfterStart, rssBytesIdle: rssIdle, rssBytesAfterRestart: rssAfterRestart,
       rssBytesPerCell: round((rssIdle - baseRss) / cellCount, 0), rssBytesPerCellAfterRestart: round((rssAfterRestart - baseRss) / cellCount, 0),
+      rssBytesPerCellLaterAfterRestart: round((rssLaterAfterRestart - baseRss) / cellCount, 0), heapBytesAfterRestart: heapAfterRestart,
+      heapBytesPerCellAfterRestart: round(heapAfterRestart / cellCount, 0),
     },
     idle: { seconds: idleSeconds, cpuMs: idleCpuMs, cpuMsPerSecond: round(idleCpuMs / idleSeconds, 1) },
     compaction: {

@@ -182,6 +182,10 @@ export async function nodeCommand(args: string[], print: (line: string) => void 
       process.exit(1);
     },
   });
+  // The node has built its replicas, or packed the idle ones, from the records: let the
+  // objects go (this function lives as long as the node, and so would they).
+  records.clear();
+  runtime.collectGarbage();
   node.start();
   if (intent !== null) {
     if (first === undefined) print(`node ${id}: resuming its rejoin in place of ${intent.former}: ${intent.cells.length} cells to go`);

@@ -162,7 +162,12 @@ export class PhysaliaNode {
   readonly discovery: NodeDiscovery;
   private unverifiedRefilledAt = 0;
 
-  constructor(private readonly options: NodeOptions) {
+  /** The options, but for `recovered`: a node keeps no reference to the records it was built from (a million cells' worth). */
+  private readonly options: Omit<NodeOptions, "recovered">;
+
+  constructor(options: NodeOptions) {
+    const { recovered: _recovered, ...kept } = options;
+    this.options = kept;
     this.id = options.id;
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;

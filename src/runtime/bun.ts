@@ -35,6 +35,7 @@ export interface BunApi {
   spawn(argv: string[], options: { stdout: unknown; stderr: unknown; stdin: "ignore" }): BunSubprocess;
   file(path: string): unknown;
   sleep(ms: number): Promise<void>;
+  gc(force: boolean): void;
 }
 
 /** Pending socket errors a send may have to clear before it goes out. */
@@ -101,6 +102,7 @@ export function bunRuntime(bun: BunApi): Runtime {
       };
     },
     sleep: (ms: number) => bun.sleep(ms),
+    collectGarbage: () => bun.gc(true),
     async lockFile(path: string): Promise<FileLock | null> {
       return lockWith(await bunLockCalls(), path);
     },

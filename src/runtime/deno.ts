@@ -94,6 +94,8 @@ export function denoRuntime(deno: DenoApi): Runtime {
       };
     },
     sleep: (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+    // Deno exposes no collector to programs (without --v8-flags=--expose-gc).
+    collectGarbage: () => {},
     lockFile(path: string): Promise<FileLock | null> {
       try {
         return Promise.resolve(lockWith(denoLockCalls(deno), path));

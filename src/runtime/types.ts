@@ -81,6 +81,11 @@ export interface Runtime {
   spawn(argv: readonly string[], options?: SpawnOptions): ChildProcess;
   sleep(ms: number): Promise<void>;
   /**
+   * Collects garbage now, where the runtime lets a program ask (Bun); elsewhere nothing. A
+   * node calls it once after recovery, whose objects for a million cells are garbage then.
+   */
+  collectGarbage(): void;
+  /**
    * Takes an exclusive OS lock on the file at `path` (created if missing) without waiting:
    * null when another process holds it. The kernel releases it when the process ends, however
    * it ends. Rejects with a RuntimeError where no lock can be had (no flock, no FFI permission).
