@@ -44,6 +44,7 @@ export interface NodeDiscoveryOptions {
   readonly wallClock: () => number;
   /** A number in [0, 1): seeds discovery's own generator. */
   readonly random: () => number;
+  /** The replica of a hosted cell, to be read only: for a dormant cell, one built for the look and dropped. */
   readonly replicaOf: (cell: string) => Replica | undefined;
   /** Sends discovery messages to a peer under the node key. */
   readonly toPeer: (nodeId: string, endpoint: Endpoint, wire: readonly unknown[]) => void;

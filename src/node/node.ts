@@ -200,7 +200,7 @@ export class PhysaliaNode {
     }
     this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
-      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicaFor(cell),
+      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell) ?? this.peekDormant(cell),
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
       toClient: (client, wire) => {
         const known = this.clients.get(client);
@@ -244,6 +244,16 @@ export class PhysaliaNode {
 
   replica(cell: string): Replica | undefined {
     return this.replicaFor(cell);
+  }
+
+  /**
+   * A dormant cell's replica, built to be read and then dropped: discovery's audit refreshes
+   * every hosted cell in turn (a thousand a round), and waking each would undo dormancy
+   * within minutes. Nothing is stepped on it, so it owes the node nothing.
+   */
+  private peekDormant(cell: string): Replica | undefined {
+    const handle = this.dormant.get(cell);
+    return handle === undefined ? undefined : Replica.recover({ cell, self: this.id, env: this.env }, this.arena.get(handle));
   }
 
   /** The replica of a cell this node hosts, built from its records first if it was dormant. */

@@ -210,7 +210,8 @@ describe("the node", () => {
   });
 
   test("keeps cells recovered as a promise and a snapshot dormant until their first message, and serves them then", async () => {
-    colony = new Colony(3);
+    // Discovery rounds every 20 ms, so that its audits run during the test.
+    colony = new Colony(3, { discoveryRoundMs: 20 });
     const client = colony.client();
     const cells = ["idle-a", "idle-b", "idle-c"];
     for (const cell of cells) {
@@ -228,7 +229,10 @@ describe("the node", () => {
       colony.logs.set(id, log);
       colony.start(id);
     }
+    // Discovery's audit reads every hosted cell each round (a thousand a round): it must not wake them.
+    await Bun.sleep(150);
     for (const node of colony.nodes.values()) {
+      expect(node.discovery.status()).toMatchObject({ hosted: 3 });
       expect(node.cellCount).toBe(3);
       expect(node.dormantCount).toBe(3);
       expect(node.metricsText()).toContain(`physalia_cells_dormant{node="${nodePart(node.id)}",color="blue"} 3`);
