@@ -318,7 +318,7 @@ export class PhysaliaNode {
 
   /** One cell's replica, as /status?cell=NAME shows it, with what discovery here says of the cell; null when neither knows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
-    const replica = this.replicaFor(cell);
+    const replica = this.replicas.get(cell) ?? this.peekDormant(cell);
     const discovery = this.discovery.lookup(cell);
     if (replica === undefined) return discovery.status === "noSuchCell" ? null : { cell, role: null, discovery };
     return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null, discovery };
@@ -650,7 +650,8 @@ export class PhysaliaNode {
    */
   private nodeRequest(sender: string, cell: string, request: NodeMessage): void {
     const answer = (outcome: ReplyOutcome) => this.reply(sender, cell, request.client, request.id, outcome);
-    const existing = this.replicaFor(cell);
+    // Read only (a hello, or `exists`): a dormant cell is looked at, not woken.
+    const existing = this.replicas.get(cell) ?? this.peekDormant(cell);
     if (request.kind === "hello") {
       answer({ kind: "node", identity: this.id, hosted: existing === undefined ? null : this.hostedOf(existing) });
       return;

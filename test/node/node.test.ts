@@ -237,6 +237,11 @@ describe("the node", () => {
       expect(node.dormantCount).toBe(3);
       expect(node.metricsText()).toContain(`physalia_cells_dormant{node="${nodePart(node.id)}",color="blue"} 3`);
     }
+    // A hello (the control plane's look at a member) and the status page read a dormant cell without waking it.
+    const first = [...colony.nodes.values()][0] as PhysaliaNode;
+    expect(await client.hello("idle-a", nodePart(first.id))).toMatchObject({ identity: first.id, hosted: { members: expect.any(Array) } });
+    expect(first.cellStatus("idle-a")).toMatchObject({ cell: "idle-a", role: "follower" });
+    expect(first.dormantCount).toBe(3);
     // The first message to a cell builds its replica; the others stay as they were.
     const other = colony.client("client-2");
     expect(await other.transact("idle-b", get("k"))).toMatchObject({ status: "committed", reads: [utf8("idle-b-1")] });
