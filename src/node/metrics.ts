@@ -109,6 +109,8 @@ export const historyPointsMax = 150;
 
 export class Metrics {
   framesReceived = 0;
+  /** Of those, frames from clients and the control plane (admitted and stepped). */
+  clientFramesReceived = 0;
   framesSent = 0;
   readonly framesDropped = new Map<string, number>();
   readonly replies = new Map<string, number>();
@@ -168,6 +170,7 @@ export class Metrics {
   render(labels: Labels, gauges: readonly (readonly [name: string, help: string, value: number])[]): string {
     const out = new Exposition(labels);
     out.counter("physalia_frames_received_total", "Frames received, authenticated and admitted.", this.framesReceived);
+    out.counter("physalia_client_frames_received_total", "Of those, frames from clients and the control plane, stepped after admission.", this.clientFramesReceived);
     out.counter("physalia_frames_sent_total", "Frames sent (a chunked message counts once).", this.framesSent);
     out.labelled("physalia_frames_dropped_total", "counter", "Frames and messages dropped, by reason (badMac, unknownKey, replayed, badSchema, unknownCell, ...).", "reason", this.framesDropped);
     out.labelled("physalia_replies_total", "counter", "Replies to clients, by outcome (done, read, redirect, overloaded, unavailable, stale, node, ...).", "outcome", this.replies);

@@ -512,6 +512,7 @@ export class PhysaliaNode {
     }
     if (!freshChecked && !this.fresh(frame)) return;
     this.metrics.framesReceived++;
+    if (frame.role !== "node") this.metrics.clientFramesReceived++;
     const sender = frame.sender;
     if (frame.role === "node") {
       if (this.peerIdentities.get(nodePart(sender)) !== sender) {
