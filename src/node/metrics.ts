@@ -127,6 +127,8 @@ export class Metrics {
   slotsApplied = 0;
   commandsCommitted = 0;
   recordsWritten = 0;
+  /** Of those, chosen records appended without a sync of their own (the next sync covers them). */
+  recordsUnsynced = 0;
   syncs = 0;
   readonly syncLatency = new Histogram();
   readonly requestLatency = new Histogram();
@@ -185,6 +187,7 @@ export class Metrics {
     out.labelled("physalia_peer_messages_sent_total", "counter", "Cell messages sent to peer nodes, by kind (prepare, promise, accept, accepted, commit, nack, learn, teach); many share a frame.", "kind", this.messagesSent);
     out.labelled("physalia_teach_messages_total", "counter", "Teach messages sent to replicas that fell behind, by what they carried (log entries or a snapshot).", "kind", this.teaching);
     out.counter("physalia_log_records_written_total", "Records appended to the log.", this.recordsWritten);
+    out.counter("physalia_log_records_unsynced_total", "Chosen records appended without waiting for a sync (knowledge, not votes: the next sync covers them).", this.recordsUnsynced);
     out.counter("physalia_log_syncs_total", "Log syncs (fsync).", this.syncs);
     out.histogram("physalia_log_sync_duration_seconds", "Time one log sync (fsync) took.", this.syncLatency);
     for (const [name, help, value] of gauges) out.gauge(name, help, value);

@@ -766,8 +766,18 @@ export class PhysaliaNode {
         if (batch.applied.length > 0) this.discovery.applied(batch.applied);
         // What depends on no record of ours leaves now, so our fsync and our peers' overlap.
         this.send(batch.messages.filter((m) => !m.afterSync));
-        if (batch.records.length > 0) await this.persist(batch.records);
         const later = batch.messages.filter((m) => m.afterSync);
+        if (batch.records.length > 0) {
+          // A chosen record is knowledge, not a vote: a quorum's durable accepts already hold
+          // the value, and a node that loses it learns it again (a leader by phase 1). So a
+          // batch of chosen records that no message waits for is appended and not synced; the
+          // next sync covers it, and a crash before that loses only what can be relearnt (the
+          // log's recovery drops an unsynced tail as torn). Every follower used to sync twice
+          // a slot, once for the accept and once for the commit, on the disk the next accept
+          // waits for.
+          if (later.length === 0 && batch.records.every((r) => r.record.kind === "chosen")) this.appendUnsynced(batch.records);
+          else await this.persist(batch.records);
+        }
         // A leader's acknowledgement of its own vote comes back to it now that the vote is durable.
         const own = later.filter((m) => m.to === this.id);
         if (own.length > 0) {
@@ -792,6 +802,12 @@ export class PhysaliaNode {
     } finally {
       this.flushing = false;
     }
+  }
+
+  private appendUnsynced(records: readonly CellRecord[]): void {
+    this.options.log.append(records);
+    this.metrics.recordsWritten += records.length;
+    this.metrics.recordsUnsynced += records.length;
   }
 
   private async persist(records: readonly CellRecord[]): Promise<void> {
