@@ -2,6 +2,11 @@
 // node health by asking every node who it is each pass (a node that does not answer is down
 // from its first silence), and the cells from the control cell's registry, each described by
 // its own replicas. It suits a small colony; the discovery cache is the view at scale.
+//
+// Nothing a pass reads waits on a node already known to be silent: its probe runs on across
+// passes and counts once it answers, and the registry is read again in the background while
+// passes go on with the names of the last read. A dead node used to cost every pass its
+// whole probe deadline (400 ms of a 500 ms pass) before anything was planned.
 
 import { readRegistry } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
@@ -32,6 +37,13 @@ export interface ProbeViewOptions {
  */
 export class ProbeView implements ColonyView {
   private readonly silentSince = new Map<string, number>();
+  /** Probes under way, by node: one at a time, so a silent node's probe spans passes. */
+  private readonly probes = new Map<string, Promise<void>>();
+  /** The last answer of a node's probe since `health()` last looked: its identity, or null for silence. */
+  private readonly answers = new Map<string, string | null>();
+  private rescan: Promise<void> | null = null;
+  /** Counts creations told: a background read begun before one does not replace the names read after it. */
+  private generation = 0;
   private readonly known = new Map<string, KnownCell>();
   private readonly stale = new Set<string>();
   private readonly nodeIds: ReadonlySet<string>;
@@ -48,6 +60,7 @@ export class ProbeView implements ColonyView {
   created(cell: KnownCell): void {
     this.known.set(cell.cell, cell);
     this.names = null;
+    this.generation++;
   }
 
   changed(cell: string): void {
@@ -55,24 +68,53 @@ export class ProbeView implements ColonyView {
   }
 
   async health(): Promise<ReadonlyMap<string, NodeHealth>> {
+    const waitFor: Promise<void>[] = [];
+    for (const node of this.options.nodes) {
+      let probe = this.probes.get(node);
+      if (probe === undefined) {
+        probe = this.options.client.hello(this.options.controlCell, node, this.options.probeMs ?? 400).then((answer) => answer.identity, () => null).then((identity) => {
+          this.answers.set(node, identity);
+          this.probes.delete(node);
+        });
+        this.probes.set(node, probe);
+      }
+      // A node that answered last time is waited for (up to the probe's deadline); a silent
+      // one is not: it stays down until a probe of it answers, a pass later at most.
+      if (!this.silentSince.has(node)) waitFor.push(probe);
+    }
+    await Promise.all(waitFor);
     const now = this.now();
     const out = new Map<string, NodeHealth>();
-    await Promise.all(this.options.nodes.map(async (node) => {
-      const answer = await this.options.client.hello(this.options.controlCell, node, this.options.probeMs ?? 400).catch(() => null);
-      if (answer !== null) {
+    for (const node of this.options.nodes) {
+      const answer = this.answers.get(node);
+      this.answers.delete(node);
+      if (typeof answer === "string") {
         this.silentSince.delete(node);
-        out.set(node, { health: "alive", downForMs: 0, identity: answer.identity });
+        out.set(node, { health: "alive", downForMs: 0, identity: answer });
       } else {
+        // Silent (answer null), or its probe is still out after an earlier silence.
         const since = this.silentSince.get(node) ?? now;
         this.silentSince.set(node, since);
         out.set(node, { health: "dead", downForMs: now - since, identity: null });
       }
-    }));
+    }
     return out;
   }
 
   async cells(): Promise<readonly KnownCell[]> {
-    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
+    if (this.names === null) {
+      this.scans = 0;
+      this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
+    } else if (++this.scans % (this.options.rescanEvery ?? 20) === 0 && this.rescan === null) {
+      // Read again in the background: this pass and the next go on with the names they have.
+      const generation = this.generation;
+      this.rescan = readRegistry(this.options.client, this.options.controlCell).then(({ names, complete }) => {
+        // A scan cut short adds what it read to the names known: only a complete one drops a cell.
+        if (this.names !== null && generation === this.generation) this.names = complete ? names : [...new Set([...this.names, ...names])];
+      }, () => undefined).finally(() => {
+        this.rescan = null;
+      });
+    }
     const names = this.names;
     const registered = new Set(names);
     for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);

@@ -7,9 +7,12 @@
 // standby that takes over starts from what the cells say, and a repair that was half done
 // (a replacement added, the old member not yet removed) is finished by the next pass.
 //
-// Pacing: a pass takes at most `stepsPerPassMax` membership changes, the cells closest to
-// losing their majority first, and passes come every `passMs`; a large-scale failure (a
-// rack, a row, a power domain) becomes a queue worked through at that rate, not a storm.
+// Pacing: a pass starts at most `stepsPerPassMax` membership changes, the cells closest to
+// losing their majority first, with at most `stepsInFlightMax` under way at once, and passes
+// come every `passMs`; a large-scale failure (a rack, a row, a power domain) becomes a queue
+// worked through at that rate, not a storm. A pass does not wait for the changes it starts:
+// they run while the next passes read the colony, so a slow change (a cell electing a leader,
+// a deadline) holds up only its own cell, and the rate is the budget's, not the slowest step's.
 
 import { registryPage, registryPrefix } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
@@ -57,8 +60,10 @@ export interface ControlOptions {
   /** A node down this long is replaced in its cells (default 10 s). */
   readonly graceMs?: number;
   readonly passMs?: number;
-  /** Membership changes per pass at most (default 8). */
+  /** Membership changes started per pass at most (default 8). */
   readonly stepsPerPassMax?: number;
+  /** Membership changes under way at once at most, over passes (default `stepsPerPassMax`). */
+  readonly stepsInFlightMax?: number;
   /** Cells whose clients are read again per pass, in rotation (default 256). */
   readonly clientsPerPass?: number;
   readonly leaseTtlMs?: number;
@@ -82,6 +87,7 @@ export type ControlRole = "standby" | "active";
 export interface PassReport {
   readonly role: ControlRole;
   readonly cells: number;
+  /** The changes this pass started; they finish in the background (`settled()` waits for them). */
   readonly steps: readonly { readonly cell: string; readonly step: Step }[];
   readonly created: readonly string[];
   /** Where an active pass spent its time, in milliseconds: reading the colony, then deciding and changing. */
@@ -93,6 +99,14 @@ export class ControlPlane {
   private readonly options: ControlOptions;
   private readonly clientsCache = new Map<string, CellClients | null>();
   private readonly waits = new Map<string, string>();
+  /** Changes under way, by cell: one at a time per cell. */
+  private readonly running = new Map<string, Promise<void>>();
+  /**
+   * The cells whose change was under way when this pass began: the pass does not plan them,
+   * even if the change finishes while it reads the colony, since what it read may be the
+   * cell's members from before the change, and planning from those would repeat it.
+   */
+  private held: ReadonlySet<string> = new Set();
   private readonly controlCell: string;
   private stopped = false;
   private passes = 0;
@@ -124,7 +138,7 @@ export class ControlPlane {
     await this.options.client.create(this.controlCell, { sessionTtlMs: limits.sessionTtlMsDefault });
   }
 
-  /** Runs passes until `stop()`. */
+  /** Runs passes until `stop()`, then waits for the changes under way. */
   async run(): Promise<void> {
     while (!this.stopped) {
       const started = this.now();
@@ -136,6 +150,17 @@ export class ControlPlane {
       const wait = (this.options.passMs ?? 500) - (this.now() - started);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    await this.settled();
+  }
+
+  /** Resolves once every membership change started so far has finished (each reports its own failure in the log). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running.values());
+  }
+
+  /** How many membership changes are under way. */
+  get stepsInFlight(): number {
+    return this.running.size;
   }
 
   stop(): void {
@@ -164,6 +189,8 @@ export class ControlPlane {
   /** One pass: hold (or take) the lease; if active, serve creation requests and reconcile. */
   async pass(): Promise<PassReport> {
     this.passes++;
+    // A change that finished before this pass reads the colony, the read shows (the view was told).
+    this.held = new Set(this.running.keys());
     if (!(await this.holdLease())) return { role: this.role, cells: 0, steps: [], created: [] };
     // Reading the colony takes time that grows with it (health of every node, cells in
     // rotation, their clients); it needs no lease. The lease is renewed after it, so every
@@ -301,28 +328,48 @@ export class ControlPlane {
     const graceMs = this.options.graceMs ?? 10_000;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
     const placer = this.placer(cells, downNodes);
-    const views: { cell: KnownCell; view: CellView }[] = [];
+    const views: { cell: KnownCell; view: CellView; urgency: number }[] = [];
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
-      views.push({ cell, view: await this.cellView(cell, health, false) });
+      const view = await this.cellView(cell, health, false);
+      views.push({ cell, view, urgency: urgency(view, { graceMs }) });
     }
-    views.sort((a, b) => urgency(b.view, { graceMs }) - urgency(a.view, { graceMs }));
+    views.sort((a, b) => b.urgency - a.urgency);
     const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
     const steps: { cell: string; step: Step }[] = [];
-    const budget = this.options.stepsPerPassMax ?? 8;
-    for (const { cell, view: first } of views) {
-      if (steps.length >= budget || this.now() >= deadline) break;
-      let step = planStep(first, placer, options);
-      if (step.kind === "wait" && first.members.length > options.size) {
-        // Whether everyone caught up needs the members' applied slots: ask them, then plan again.
-        step = planStep(await this.cellView(cell, health, true), placer, options);
-      }
+    const perPass = this.options.stepsPerPassMax ?? 8;
+    const budget = Math.min(perPass, (this.options.stepsInFlightMax ?? perPass) - this.running.size);
+    // Cells one over their size with every member alive wait for everyone to catch up, which
+    // needs the members' applied slots: those cells are asked together, as many as the budget
+    // has room for, and planned again; one cell's hellos never hold up the next cell's.
+    let catchUp: KnownCell[] = [];
+    const decide = (cell: KnownCell, step: Step) => {
       if (step.kind === "wait") this.note(cell.cell, step.reason);
-      if (step.kind === "none" || step.kind === "wait") continue;
-      steps.push({ cell: cell.cell, step });
+      else if (step.kind !== "none") steps.push({ cell: cell.cell, step });
+    };
+    const askCatchUp = async () => {
+      const asked = await Promise.all(catchUp.map(async (cell) => ({ cell, view: await this.cellView(cell, health, true) })));
+      catchUp = [];
+      for (const { cell, view } of asked) if (steps.length < budget) decide(cell, planStep(view, placer, options));
+    };
+    for (const { cell, view: first } of views) {
+      if (steps.length + catchUp.length >= budget) await askCatchUp();
+      if (steps.length >= budget || this.now() >= deadline) break;
+      // One change at a time per cell: a cell whose change was under way when the pass began
+      // is planned by a later pass, one whose read shows its new members.
+      if (this.held.has(cell.cell)) continue;
+      const step = planStep(first, placer, options);
+      if (step.kind === "wait" && first.members.length > options.size && first.members.every((m) => m.health === "alive")) catchUp.push(cell);
+      else decide(cell, step);
     }
+    if (catchUp.length > 0 && this.now() < deadline) await askCatchUp();
     const planMs = this.now() - planStarted;
-    await Promise.all(steps.map(({ cell, step }) => this.carryOut(cell, step)));
+    for (const { cell, step } of steps) {
+      const change = this.carryOut(cell, step).finally(() => {
+        this.running.delete(cell);
+      });
+      this.running.set(cell, change);
+    }
     return { cells: views.length, steps, planMs };
   }
 
