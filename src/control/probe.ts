@@ -20,9 +20,9 @@ export interface ProbeViewOptions {
   readonly controlCell: string;
   /** A node that does not answer within this is counted silent for the pass. */
   readonly probeMs?: number;
-  /** Cells described again per pass, in rotation, besides new and changed ones (default 256). */
+  /** Cells described again in rotation, a batch in the background at a time, besides new and changed ones (default 256). */
   readonly describePerPass?: number;
-  /** Describes in flight at once (default 64): a pass must not flood the nodes it asks. */
+  /** Describes in flight at once, for the pass's own and for the rotation's each (default 64): a pass must not flood the nodes it asks. */
   readonly describeConcurrency?: number;
   /** The registry is read again every this many passes (default 20), and at once after a creation. */
   readonly rescanEvery?: number;
@@ -30,8 +30,9 @@ export interface ProbeViewOptions {
 }
 
 /**
- * Costs per pass: one hello per node, and describes of the cells that are new, that the
- * control plane just changed, and `describePerPass` more in rotation. Cells change members
+ * Costs per pass: one hello per node, and describes of the cells that are new and that the
+ * control plane just changed; besides, `describePerPass` more in rotation whenever the last
+ * batch is done. Cells change members
  * only through the control plane (or a node's own rejoin, which the rotation finds), so a
  * colony of many cells does not cost a describe of each cell every pass.
  */
@@ -42,6 +43,11 @@ export class ProbeView implements ColonyView {
   /** The last answer of a node's probe since `health()` last looked: its identity, or null for silence. */
   private readonly answers = new Map<string, string | null>();
   private rescan: Promise<void> | null = null;
+  /** The rotation's describes under way (one batch at a time), or null. */
+  private rotating: Promise<void> | null = null;
+  /** Describes are numbered as they begin; per cell, the newest whose answer counts, or the number of its last change. */
+  private tickets = 0;
+  private readonly newestTicket = new Map<string, number>();
   /** Counts creations told: a background read begun before one does not replace the names read after it. */
   private generation = 0;
   private readonly known = new Map<string, KnownCell>();
@@ -65,6 +71,7 @@ export class ProbeView implements ColonyView {
 
   changed(cell: string): void {
     this.stale.add(cell);
+    this.newestTicket.set(cell, ++this.tickets);
   }
 
   async health(): Promise<ReadonlyMap<string, NodeHealth>> {
@@ -117,14 +124,27 @@ export class ProbeView implements ColonyView {
     }
     const names = this.names;
     const registered = new Set(names);
-    for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);
+    for (const cell of this.known.keys()) {
+      if (registered.has(cell)) continue;
+      this.known.delete(cell);
+      this.newestTicket.delete(cell);
+    }
     const todo = new Set<string>();
     for (const cell of names) if (!this.known.has(cell)) todo.add(cell);
     for (const cell of this.stale) if (registered.has(cell)) todo.add(cell);
     this.stale.clear();
-    const rotation = Math.min(this.options.describePerPass ?? 256, names.length);
-    for (let i = 0; i < rotation; i++) todo.add(names[(this.cursor + i) % names.length] as string);
-    this.cursor = names.length === 0 ? 0 : (this.cursor + rotation) % names.length;
+    if (this.rotating === null && todo.size < names.length) {
+      // The rotation looks for changes the control plane did not make (a node's own rejoin):
+      // it runs in the background, a batch at a time, and the pass waits only for the cells
+      // it must know now, the new and the just changed.
+      const rotation = Math.min(this.options.describePerPass ?? 256, names.length);
+      const batch: string[] = [];
+      for (let i = 0; i < rotation; i++) batch.push(names[(this.cursor + i) % names.length] as string);
+      this.cursor = names.length === 0 ? 0 : (this.cursor + rotation) % names.length;
+      this.rotating = this.describeAll(batch).finally(() => {
+        this.rotating = null;
+      });
+    }
     await this.describeAll([...todo]);
     const out: KnownCell[] = [];
     for (const cell of this.known.values()) out.push({ ...cell, members: cell.members.filter((m) => this.nodeIds.has(nodePart(m))) });
@@ -137,11 +157,16 @@ export class ProbeView implements ColonyView {
     const worker = async () => {
       while (next < cells.length) {
         const cell = cells[next++] as string;
+        const ticket = ++this.tickets;
         const described = await client.describe(cell).catch(() => null);
         if (described === null) {
           // Not found this time: a cell we never saw is left for a later pass; a known one keeps what we knew.
           continue;
         }
+        // An answer counts only if its describe began after the cell's last change and after
+        // the describe whose answer is known: an older one may show the members from before.
+        if (ticket < (this.newestTicket.get(cell) ?? 0)) continue;
+        this.newestTicket.set(cell, ticket);
         this.known.set(cell, { cell, incarnation: described.hosted.incarnation, members: [...described.hosted.members] });
       }
     };

@@ -111,6 +111,8 @@ export class ControlPlane {
   private stopped = false;
   private passes = 0;
   private clientsCursor = 0;
+  /** The rotation's reads of cells' clients under way (one batch at a time), or null. */
+  private clientsRotation: Promise<void> | null = null;
   private readonly now: () => number;
   /** The topology in force: the one given, or the last one `updateTopology` accepted. */
   private topology: Topology;
@@ -150,7 +152,7 @@ export class ControlPlane {
       const wait = (this.options.passMs ?? 500) - (this.now() - started);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    await this.settled();
+    await Promise.all([this.settled(), this.clientsRotation]);
   }
 
   /** Resolves once every membership change started so far has finished (each reports its own failure in the log). */
@@ -407,14 +409,24 @@ export class ControlPlane {
   }
 
   /**
-   * Reads cells' clients from their own state: those not read yet, and `clientsPerPass` more in
-   * rotation (an `attach` rewrites them), with a bounded number of reads in flight.
+   * Reads cells' clients from their own state: the pass waits for those not read yet, while
+   * `clientsPerPass` more are read again in rotation (an `attach` rewrites them) in the
+   * background, a batch at a time; each with a bounded number of reads in flight.
    */
   private async refreshClients(cells: readonly string[]): Promise<void> {
     const todo = cells.filter((cell) => !this.clientsCache.has(cell));
-    const rotation = Math.min(this.options.clientsPerPass ?? 256, cells.length);
-    for (let i = 0; i < rotation; i++) todo.push(cells[(this.clientsCursor + i) % cells.length] as string);
-    this.clientsCursor = cells.length === 0 ? 0 : (this.clientsCursor + rotation) % cells.length;
+    if (this.clientsRotation === null && todo.length < cells.length) {
+      const rotation: string[] = [];
+      for (let i = 0; i < Math.min(this.options.clientsPerPass ?? 256, cells.length); i++) rotation.push(cells[(this.clientsCursor + i) % cells.length] as string);
+      this.clientsCursor = cells.length === 0 ? 0 : (this.clientsCursor + rotation.length) % cells.length;
+      this.clientsRotation = this.readClients(rotation).finally(() => {
+        this.clientsRotation = null;
+      });
+    }
+    await this.readClients(todo);
+  }
+
+  private async readClients(todo: readonly string[]): Promise<void> {
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {

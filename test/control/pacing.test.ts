@@ -54,8 +54,14 @@ class ScriptedClient {
     return { status: "lease", granted: true, held: true, holder: "control-a", validUntil: Number.MAX_SAFE_INTEGER, validForMs: 3_000 };
   }
 
+  /** Reads of cells' clients held until the test releases them (when set). */
+  clientsHold: Deferred<void> | null = null;
+  clientsReads = 0;
+
   async transact(cell: string, tx: { reads: readonly string[] }): Promise<unknown> {
     if (cell === controlCellOf("blue")) return { status: "committed", reads: [], scan: { entries: [], next: null } };
+    this.clientsReads++;
+    if (this.clientsHold !== null) await this.clientsHold.promise;
     const where = { row: "r1" };
     return { status: "committed", reads: tx.reads.map((key) => (key === clientsKey ? utf8(JSON.stringify({ instance: where, primary: where, replica: where })) : undefined)) };
   }
@@ -154,6 +160,24 @@ describe("the control plane's pacing", () => {
     expect(plane.stepsInFlight).toBe(0);
   });
 
+  test("cells' clients are read again in rotation in the background; a pass waits only for cells it has never read", async () => {
+    const { client, plane } = colony(3, { stepsPerPassMax: 0 });
+    await plane.pass();
+    expect(client.clientsReads).toBe(3);
+    client.clientsHold = deferred<void>();
+    let second: unknown = null;
+    void plane.pass().then((report) => {
+      second = report;
+    });
+    await flush();
+    // The rotation read all three again, and the pass did not wait for them.
+    expect(client.clientsReads).toBe(6);
+    expect(second).not.toBeNull();
+    client.clientsHold.resolve();
+    client.clientsHold = null;
+    await flush();
+  });
+
   test("cells one over their size are asked whether their members caught up all at once, not one after another", async () => {
     // Four live members each, one over the size of three: a member is removed once all caught up.
     const { client, plane } = colony(2, { stepsPerPassMax: 4 }, (i) => [`n${1 + i}`, `n${4 + i}`, `n${7}`, `n${3 + i * 3}`]);
@@ -221,8 +245,18 @@ class ProbeClient {
     return { status: "committed", reads: [], scan: { entries: names.map((name) => [`cell/${name}`, utf8("{}")]), next: null } };
   }
 
-  async describe(): Promise<unknown> {
-    return { node: "n1", hosted: { incarnation: "0000000000000001", members: [identity("n1"), identity("n2"), identity("n3")] } };
+  /** Members each describe answers with, and describes held until the test answers them. */
+  members = ["n1", "n2", "n3"];
+  holdDescribes = false;
+  readonly heldDescribes: { cell: string; answer: Deferred<unknown> }[] = [];
+
+  describe(cell: string): Promise<unknown> {
+    const answer = { node: "n1", hosted: { incarnation: "0000000000000001", members: this.members.map(identity) } };
+    if (!this.holdDescribes) return Promise.resolve(answer);
+    const held = deferred<unknown>();
+    this.heldDescribes.push({ cell, answer: held });
+    // Answered, when released, with what the cell was when it was asked.
+    return held.promise.then(() => answer);
   }
 }
 
@@ -277,5 +311,33 @@ describe("the probe view", () => {
     client.registryHold = null;
     await flush();
     expect((await view.cells()).map((c) => c.cell).sort()).toEqual(["a", "b", "c"]);
+  });
+
+  test("the rotation's describes run in the background, and one that began before a change cannot undo what a later describe learnt", async () => {
+    const client = new ProbeClient();
+    client.registry = ["a", "b"];
+    const view = new ProbeView({ client: client as unknown as PhysaliaClient, nodes: ["n1", "n2", "n3", "n4"], controlCell: controlCellOf("blue"), describePerPass: 1 });
+    const membersOf = async (cell: string) => (await view.cells()).find((c) => c.cell === cell)?.members;
+    expect(await membersOf("a")).toEqual(["n1", "n2", "n3"].map(identity));
+    // The next pass begins the rotation (a), which is held: the pass does not wait for it.
+    client.holdDescribes = true;
+    let second: readonly KnownCell[] | null = null;
+    void view.cells().then((cells) => {
+      second = cells;
+    });
+    await flush();
+    expect(second).not.toBeNull();
+    expect(client.heldDescribes.map((d) => d.cell)).toEqual(["a"]);
+    // The control plane changes a; the next pass describes it again and learns the change.
+    client.holdDescribes = false;
+    client.members = ["n1", "n2", "n4"];
+    view.changed("a");
+    expect(await membersOf("a")).toEqual(["n1", "n2", "n4"].map(identity));
+    // The rotation's old describe answers now, with the members from before the change.
+    client.members = ["n1", "n2", "n3"];
+    for (const held of client.heldDescribes) held.answer.resolve(undefined);
+    await flush();
+    client.members = ["n1", "n2", "n4"];
+    expect((await view.cells()).find((c) => c.cell === "a")?.members).toEqual(["n1", "n2", "n4"].map(identity));
   });
 });
