@@ -188,6 +188,13 @@ async function measure(cellCount: number, stepsPerPassMax: number) {
     const setupSeconds = (performance.now() - setupStarted) / 1000;
     console.log(`${cellCount} cells, ${stepsPerPassMax} steps per pass: set up in ${round(setupSeconds, 1)} s ; killing n${victim}`);
 
+    // What the colony costs the one thread with no control plane running: the nodes' own
+    // heartbeats and gossip of every cell's directory, the floor under what a repair can use.
+    const idleCpuBefore = process.cpuUsage();
+    const idleStarted = performance.now();
+    await sleep(5_000);
+    const idleCpu = process.cpuUsage(idleCpuBefore);
+    const idleCpuSecondsPerSecond = round((idleCpu.user + idleCpu.system) / 1e3 / (performance.now() - idleStarted), 2);
     await (nodes[victim] as PhysaliaNode).stop();
     calls.clear();
     const phases = { readMs: 0, clientsMs: 0, leaseMs: 0, planMs: 0, changeMs: 0, passMs: 0 };
@@ -233,6 +240,7 @@ async function measure(cellCount: number, stepsPerPassMax: number) {
       stepsPerPassCeilingPerSecond: round((stepsPerPassMax * 1000) / passMs, 1),
       // The one thread's busy share during the repair: near 1, the nodes' and the control plane's CPU bound it.
       cpuSecondsPerSecond: round((cpu.user + cpu.system) / 1e6 / seconds, 2),
+      idleCpuSecondsPerSecond,
       meanPassMs: round(phases.passMs / Math.max(1, passes), 0),
       meanPassPhasesMs: Object.fromEntries(Object.entries(phases).filter(([k]) => k !== "passMs").map(([k, v]) => [k, round(v / Math.max(1, passes), 0)])),
       ...(process.env.REPAIR_TRACE ? {} : { clientCalls: summarize() }),

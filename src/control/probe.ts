@@ -64,7 +64,7 @@ export class ProbeView implements ColonyView {
   }
 
   created(cell: KnownCell): void {
-    this.known.set(cell.cell, cell);
+    this.known.set(cell.cell, { ...cell, members: cell.members.filter((m) => this.nodeIds.has(nodePart(m))) });
     this.names = null;
     this.generation++;
   }
@@ -146,9 +146,7 @@ export class ProbeView implements ColonyView {
       });
     }
     await this.describeAll([...todo]);
-    const out: KnownCell[] = [];
-    for (const cell of this.known.values()) out.push({ ...cell, members: cell.members.filter((m) => this.nodeIds.has(nodePart(m))) });
-    return out;
+    return [...this.known.values()];
   }
 
   private async describeAll(cells: readonly string[]): Promise<void> {
@@ -167,7 +165,8 @@ export class ProbeView implements ColonyView {
         // the describe whose answer is known: an older one may show the members from before.
         if (ticket < (this.newestTicket.get(cell) ?? 0)) continue;
         this.newestTicket.set(cell, ticket);
-        this.known.set(cell, { cell, incarnation: described.hosted.incarnation, members: [...described.hosted.members] });
+        // Members on nodes outside the color's topology are left out once, here, not every pass.
+        this.known.set(cell, { cell, incarnation: described.hosted.incarnation, members: described.hosted.members.filter((m) => this.nodeIds.has(nodePart(m))) });
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.describeConcurrency ?? 64, cells.length) }, worker));

@@ -98,6 +98,7 @@ export class ControlPlane {
   role: ControlRole = "standby";
   private readonly options: ControlOptions;
   private readonly clientsCache = new Map<string, CellClients | null>();
+  private readonly nodes = new Map<string, string>();
   private readonly waits = new Map<string, string>();
   /** Changes under way, by cell: one at a time per cell. */
   private readonly running = new Map<string, Promise<void>>();
@@ -317,7 +318,12 @@ export class ControlPlane {
   /** A placer that knows how full each node is, and counts nodes that are down as full: nothing goes there. */
   private placer(cells: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Placer {
     const load = new Map<string, number>();
-    for (const { members } of cells) for (const m of members) load.set(nodePart(m), (load.get(nodePart(m)) ?? 0) + 1);
+    for (const { members } of cells) {
+      for (const m of members) {
+        const node = this.nodeOf(m);
+        load.set(node, (load.get(node) ?? 0) + 1);
+      }
+    }
     const capacity = new Map(this.topology.nodes.map((n) => [n.id, n.capacity]));
     for (const id of load.keys()) if (!capacity.has(id)) load.delete(id);
     for (const id of down) if (capacity.has(id)) load.set(id, capacity.get(id) as number);
@@ -330,13 +336,30 @@ export class ControlPlane {
     const graceMs = this.options.graceMs ?? 10_000;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
     const placer = this.placer(cells, downNodes);
-    const views: { cell: KnownCell; view: CellView; urgency: number }[] = [];
+    // Only a cell with a member not alive (or replaced), or one over its size, can be urgent:
+    // those get a view now and are sorted; the healthy rest (urgency 0, maybe a move to plan)
+    // follow in registry order, each viewed only if the budget reaches it. Building a view
+    // of each of 10,000 cells every pass cost the one thread of the repair bench tens of ms.
+    const urgent: { cell: KnownCell; view: CellView; urgency: number }[] = [];
+    const healthy: KnownCell[] = [];
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
-      const view = await this.cellView(cell, health, false);
-      views.push({ cell, view, urgency: urgency(view, { graceMs }) });
+      const sound = cell.members.length <= this.size && cell.members.every((m) => {
+        const h = health.get(this.nodeOf(m));
+        return h !== undefined && h.health === "alive" && (h.identity === null || h.identity === m);
+      });
+      if (sound) healthy.push(cell);
+      else {
+        const view = this.cellView(cell, health, null);
+        urgent.push({ cell, view, urgency: urgency(view, { graceMs }) });
+      }
     }
-    views.sort((a, b) => b.urgency - a.urgency);
+    urgent.sort((a, b) => b.urgency - a.urgency);
+    const self = this;
+    const views = (function* (): Generator<{ cell: KnownCell; view: CellView }> {
+      yield* urgent;
+      for (const cell of healthy) yield { cell, view: self.cellView(cell, health, null) };
+    })();
     const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
     const steps: { cell: string; step: Step }[] = [];
     const perPass = this.options.stepsPerPassMax ?? 8;
@@ -350,7 +373,7 @@ export class ControlPlane {
       else if (step.kind !== "none") steps.push({ cell: cell.cell, step });
     };
     const askCatchUp = async () => {
-      const asked = await Promise.all(catchUp.map(async (cell) => ({ cell, view: await this.cellView(cell, health, true) })));
+      const asked = await Promise.all(catchUp.map(async (cell) => ({ cell, view: this.cellView(cell, health, await this.appliedOf(cell)) })));
       catchUp = [];
       for (const { cell, view } of asked) if (steps.length < budget) decide(cell, planStep(view, placer, options));
     };
@@ -372,7 +395,7 @@ export class ControlPlane {
       });
       this.running.set(cell, change);
     }
-    return { cells: views.length, steps, planMs };
+    return { cells: urgent.length + healthy.length, steps, planMs };
   }
 
   /** Says why a cell waits, once per reason, so an operator can see what the control plane is stuck on. */
@@ -382,19 +405,21 @@ export class ControlPlane {
     this.log(`${cell}: waiting: ${reason}`);
   }
 
-  private async cellView(cell: KnownCell, health: ReadonlyMap<string, NodeHealth>, withApplied: boolean): Promise<CellView> {
-    const client = this.options.client;
-    let leaderApplied: number | null = null;
+  /** Each member's applied slot, as its node answers (a member that does not answer is left out). */
+  private async appliedOf(cell: KnownCell): Promise<ReadonlyMap<string, number>> {
     const applied = new Map<string, number>();
-    if (withApplied) {
-      await Promise.all(cell.members.map(async (member) => {
-        const answer = await client.hello(cell.cell, nodePart(member), 1_000).catch(() => null);
-        if (answer?.identity === member && answer.hosted !== null) applied.set(member, answer.hosted.applied);
-      }));
-      leaderApplied = Math.max(-1, ...applied.values());
-    }
+    await Promise.all(cell.members.map(async (member) => {
+      const answer = await this.options.client.hello(cell.cell, this.nodeOf(member), 1_000).catch(() => null);
+      if (answer?.identity === member && answer.hosted !== null) applied.set(member, answer.hosted.applied);
+    }));
+    return applied;
+  }
+
+  /** What the planner sees of a cell; `applied`, when the members were asked, gives each one's applied slot and the leader's. */
+  private cellView(cell: KnownCell, health: ReadonlyMap<string, NodeHealth>, applied: ReadonlyMap<string, number> | null): CellView {
+    const leaderApplied = applied === null ? null : Math.max(-1, ...applied.values());
     const members = cell.members.map((identity): MemberView => {
-      const node = nodePart(identity);
+      const node = this.nodeOf(identity);
       const h = health.get(node);
       // A node that answers as another identity lost its disk: the member is gone for good.
       const replaced = h !== undefined && h.identity !== null && h.identity !== identity;
@@ -402,10 +427,20 @@ export class ControlPlane {
         identity, node,
         health: replaced ? "dead" : (h?.health ?? "dead"),
         downForMs: replaced ? Number.MAX_SAFE_INTEGER : (h?.downForMs ?? Number.MAX_SAFE_INTEGER),
-        applied: applied.get(identity) ?? null,
+        applied: applied?.get(identity) ?? null,
       };
     });
-    return { cell: cell.cell, color: this.options.color, members, clients: await this.clientsOf(cell.cell), leaderApplied };
+    return { cell: cell.cell, color: this.options.color, members, clients: this.clientsCache.get(cell.cell) ?? null, leaderApplied };
+  }
+
+  /** A member's topology id, remembered: identities are few (a node's, per incarnation) and every pass asks for each member of every cell. */
+  private nodeOf(identity: string): string {
+    let node = this.nodes.get(identity);
+    if (node === undefined) {
+      node = nodePart(identity);
+      this.nodes.set(identity, node);
+    }
+    return node;
   }
 
   /**
@@ -440,11 +475,6 @@ export class ControlPlane {
       }
     };
     await Promise.all(Array.from({ length: Math.min(64, todo.length) }, worker));
-  }
-
-  /** A cell's clients as last read (null: none recorded, or not read yet). */
-  private async clientsOf(cell: string): Promise<CellClients | null> {
-    return this.clientsCache.get(cell) ?? null;
   }
 
   private async carryOut(cell: string, step: Step): Promise<void> {

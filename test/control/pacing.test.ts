@@ -178,6 +178,19 @@ describe("the control plane's pacing", () => {
     await flush();
   });
 
+  test("a cell with a dead member goes before a healthy one that only needs a move; the move is planned when the budget reaches it", async () => {
+    // vol0's three members crowd rack k1 and power domain p1 (a move is due); vol1 has n0, dead.
+    const membersOf = (i: number) => (i === 0 ? ["n1", "n4", "n7"] : ["n0", "n2", "n5"]);
+    const one = colony(2, { stepsPerPassMax: 1 }, membersOf);
+    expect((await one.plane.pass()).steps.map((s) => [s.cell, s.step.kind])).toEqual([["vol1", "add"]]);
+    const two = colony(2, { stepsPerPassMax: 2 }, membersOf);
+    expect((await two.plane.pass()).steps.map((s) => [s.cell, s.step.kind])).toEqual([["vol1", "add"], ["vol0", "add"]]);
+    for (const { client, plane } of [one, two]) {
+      for (const join of client.joins) join.answer.resolve(identity(join.node));
+      await plane.settled();
+    }
+  });
+
   test("cells one over their size are asked whether their members caught up all at once, not one after another", async () => {
     // Four live members each, one over the size of three: a member is removed once all caught up.
     const { client, plane } = colony(2, { stepsPerPassMax: 4 }, (i) => [`n${1 + i}`, `n${4 + i}`, `n${7}`, `n${3 + i * 3}`]);
