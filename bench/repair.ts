@@ -278,6 +278,7 @@ async function main(): Promise<void> {
         runtime: `bun ${Bun.version}`, wallSecondsOfLastInvocation: round((performance.now() - started) / 1000, 1), repairMaxSeconds: maxSeconds,
         colony: { nodes: racks * perRack, racks, nodesPerRack: perRack, powerDomains: 4, cellSize: 7, network: "in-memory datagrams (test/support/memnet.ts), one process" },
         runs: kept,
+        note: "24 nodes, the control plane and its client share one JavaScript thread: cpuSecondsPerSecond is that thread's busy share during the repair, idleCpuSecondsPerSecond the colony's alone, with no control plane; run each configuration on its own, at nice 5 on a shared machine",
       };
       await writeFile(file, `${JSON.stringify(document, null, 2)}\n`);
     }
