@@ -7,9 +7,12 @@
 // standby that takes over starts from what the cells say, and a repair that was half done
 // (a replacement added, the old member not yet removed) is finished by the next pass.
 //
-// Pacing: a pass takes at most `stepsPerPassMax` membership changes, the cells closest to
-// losing their majority first, and passes come every `passMs`; a large-scale failure (a
-// rack, a row, a power domain) becomes a queue worked through at that rate, not a storm.
+// Pacing: a pass starts at most `stepsPerPassMax` membership changes, the cells closest to
+// losing their majority first, with at most `stepsInFlightMax` under way at once, and passes
+// come every `passMs`; a large-scale failure (a rack, a row, a power domain) becomes a queue
+// worked through at that rate, not a storm. A pass does not wait for the changes it starts:
+// they run while the next passes read the colony, so a slow change (a cell electing a leader,
+// a deadline) holds up only its own cell, and the rate is the budget's, not the slowest step's.
 
 import { registryPage, registryPrefix } from "./registry.ts";
 import type { PhysaliaClient } from "../client/client.ts";
@@ -57,8 +60,10 @@ export interface ControlOptions {
   /** A node down this long is replaced in its cells (default 10 s). */
   readonly graceMs?: number;
   readonly passMs?: number;
-  /** Membership changes per pass at most (default 8). */
+  /** Membership changes started per pass at most (default 8). */
   readonly stepsPerPassMax?: number;
+  /** Membership changes under way at once at most, over passes (default `stepsPerPassMax`). */
+  readonly stepsInFlightMax?: number;
   /** Cells whose clients are read again per pass, in rotation (default 256). */
   readonly clientsPerPass?: number;
   readonly leaseTtlMs?: number;
@@ -82,6 +87,7 @@ export type ControlRole = "standby" | "active";
 export interface PassReport {
   readonly role: ControlRole;
   readonly cells: number;
+  /** The changes this pass started; they finish in the background (`settled()` waits for them). */
   readonly steps: readonly { readonly cell: string; readonly step: Step }[];
   readonly created: readonly string[];
   /** Where an active pass spent its time, in milliseconds: reading the colony, then deciding and changing. */
@@ -92,11 +98,22 @@ export class ControlPlane {
   role: ControlRole = "standby";
   private readonly options: ControlOptions;
   private readonly clientsCache = new Map<string, CellClients | null>();
+  private readonly nodes = new Map<string, string>();
   private readonly waits = new Map<string, string>();
+  /** Changes under way, by cell: one at a time per cell. */
+  private readonly running = new Map<string, Promise<void>>();
+  /**
+   * The cells whose change was under way when this pass began: the pass does not plan them,
+   * even if the change finishes while it reads the colony, since what it read may be the
+   * cell's members from before the change, and planning from those would repeat it.
+   */
+  private held: ReadonlySet<string> = new Set();
   private readonly controlCell: string;
   private stopped = false;
   private passes = 0;
   private clientsCursor = 0;
+  /** The rotation's reads of cells' clients under way (one batch at a time), or null. */
+  private clientsRotation: Promise<void> | null = null;
   private readonly now: () => number;
   /** The topology in force: the one given, or the last one `updateTopology` accepted. */
   private topology: Topology;
@@ -124,7 +141,7 @@ export class ControlPlane {
     await this.options.client.create(this.controlCell, { sessionTtlMs: limits.sessionTtlMsDefault });
   }
 
-  /** Runs passes until `stop()`. */
+  /** Runs passes until `stop()`, then waits for the changes under way. */
   async run(): Promise<void> {
     while (!this.stopped) {
       const started = this.now();
@@ -136,6 +153,17 @@ export class ControlPlane {
       const wait = (this.options.passMs ?? 500) - (this.now() - started);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    await Promise.all([this.settled(), this.clientsRotation]);
+  }
+
+  /** Resolves once every membership change started so far has finished (each reports its own failure in the log). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running.values());
+  }
+
+  /** How many membership changes are under way. */
+  get stepsInFlight(): number {
+    return this.running.size;
   }
 
   stop(): void {
@@ -164,6 +192,8 @@ export class ControlPlane {
   /** One pass: hold (or take) the lease; if active, serve creation requests and reconcile. */
   async pass(): Promise<PassReport> {
     this.passes++;
+    // A change that finished before this pass reads the colony, the read shows (the view was told).
+    this.held = new Set(this.running.keys());
     if (!(await this.holdLease())) return { role: this.role, cells: 0, steps: [], created: [] };
     // Reading the colony takes time that grows with it (health of every node, cells in
     // rotation, their clients); it needs no lease. The lease is renewed after it, so every
@@ -288,7 +318,12 @@ export class ControlPlane {
   /** A placer that knows how full each node is, and counts nodes that are down as full: nothing goes there. */
   private placer(cells: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Placer {
     const load = new Map<string, number>();
-    for (const { members } of cells) for (const m of members) load.set(nodePart(m), (load.get(nodePart(m)) ?? 0) + 1);
+    for (const { members } of cells) {
+      for (const m of members) {
+        const node = this.nodeOf(m);
+        load.set(node, (load.get(node) ?? 0) + 1);
+      }
+    }
     const capacity = new Map(this.topology.nodes.map((n) => [n.id, n.capacity]));
     for (const id of load.keys()) if (!capacity.has(id)) load.delete(id);
     for (const id of down) if (capacity.has(id)) load.set(id, capacity.get(id) as number);
@@ -301,29 +336,66 @@ export class ControlPlane {
     const graceMs = this.options.graceMs ?? 10_000;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
     const placer = this.placer(cells, downNodes);
-    const views: { cell: KnownCell; view: CellView }[] = [];
+    // Only a cell with a member not alive (or replaced), or one over its size, can be urgent:
+    // those get a view now and are sorted; the healthy rest (urgency 0, maybe a move to plan)
+    // follow in registry order, each viewed only if the budget reaches it. Building a view
+    // of each of 10,000 cells every pass cost the one thread of the repair bench tens of ms.
+    const urgent: { cell: KnownCell; view: CellView; urgency: number }[] = [];
+    const healthy: KnownCell[] = [];
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
-      views.push({ cell, view: await this.cellView(cell, health, false) });
+      const sound = cell.members.length <= this.size && cell.members.every((m) => {
+        const h = health.get(this.nodeOf(m));
+        return h !== undefined && h.health === "alive" && (h.identity === null || h.identity === m);
+      });
+      if (sound) healthy.push(cell);
+      else {
+        const view = this.cellView(cell, health, null);
+        urgent.push({ cell, view, urgency: urgency(view, { graceMs }) });
+      }
     }
-    views.sort((a, b) => urgency(b.view, { graceMs }) - urgency(a.view, { graceMs }));
+    urgent.sort((a, b) => b.urgency - a.urgency);
+    const self = this;
+    const views = (function* (): Generator<{ cell: KnownCell; view: CellView }> {
+      yield* urgent;
+      for (const cell of healthy) yield { cell, view: self.cellView(cell, health, null) };
+    })();
     const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
     const steps: { cell: string; step: Step }[] = [];
-    const budget = this.options.stepsPerPassMax ?? 8;
-    for (const { cell, view: first } of views) {
-      if (steps.length >= budget || this.now() >= deadline) break;
-      let step = planStep(first, placer, options);
-      if (step.kind === "wait" && first.members.length > options.size) {
-        // Whether everyone caught up needs the members' applied slots: ask them, then plan again.
-        step = planStep(await this.cellView(cell, health, true), placer, options);
-      }
+    const perPass = this.options.stepsPerPassMax ?? 8;
+    const budget = Math.min(perPass, (this.options.stepsInFlightMax ?? perPass) - this.running.size);
+    // Cells one over their size with every member alive wait for everyone to catch up, which
+    // needs the members' applied slots: those cells are asked together, as many as the budget
+    // has room for, and planned again; one cell's hellos never hold up the next cell's.
+    let catchUp: KnownCell[] = [];
+    const decide = (cell: KnownCell, step: Step) => {
       if (step.kind === "wait") this.note(cell.cell, step.reason);
-      if (step.kind === "none" || step.kind === "wait") continue;
-      steps.push({ cell: cell.cell, step });
+      else if (step.kind !== "none") steps.push({ cell: cell.cell, step });
+    };
+    const askCatchUp = async () => {
+      const asked = await Promise.all(catchUp.map(async (cell) => ({ cell, view: this.cellView(cell, health, await this.appliedOf(cell)) })));
+      catchUp = [];
+      for (const { cell, view } of asked) if (steps.length < budget) decide(cell, planStep(view, placer, options));
+    };
+    for (const { cell, view: first } of views) {
+      if (steps.length + catchUp.length >= budget) await askCatchUp();
+      if (steps.length >= budget || this.now() >= deadline) break;
+      // One change at a time per cell: a cell whose change was under way when the pass began
+      // is planned by a later pass, one whose read shows its new members.
+      if (this.held.has(cell.cell)) continue;
+      const step = planStep(first, placer, options);
+      if (step.kind === "wait" && first.members.length > options.size && first.members.every((m) => m.health === "alive")) catchUp.push(cell);
+      else decide(cell, step);
     }
+    if (catchUp.length > 0 && this.now() < deadline) await askCatchUp();
     const planMs = this.now() - planStarted;
-    await Promise.all(steps.map(({ cell, step }) => this.carryOut(cell, step)));
-    return { cells: views.length, steps, planMs };
+    for (const { cell, step } of steps) {
+      const change = this.carryOut(cell, step).finally(() => {
+        this.running.delete(cell);
+      });
+      this.running.set(cell, change);
+    }
+    return { cells: urgent.length + healthy.length, steps, planMs };
   }
 
   /** Says why a cell waits, once per reason, so an operator can see what the control plane is stuck on. */
@@ -333,19 +405,21 @@ export class ControlPlane {
     this.log(`${cell}: waiting: ${reason}`);
   }
 
-  private async cellView(cell: KnownCell, health: ReadonlyMap<string, NodeHealth>, withApplied: boolean): Promise<CellView> {
-    const client = this.options.client;
-    let leaderApplied: number | null = null;
+  /** Each member's applied slot, as its node answers (a member that does not answer is left out). */
+  private async appliedOf(cell: KnownCell): Promise<ReadonlyMap<string, number>> {
     const applied = new Map<string, number>();
-    if (withApplied) {
-      await Promise.all(cell.members.map(async (member) => {
-        const answer = await client.hello(cell.cell, nodePart(member), 1_000).catch(() => null);
-        if (answer?.identity === member && answer.hosted !== null) applied.set(member, answer.hosted.applied);
-      }));
-      leaderApplied = Math.max(-1, ...applied.values());
-    }
+    await Promise.all(cell.members.map(async (member) => {
+      const answer = await this.options.client.hello(cell.cell, this.nodeOf(member), 1_000).catch(() => null);
+      if (answer?.identity === member && answer.hosted !== null) applied.set(member, answer.hosted.applied);
+    }));
+    return applied;
+  }
+
+  /** What the planner sees of a cell; `applied`, when the members were asked, gives each one's applied slot and the leader's. */
+  private cellView(cell: KnownCell, health: ReadonlyMap<string, NodeHealth>, applied: ReadonlyMap<string, number> | null): CellView {
+    const leaderApplied = applied === null ? null : Math.max(-1, ...applied.values());
     const members = cell.members.map((identity): MemberView => {
-      const node = nodePart(identity);
+      const node = this.nodeOf(identity);
       const h = health.get(node);
       // A node that answers as another identity lost its disk: the member is gone for good.
       const replaced = h !== undefined && h.identity !== null && h.identity !== identity;
@@ -353,21 +427,41 @@ export class ControlPlane {
         identity, node,
         health: replaced ? "dead" : (h?.health ?? "dead"),
         downForMs: replaced ? Number.MAX_SAFE_INTEGER : (h?.downForMs ?? Number.MAX_SAFE_INTEGER),
-        applied: applied.get(identity) ?? null,
+        applied: applied?.get(identity) ?? null,
       };
     });
-    return { cell: cell.cell, color: this.options.color, members, clients: await this.clientsOf(cell.cell), leaderApplied };
+    return { cell: cell.cell, color: this.options.color, members, clients: this.clientsCache.get(cell.cell) ?? null, leaderApplied };
+  }
+
+  /** A member's topology id, remembered: identities are few (a node's, per incarnation) and every pass asks for each member of every cell. */
+  private nodeOf(identity: string): string {
+    let node = this.nodes.get(identity);
+    if (node === undefined) {
+      node = nodePart(identity);
+      this.nodes.set(identity, node);
+    }
+    return node;
   }
 
   /**
-   * Reads cells' clients from their own state: those not read yet, and `clientsPerPass` more in
-   * rotation (an `attach` rewrites them), with a bounded number of reads in flight.
+   * Reads cells' clients from their own state: the pass waits for those not read yet, while
+   * `clientsPerPass` more are read again in rotation (an `attach` rewrites them) in the
+   * background, a batch at a time; each with a bounded number of reads in flight.
    */
   private async refreshClients(cells: readonly string[]): Promise<void> {
     const todo = cells.filter((cell) => !this.clientsCache.has(cell));
-    const rotation = Math.min(this.options.clientsPerPass ?? 256, cells.length);
-    for (let i = 0; i < rotation; i++) todo.push(cells[(this.clientsCursor + i) % cells.length] as string);
-    this.clientsCursor = cells.length === 0 ? 0 : (this.clientsCursor + rotation) % cells.length;
+    if (this.clientsRotation === null && todo.length < cells.length) {
+      const rotation: string[] = [];
+      for (let i = 0; i < Math.min(this.options.clientsPerPass ?? 256, cells.length); i++) rotation.push(cells[(this.clientsCursor + i) % cells.length] as string);
+      this.clientsCursor = cells.length === 0 ? 0 : (this.clientsCursor + rotation.length) % cells.length;
+      this.clientsRotation = this.readClients(rotation).finally(() => {
+        this.clientsRotation = null;
+      });
+    }
+    await this.readClients(todo);
+  }
+
+  private async readClients(todo: readonly string[]): Promise<void> {
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
@@ -381,11 +475,6 @@ export class ControlPlane {
       }
     };
     await Promise.all(Array.from({ length: Math.min(64, todo.length) }, worker));
-  }
-
-  /** A cell's clients as last read (null: none recorded, or not read yet). */
-  private async clientsOf(cell: string): Promise<CellClients | null> {
-    return this.clientsCache.get(cell) ?? null;
   }
 
   private async carryOut(cell: string, step: Step): Promise<void> {
