@@ -763,6 +763,10 @@ export class World implements ClientHost {
         const deciding = this.decidingMembers(cell);
         if (!deciding.has(node.identity) && !node.hosted.has(cell)) continue;
         for (const m of deciding) if (m !== node.identity && (!current.has(m) || !this.nodes.get(nodePart(m))?.up)) return false;
+        // A member added but never taught holds no copy of the cell: wiping the only members
+        // that do loses the cell's data (seed 104398: members {n6, n1, n4}, n1 and n4 empty,
+        // and n6 wiped), which the model says never happens. It counts as a member down.
+        for (const m of deciding) if (m !== node.identity && (this.nodes.get(nodePart(m))?.replicas.get(cell)?.applied ?? -1) < 0) return false;
         // An addMember that may still land (retried, or a late copy of it) of an identity that
         // is gone would make a member that can never vote: count it as a member down.
         for (const added of this.addsUnsettled.get(cell)?.keys() ?? []) if (added !== node.identity && !current.has(added)) return false;

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type BugKind, type SimOptions, defaultSimOptions, faultKinds, runSimulation } from "../../src/sim/mod.ts";
+import { parseFaults } from "../../src/sim/options.ts";
 import { EventQueue } from "../../src/sim/queue.ts";
 import { Rng } from "../../src/sim/rng.ts";
 
@@ -41,6 +42,16 @@ describe("the simworld", () => {
     // Disks were replaced, and their nodes came back as strangers that had to be added again.
     expect(sessions.wipes).toBeGreaterThan(100);
   }, 600_000);
+
+  test.each([
+    [105695, "all faults: a late addMember of a wiped identity made a phantom member, and a second member was wiped (fault model, fixed)", {}],
+    [104398, "all faults: the only member holding the cell's state was wiped while the other two were added and never taught (fault model, fixed)", {}],
+    [714365, "nine nodes, membership faults: an empty restarted replica's learn deadline stayed in the past and it ticked for ever (core, fixed)", { nodes: 9, faults: parseFaults("membership,crash,partition,loss,reorder,delay,duplicate") }],
+  ] as const)("seed %d, found by a soak, stays clean: %s", (seed, _why, extra) => {
+    const report = runSimulation({ ...allFaults(seed), ...extra });
+    expect(report.failures).toEqual([]);
+    expect(report.stats.events).toBeLessThan(1_000_000);
+  }, 120_000);
 
   test("a seed replays exactly", () => {
     const a = runSimulation(allFaults(4242));
