@@ -200,7 +200,7 @@ export class PhysaliaNode {
     }
     this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
-      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell) ?? this.peekDormant(cell),
+      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.lookAt(cell),
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
       toClient: (client, wire) => {
         const known = this.clients.get(client);
@@ -247,11 +247,13 @@ export class PhysaliaNode {
   }
 
   /**
-   * A dormant cell's replica, built to be read and then dropped: discovery's audit refreshes
-   * every hosted cell in turn (a thousand a round), and waking each would undo dormancy
-   * within minutes. Nothing is stepped on it, so it owes the node nothing.
+   * A cell's replica, to be read only: the built one, or for a dormant cell one built for the
+   * look and dropped. Discovery's audit refreshes every hosted cell in turn (a thousand a
+   * round), and waking each would undo dormancy within minutes. Nothing is stepped on it.
    */
-  private peekDormant(cell: string): Replica | undefined {
+  private lookAt(cell: string): Replica | undefined {
+    const live = this.replicas.get(cell);
+    if (live !== undefined) return live;
     const handle = this.dormant.get(cell);
     return handle === undefined ? undefined : Replica.recover({ cell, self: this.id, env: this.env }, this.arena.get(handle));
   }
@@ -318,7 +320,7 @@ export class PhysaliaNode {
 
   /** One cell's replica, as /status?cell=NAME shows it, with what discovery here says of the cell; null when neither knows it. */
   cellStatus(cell: string): Record<string, unknown> | null {
-    const replica = this.replicas.get(cell) ?? this.peekDormant(cell);
+    const replica = this.lookAt(cell);
     const discovery = this.discovery.lookup(cell);
     if (replica === undefined) return discovery.status === "noSuchCell" ? null : { cell, role: null, discovery };
     return { cell, role: replica.role, leader: replica.leader, applied: replica.applied, members: replica.cellState?.latestMembers() ?? null, discovery };
@@ -652,7 +654,7 @@ export class PhysaliaNode {
   private nodeRequest(sender: string, cell: string, request: NodeMessage): void {
     const answer = (outcome: ReplyOutcome) => this.reply(sender, cell, request.client, request.id, outcome);
     // Read only (a hello, or `exists`): a dormant cell is looked at, not woken.
-    const existing = this.replicas.get(cell) ?? this.peekDormant(cell);
+    const existing = this.lookAt(cell);
     if (request.kind === "hello") {
       answer({ kind: "node", identity: this.id, hosted: existing === undefined ? null : this.hostedOf(existing) });
       return;

@@ -1,4 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { toHex } from "../../src/core/bytes.ts";
+import { Replica } from "../../src/core/replica.ts";
+import { openLog } from "../../src/storage/mod.ts";
 import { NoSuchCellError, PhysaliaClient } from "../../src/client/client.ts";
 import { MemoryLog, type NodeLog } from "../../src/node/log.ts";
 import { type NodeOptions, PhysaliaNode } from "../../src/node/node.ts";
@@ -268,170 +274,140 @@ describe("the node", () => {
   });
 });
 
+/**
+ * Runs `body` with n1 stopped, its memory log dropped and a fresh directory for a file log,
+ * in a colony of three; the directory is removed after.
+ */
+async function withFileLog(prefix: string, body: (dir: string, running: Colony) => Promise<void>): Promise<void> {
+  const running = (colony = new Colony(3));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    await running.kill("n1");
+    running.logs.delete("n1");
+    await body(dir, running);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Opens a log that must be intact. */
+async function openIntact(dir: string, options: Parameters<typeof openLog>[1] = {}) {
+  const opened = await openLog(dir, options);
+  if (opened.log === null) throw new Error(`the log is damaged: ${JSON.stringify(opened.damage)}`);
+  return { ...opened, log: opened.log };
+}
+
+/** What a replica holds, to set beside what recovery rebuilds. */
+function heldBy(replica: Replica | undefined): { applied: number | undefined; digest: string } {
+  return { applied: replica?.applied, digest: toHex(replica?.cellState?.digest() ?? new Uint8Array()) };
+}
+
+/**
+ * Reopens the log: it must be undamaged and name exactly `cells`, and each cell's replica
+ * rebuilt from it must hold what `held` says. Returns the rebuilt replicas.
+ */
+async function expectRecovered(dir: string, self: string, cells: readonly string[], held: readonly ReturnType<typeof heldBy>[]): Promise<Replica[]> {
+  const reopened = await openLog(dir);
+  expect(reopened.damage).toEqual([]);
+  expect([...reopened.records.keys()].sort()).toEqual([...cells]);
+  const replicas = cells.map((cell, c) => {
+    const replica = Replica.recover({ cell, self, env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(cell) ?? []);
+    expect(replica.applied).toBe(held[c]?.applied as number);
+    expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(held[c]?.digest as string);
+    return replica;
+  });
+  await reopened.log?.close();
+  return replicas;
+}
+
 describe("the node on its file log", () => {
-  test("compacts its log while serving and recovers the same cells from the compacted log", async () => {
-    const { mkdtemp, rm } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { openLog } = await import("../../src/storage/mod.ts");
-    const { toHex } = await import("../../src/core/bytes.ts");
-    colony = new Colony(3);
-    const dir = await mkdtemp(join(tmpdir(), "physalia-node-log-"));
-    try {
-      await colony.kill("n1");
-      colony.logs.delete("n1");
-      const first = await openLog(dir);
-      const log = first.log;
-      if (log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
-      const node = colony.start("n1", log, first.incarnation);
-      const client = colony.client();
-      for (let c = 0; c < 3; c++) await client.create(`vol-${c}`);
-      for (let i = 0; i < 40; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: `k${i}`, op: "increment", by: 1n }] });
-      const before = [0, 1, 2].map((c) => node.replica(`vol-${c}`));
-      await node.compact((entries) => log.compact(entries));
-      // Writes go on after the compaction, and must survive too.
-      for (let i = 0; i < 6; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
-      await Bun.sleep(100);
-      const digests = before.map((r) => toHex(r?.cellState?.digest() ?? new Uint8Array()));
-      const applied = before.map((r) => r?.applied);
-      await colony.kill("n1");
-      const reopened = await openLog(dir);
-      expect(reopened.damage).toEqual([]);
-      expect([...reopened.records.keys()].sort()).toEqual(["vol-0", "vol-1", "vol-2"]);
-      const { Replica } = await import("../../src/core/replica.ts");
-      for (let c = 0; c < 3; c++) {
-        const replica = Replica.recover({ cell: `vol-${c}`, self: "n1", env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(`vol-${c}`) ?? []);
-        expect(replica.applied).toBe(applied[c] as number);
-        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
-      }
-      await reopened.log?.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }, 30_000);
+  test("compacts its log while serving and recovers the same cells from the compacted log", () => withFileLog("physalia-node-log-", async (dir, colony) => {
+    const first = await openIntact(dir);
+    const log = first.log;
+    const node = colony.start("n1", log, first.incarnation);
+    const client = colony.client();
+    for (let c = 0; c < 3; c++) await client.create(`vol-${c}`);
+    for (let i = 0; i < 40; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: `k${i}`, op: "increment", by: 1n }] });
+    const cells = [0, 1, 2].map((c) => `vol-${c}`);
+    const before = cells.map((cell) => node.replica(cell));
+    await node.compact((entries) => log.compact(entries));
+    // Writes go on after the compaction, and must survive too.
+    for (let i = 0; i < 6; i++) await client.transact(`vol-${i % 3}`, { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
+    await Bun.sleep(100);
+    const held = before.map(heldBy);
+    await colony.kill("n1");
+    await expectRecovered(dir, "n1", cells, held);
+  }), 30_000);
 
-  test("wakes dormant cells while a compaction copies them, and loses none of them", async () => {
-    const { mkdtemp, rm } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { openLog } = await import("../../src/storage/mod.ts");
-    const { toHex } = await import("../../src/core/bytes.ts");
-    const { Replica } = await import("../../src/core/replica.ts");
-    colony = new Colony(3);
-    const dir = await mkdtemp(join(tmpdir(), "physalia-node-dormant-"));
-    try {
-      await colony.kill("n1");
-      colony.logs.delete("n1");
-      const first = await openLog(dir);
-      if (first.log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
-      let node = colony.start("n1", first.log, first.incarnation);
-      const client = colony.client();
-      const cells = Array.from({ length: 300 }, (_, c) => `dormant-${String(c).padStart(3, "0")}`);
-      await Promise.all(cells.map((cell) => client.create(cell)));
-      await Promise.all(cells.map((cell) => client.transact(cell, put("k", utf8(cell)))));
-      const firstLog = first.log;
-      await node.compact((entries) => firstLog.compact(entries));
-      await Bun.sleep(100);
-      await colony.kill("n1");
-      // Back from the compacted log: a cell that is a promise and a snapshot there is dormant
-      // (a few may hold a vote or a commit that came after their snapshot was taken).
-      const second = await openLog(dir, { compactionChunkBytes: 64 });
-      const log = second.log;
-      if (log === null) throw new Error(`the log is damaged: ${JSON.stringify(second.damage)}`);
-      const idle = [...second.records.values()].filter((records) => records.map((r) => r.kind).join() === "promise,snapshot").length;
-      expect(idle).toBeGreaterThan(cells.length / 2);
-      node = colony.start("n1", log, second.incarnation, second.records);
-      expect(node.dormantCount).toBe(idle);
-      let compacting = true;
-      let writesDuring = 0;
-      const compaction = node.compact((entries) => log.compact(entries)).finally(() => {
-        compacting = false;
-      });
-      await Promise.all(Array.from({ length: 6 }, async (_, writer) => {
-        for (let i = writer; compacting && i < 3_000; i += 6) {
-          await client.transact(cells[(i * 37) % cells.length] as string, { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] });
-          if (compacting) writesDuring++;
-        }
-      }));
-      await compaction;
-      expect(writesDuring).toBeGreaterThan(3);
-      const woken = cells.length - node.dormantCount;
-      expect(woken).toBeGreaterThan(0);
-      expect(node.dormantCount).toBeGreaterThan(0);
-      await Bun.sleep(100);
-      const digests = cells.map((cell) => toHex(node.replica(cell)?.cellState?.digest() ?? new Uint8Array()));
-      const applied = cells.map((cell) => node.replica(cell)?.applied);
-      await colony.kill("n1");
-      const reopened = await openLog(dir);
-      expect(reopened.damage).toEqual([]);
-      expect([...reopened.records.keys()].sort()).toEqual(cells);
-      for (const [c, cell] of cells.entries()) {
-        const replica = Replica.recover({ cell, self: node.id, env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(cell) ?? []);
-        expect(replica.applied).toBe(applied[c] as number);
-        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
-      }
-      await reopened.log?.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  test("wakes dormant cells while a compaction copies them, and loses none of them", () => withFileLog("physalia-node-dormant-", async (dir, colony) => {
+    const first = await openIntact(dir);
+    let node = colony.start("n1", first.log, first.incarnation);
+    const client = colony.client();
+    const cells = Array.from({ length: 300 }, (_, c) => `dormant-${String(c).padStart(3, "0")}`);
+    await Promise.all(cells.map((cell) => client.create(cell)));
+    await Promise.all(cells.map((cell) => client.transact(cell, put("k", utf8(cell)))));
+    await node.compact((entries) => first.log.compact(entries));
+    await Bun.sleep(100);
+    await colony.kill("n1");
+    // Back from the compacted log: a cell that is a promise and a snapshot there is dormant
+    // (a few may hold a vote or a commit that came after their snapshot was taken).
+    const second = await openIntact(dir, { compactionChunkBytes: 64 });
+    const log = second.log;
+    const idle = [...second.records.values()].filter((records) => records.map((r) => r.kind).join() === "promise,snapshot").length;
+    expect(idle).toBeGreaterThan(cells.length / 2);
+    node = colony.start("n1", log, second.incarnation, second.records);
+    expect(node.dormantCount).toBe(idle);
+    const writesDuring = await writeDuring(node.compact((entries) => log.compact(entries)), 3_000, (i) => client.transact(cells[(i * 37) % cells.length] as string, { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] }));
+    expect(writesDuring).toBeGreaterThan(3);
+    const woken = cells.length - node.dormantCount;
+    expect(woken).toBeGreaterThan(0);
+    expect(node.dormantCount).toBeGreaterThan(0);
+    await Bun.sleep(100);
+    const held = cells.map((cell) => heldBy(node.replica(cell)));
+    await colony.kill("n1");
+    await expectRecovered(dir, node.id, cells, held);
+  }), 60_000);
 
-  test("takes each replica's records as the copy reaches it, with writes to every cell going on, and recovers what it served", async () => {
-    const { mkdtemp, rm } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { openLog } = await import("../../src/storage/mod.ts");
-    const { toHex } = await import("../../src/core/bytes.ts");
-    const { Replica } = await import("../../src/core/replica.ts");
-    colony = new Colony(3);
-    const dir = await mkdtemp(join(tmpdir(), "physalia-node-lazy-"));
-    try {
-      await colony.kill("n1");
-      colony.logs.delete("n1");
-      // A tiny chunk: the copy takes a record or two a turn, so it interleaves with the writes.
-      const first = await openLog(dir, { compactionChunkBytes: 64 });
-      const log = first.log;
-      if (log === null) throw new Error(`a new log is damaged: ${JSON.stringify(first.damage)}`);
-      const node = colony.start("n1", log, first.incarnation);
-      const client = colony.client();
-      // Enough cells that the copy, a record or two a turn, lasts many writes.
-      const cells = Array.from({ length: 300 }, (_, c) => `lazy-${String(c).padStart(3, "0")}`);
-      await Promise.all(cells.map((cell) => client.create(cell)));
-      const written = (i: number) => cells[(i * 37) % cells.length] as string;
-      for (let i = 0; i < 24; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }] });
-      let compacting = true;
-      let writesDuring = 0;
-      const compaction = node.compact((entries) => log.compact(entries)).finally(() => {
-        compacting = false;
-      });
-      // Six writers at once, each to cells all over the node, while the copy runs.
-      await Promise.all(Array.from({ length: 6 }, async (_, writer) => {
-        for (let i = writer; compacting && i < 2_400; i += 6) {
-          await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }, { key: `w${i}`, op: "put", value: utf8("x".repeat(i % 50)) }] });
-          if (compacting) writesDuring++;
-        }
-      }));
-      await compaction;
-      expect(writesDuring).toBeGreaterThan(3);
-      for (let i = 0; i < 6; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
-      await Bun.sleep(100);
-      const live = cells.map((cell) => node.replica(cell));
-      const digests = live.map((r) => toHex(r?.cellState?.digest() ?? new Uint8Array()));
-      const applied = live.map((r) => r?.applied);
-      const promised = live.map((r) => r?.compactedRecords().find((x) => x.kind === "promise"));
-      await colony.kill("n1");
-      const reopened = await openLog(dir);
-      expect(reopened.damage).toEqual([]);
-      expect([...reopened.records.keys()].sort()).toEqual(cells);
-      for (const [c, cell] of cells.entries()) {
-        const replica = Replica.recover({ cell, self: "n1", env: { isAlive: () => true, jitter: () => 0.5 } }, reopened.records.get(cell) ?? []);
-        expect(replica.applied).toBe(applied[c] as number);
-        expect(toHex(replica.cellState?.digest() ?? new Uint8Array())).toBe(digests[c] as string);
-        expect(replica.compactedRecords().find((x) => x.kind === "promise")).toEqual(promised[c]);
-      }
-      await reopened.log?.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  test("takes each replica's records as the copy reaches it, with writes to every cell going on, and recovers what it served", () => withFileLog("physalia-node-lazy-", async (dir, colony) => {
+    // A tiny chunk: the copy takes a record or two a turn, so it interleaves with the writes.
+    const first = await openIntact(dir, { compactionChunkBytes: 64 });
+    const log = first.log;
+    const node = colony.start("n1", log, first.incarnation);
+    const client = colony.client();
+    // Enough cells that the copy, a record or two a turn, lasts many writes.
+    const cells = Array.from({ length: 300 }, (_, c) => `lazy-${String(c).padStart(3, "0")}`);
+    await Promise.all(cells.map((cell) => client.create(cell)));
+    const written = (i: number) => cells[(i * 37) % cells.length] as string;
+    for (let i = 0; i < 24; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }] });
+    const writesDuring = await writeDuring(node.compact((entries) => log.compact(entries)), 2_400, (i) => client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "k", op: "increment", by: 1n }, { key: `w${i}`, op: "put", value: utf8("x".repeat(i % 50)) }] }));
+    expect(writesDuring).toBeGreaterThan(3);
+    for (let i = 0; i < 6; i++) await client.transact(written(i), { reads: [], conditions: [], writes: [{ key: "after", op: "increment", by: 1n }] });
+    await Bun.sleep(100);
+    const live = cells.map((cell) => node.replica(cell));
+    const held = live.map(heldBy);
+    const promised = live.map((r) => r?.compactedRecords().find((x) => x.kind === "promise"));
+    await colony.kill("n1");
+    const recovered = await expectRecovered(dir, "n1", cells, held);
+    for (const [c, replica] of recovered.entries()) expect(replica.compactedRecords().find((x) => x.kind === "promise")).toEqual(promised[c]);
+  }), 60_000);
 });
+
+/**
+ * Six writers at once, each calling `write(i)` for its share of 0..writesMax while `compaction`
+ * runs; answers how many writes finished before it did.
+ */
+async function writeDuring(compaction: Promise<void>, writesMax: number, write: (i: number) => Promise<unknown>): Promise<number> {
+  let compacting = true;
+  const done = compaction.finally(() => {
+    compacting = false;
+  });
+  let during = 0;
+  await Promise.all(Array.from({ length: 6 }, async (_, writer) => {
+    for (let i = writer; compacting && i < writesMax; i += 6) {
+      await write(i);
+      if (compacting) during++;
+    }
+  }));
+  await done;
+  return during;
+}
