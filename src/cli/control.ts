@@ -22,14 +22,16 @@ function modifiedMs(path: string): number {
   }
 }
 
-export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--view gossip|probe] [--exit-with-parent]
+export const controlUsage = `usage: physalia control --topology FILE --keys FILE [--color C] [--id NAME] [--grace MS] [--size N] [--steps N] [--in-flight N] [--view gossip|probe] [--exit-with-parent]
   --topology FILE   the colony's topology; clients (for placement near them) come from it
   --keys FILE       the control key file (control.json)
   --color C         the color this process serves (default: the topology's first); one control plane per color
   --id NAME         this process's name, the holder of the control lease (default control-<pid>)
   --grace MS        a node down this long is replaced in its cells (default 10000)
   --size N          replicas of a new cell (default 7, fewer if the color has fewer nodes)
-  --steps N         membership changes per pass at most, across all cells (default 8): the repair rate
+  --steps N         membership changes started per pass at most, across all cells (default 8): the repair rate
+  --in-flight N     membership changes under way at once at most, across passes (default: --steps);
+                    a change waits for its new member to catch up, so this bounds the copying at once
   --view V          where node health and cells' members come from: gossip (default: three nodes'
                     discovery peer tables and batched lookups a pass) or probe (a hello to every
                     node and a describe of each cell it reads, a pass)
@@ -47,6 +49,7 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     grace: { type: "int", min: 100, max: 24 * 3_600_000 },
     size: { type: "int", min: 1, max: 9 },
     steps: { type: "int", min: 1, max: 4096 },
+    "in-flight": { type: "int", min: 1, max: 65_536 },
     view: { type: "string" },
     "exit-with-parent": { type: "bool" },
   });
@@ -69,6 +72,7 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     ...(flags.grace === undefined ? {} : { graceMs: flags.grace as number }),
     ...(flags.size === undefined ? {} : { size: flags.size as number }),
     ...(flags.steps === undefined ? {} : { stepsPerPassMax: flags.steps as number }),
+    ...(flags["in-flight"] === undefined ? {} : { stepsInFlightMax: flags["in-flight"] as number }),
   });
   try {
     await plane.ensureControlCell();
@@ -76,7 +80,8 @@ export async function controlCommand(args: string[], print: (line: string) => vo
     client.close();
     throw new CliError(`Cannot reach the control cell ${controlCellOf(color)}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  print(`control ${id}: serving color ${color} (${nodes.size} nodes, the ${viewName} view); standing by until it holds the lease in ${controlCellOf(color)}`);
+  const { stepsPerPass, stepsInFlight } = plane.pacing;
+  print(`control ${id}: serving color ${color} (${nodes.size} nodes, the ${viewName} view, at most ${stepsPerPass} changes started a pass and ${stepsInFlight} under way); standing by until it holds the lease in ${controlCellOf(color)}`);
   const running = plane.run();
   // Datacenter automation rewrites the topology file (and may send SIGHUP): clients that moved
   // take their cells with them. The file is also checked every 5 s.

@@ -161,6 +161,12 @@ export class ControlPlane {
     while (this.running.size > 0) await Promise.all(this.running.values());
   }
 
+  /** The repair rate's two bounds, defaults applied: changes started per pass, and under way at once. */
+  get pacing(): { readonly stepsPerPass: number; readonly stepsInFlight: number } {
+    const stepsPerPass = this.options.stepsPerPassMax ?? 8;
+    return { stepsPerPass, stepsInFlight: this.options.stepsInFlightMax ?? stepsPerPass };
+  }
+
   /** How many membership changes are under way. */
   get stepsInFlight(): number {
     return this.running.size;
@@ -362,8 +368,8 @@ export class ControlPlane {
     })();
     const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
     const steps: { cell: string; step: Step }[] = [];
-    const perPass = this.options.stepsPerPassMax ?? 8;
-    const budget = Math.min(perPass, (this.options.stepsInFlightMax ?? perPass) - this.running.size);
+    const { stepsPerPass, stepsInFlight } = this.pacing;
+    const budget = Math.min(stepsPerPass, stepsInFlight - this.running.size);
     // Cells one over their size with every member alive wait for everyone to catch up, which
     // needs the members' applied slots: those cells are asked together, as many as the budget
     // has room for, and planned again; one cell's hellos never hold up the next cell's.

@@ -118,6 +118,16 @@ describe("one rule for exit codes and output", () => {
 });
 
 describe("arguments", () => {
+  test("physalia control refuses pacing out of range in one line, before reading anything", async () => {
+    for (const [flag, value] of [["--in-flight", "0"], ["--in-flight", "65537"], ["--steps", "0"], ["--in-flight", "two"]] as const) {
+      const run = await physalia("control", "--topology", topologyPath, "--keys", join(dir, "keys", "control.json"), flag, value);
+      expect(run.code).toBe(2);
+      expect(run.err.split("\n")[0]).toStartWith("physalia control: ");
+      expect(run.err.split("\n")[0]).toContain(flag);
+      expect(run.out).toBe("");
+    }
+  });
+
   test("get takes 64 keys, and says how many past that", async () => {
     const keys = Array.from({ length: limits.keysPerTransactionMax }, (_, i) => `k${i}`);
     const ok = await ctl("get", "vol", ...keys);

@@ -46,7 +46,9 @@ describe("the control plane of real processes", () => {
     const c = colony;
     c.startControl("control-a", "--grace", "1500");
     await waitFor("control-a to be active", async () => (await c.output("control-a")).includes(": active"), 20_000);
-    c.startControl("control-b", "--grace", "1500");
+    c.startControl("control-b", "--grace", "1500", "--steps", "4", "--in-flight", "2");
+    await waitFor("control-b to stand by", async () => (await c.output("control-b")).includes("at most 4 changes started a pass and 2 under way"), 20_000);
+    expect(await c.output("control-a")).toContain("at most 8 changes started a pass and 8 under way");
     const created = await c.ctl("create", "vol", "--client", "vm1");
     expect(created.code).toBe(0);
     expect(JSON.parse(created.out)).toMatchObject({ status: "created", cell: "vol" });

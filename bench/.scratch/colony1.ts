@@ -1,0 +1,13 @@
+import { buildCluster } from "../../src/control/placement/cluster.ts";
+import { generateTopology } from "../../src/control/topology/generate.ts";
+import { deriveSeed, Rng } from "../../src/random.ts";
+import { runColony } from "../colony/run.ts";
+import { pickEvents } from "../colony/scenarios.ts";
+const cells = Number(process.env.CELLS ?? 300);
+const topology = generateTopology({ rows: 8, racksPerRow: 8, nodesPerRack: 3, powerDomains: 4, colors: 1, seed: 20200225, capacity: 100_000, name: "colony" });
+if (topology instanceof Error) throw topology;
+const cluster = buildCluster(topology);
+const [event] = pickEvents(cluster, (process.env.SCEN ?? "row loss") as never, 1, new Rng(deriveSeed(20200225, 20)));
+const t = performance.now();
+const r = runColony({ seed: 20200225, topology, cluster, cells, placement: "aware", event: event! });
+console.log(JSON.stringify({ wall: (performance.now() - t) / 1000, during: r.during.fraction, repaired: r.repaired.fraction, world: r.world, control: r.control }));
