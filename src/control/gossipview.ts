@@ -66,6 +66,8 @@ interface Known {
   readonly cell: KnownCell;
   /** The entry it came from; null for a cell the control plane created and no entry has shown yet. */
   readonly entry: CellEntry | null;
+  /** What `cells()` hands the control plane: `cell` with only this color's members. */
+  readonly shown: KnownCell;
 }
 
 interface Settling {
@@ -91,6 +93,10 @@ export class GossipView implements ColonyView {
   private readonly known = new Map<string, Known>();
   private readonly settling = new Map<string, Settling>();
   private names: string[] | null = null;
+  /** Registered cells with no entry yet (not known, or created and not shown by discovery). */
+  private readonly unknown = new Set<string>();
+  /** What the last `cells()` returned, while nothing it depends on changed: a pass in which no entry changes costs nothing per cell. */
+  private shown: KnownCell[] | null = null;
   private scans = 0;
   private cursor = 0;
 
@@ -101,12 +107,20 @@ export class GossipView implements ColonyView {
   }
 
   created(cell: KnownCell): void {
-    this.known.set(cell.cell, { cell, entry: null });
+    this.remember(cell, null);
     this.names = null;
   }
 
   changed(cell: string): void {
     this.settling.set(cell, { before: this.known.get(cell) ?? null, passes: 0 });
+    this.shown = null;
+  }
+
+  private remember(cell: KnownCell, entry: CellEntry | null): void {
+    this.known.set(cell.cell, { cell, entry, shown: { ...cell, members: cell.members.filter((m) => this.nodeIds.has(nodePart(m))) } });
+    if (entry === null) this.unknown.add(cell.cell);
+    else this.unknown.delete(cell.cell);
+    this.shown = null;
   }
 
   // ---- health ---------------------------------------------------------------------------
@@ -193,13 +207,18 @@ export class GossipView implements ColonyView {
   // ---- cells ----------------------------------------------------------------------------
 
   async cells(): Promise<readonly KnownCell[]> {
-    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
+    if (this.names === null || ++this.scans % (this.options.rescanEvery ?? 20) === 0) {
+      // Only a new read of the registry walks every cell: other passes cost what changed.
+      this.names = (await readRegistry(this.options.client, this.options.controlCell)).names;
+      const registered = new Set(this.names);
+      for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);
+      for (const cell of this.settling.keys()) if (!registered.has(cell)) this.settling.delete(cell);
+      this.unknown.clear();
+      for (const cell of this.names) if (this.known.get(cell)?.entry == null) this.unknown.add(cell);
+      this.shown = null;
+    }
     const names = this.names;
-    const registered = new Set(names);
-    for (const cell of this.known.keys()) if (!registered.has(cell)) this.known.delete(cell);
-    for (const cell of this.settling.keys()) if (!registered.has(cell)) this.settling.delete(cell);
-    const todo = new Set<string>();
-    for (const cell of names) if (!this.known.has(cell) || this.known.get(cell)?.entry === null) todo.add(cell);
+    const todo = new Set<string>(this.unknown);
     const rotation = Math.min(this.options.lookupPerPass ?? 1_024, names.length);
     for (let i = 0; i < rotation; i++) todo.add(names[(this.cursor + i) % names.length] as string);
     this.cursor = names.length === 0 ? 0 : (this.cursor + rotation) % names.length;
@@ -219,16 +238,18 @@ export class GossipView implements ColonyView {
     const rest = [...todo];
     for (let i = 0; i < rest.length; i += discoveryLimits.lookupCellsMax) lookups.push({ node: this.lookupNode(), cells: rest.slice(i, i + discoveryLimits.lookupCellsMax) });
     await this.lookUp(lookups);
-    const out: KnownCell[] = [];
-    for (const [name, { cell }] of this.known) {
-      const settling = this.settling.get(name);
-      if (settling !== undefined) {
-        if (++settling.passes <= (this.options.settlePassesMax ?? 10)) continue;
-        this.settling.delete(name);
-      }
-      out.push({ ...cell, members: cell.members.filter((m) => this.nodeIds.has(nodePart(m))) });
+    // A changed cell is held back until discovery shows the change, or for settlePassesMax passes.
+    for (const [name, settling] of this.settling) {
+      if (!this.known.has(name) || ++settling.passes <= (this.options.settlePassesMax ?? 10)) continue;
+      this.settling.delete(name);
+      this.shown = null;
     }
-    return out;
+    if (this.shown === null) {
+      const out: KnownCell[] = [];
+      for (const [name, { shown }] of this.known) if (!this.settling.has(name)) out.push(shown);
+      this.shown = out;
+    }
+    return this.shown;
   }
 
   /** The next node gossip calls alive, in rotation, to send a lookup to. */
@@ -259,7 +280,7 @@ export class GossipView implements ColonyView {
     if (entry === null) return;
     const held = this.known.get(answer.cell);
     if (held !== undefined && held.entry !== null && compareEntries(entry, held.entry) <= 0) return;
-    this.known.set(answer.cell, { cell: { cell: answer.cell, incarnation: entry.incarnation, members: [...entry.members] }, entry });
+    this.remember({ cell: answer.cell, incarnation: entry.incarnation, members: [...entry.members] }, entry);
     const settling = this.settling.get(answer.cell);
     if (settling !== undefined && shows(entry, settling.before)) this.settling.delete(answer.cell);
   }

@@ -8,9 +8,11 @@ import { UsageError } from "../../src/cli/args.ts";
 import { controlCommand } from "../../src/cli/control.ts";
 import { PhysaliaClient } from "../../src/client/client.ts";
 import { GossipView } from "../../src/control/gossipview.ts";
+import { registryPrefix } from "../../src/control/registry.ts";
 import { ControlPlane, controlCellOf } from "../../src/control/service.ts";
 import { parseTopology } from "../../src/control/topology/parse.ts";
 import type { Topology } from "../../src/control/topology/types.ts";
+import type { CellAnswer } from "../../src/discovery/mod.ts";
 import { utf8 } from "../../src/core/value.ts";
 import { MemoryLog } from "../../src/node/log.ts";
 import { PhysaliaNode } from "../../src/node/node.ts";
@@ -262,4 +264,64 @@ describe("the gossip view", () => {
 
 test("physalia control takes --view gossip or probe, and refuses anything else before it opens a socket", async () => {
   await expect(controlCommand(["--view", "rumor", "--topology", "/nonexistent.json"])).rejects.toBeInstanceOf(UsageError);
+});
+
+/** A client that answers lookups and registry scans from two maps the test edits: no network. */
+function scripted(entries: Map<string, { members: string[]; version: number }>, registered: string[]) {
+  const incarnation = "0123456789abcdef";
+  const stats = { registryReads: 0 };
+  const client = {
+    async lookupAt(_node: string, asked: readonly string[]) {
+      const answers: CellAnswer[] = asked.map((cell) => {
+        const known = entries.get(cell);
+        if (known === undefined) return { cell, status: "noSuchCell" } as CellAnswer;
+        return { cell, status: "found", entry: { cell, incarnation, epoch: 1, version: known.version, ballot: 1, leader: known.members[0] as string, refreshedMs: 0, members: known.members } };
+      });
+      return { kind: "lookupAnswer", id: 1, answers, peers: [] };
+    },
+    async transact(_cell: string, tx: { scan?: { start: string } }) {
+      if (tx.scan?.start === registryPrefix) stats.registryReads++;
+      return { status: "committed", reads: [], scan: { entries: registered.map((n) => [`${registryPrefix}${n}`, new Uint8Array(0)] as const), next: null } };
+    },
+  };
+  return { client: client as unknown as PhysaliaClient, stats };
+}
+
+test("a pass in which no entry changed hands over the same cells without touching each; a changed entry shows the next pass, a deregistered cell at the next read of the registry", async () => {
+  const id = (node: string) => `${node}~0123456789abcdef`;
+  const entries = new Map([
+    ["a", { members: ["r1n0", "r1n1", "r1n2"].map(id), version: 1 }],
+    ["b", { members: ["r1n1", "r1n2", "r1n3"].map(id), version: 1 }],
+    // A member of another color (not among the view's nodes) is never handed over.
+    ["c", { members: ["r1n0", "r2n0", "g9"].map(id), version: 1 }],
+  ]);
+  const registered = ["a", "b", "c"];
+  const { client, stats } = scripted(entries, registered);
+  const view = new GossipView({ client, nodes: ["r1n0", "r1n1", "r1n2", "r1n3", "r2n0"], controlCell: controlCellOf("blue"), rescanEvery: 5 });
+  const first = await view.cells();
+  expect(first.map((c) => c.cell).sort()).toEqual(["a", "b", "c"]);
+  expect(first.find((c) => c.cell === "c")?.members.map(nodePart)).toEqual(["r1n0", "r2n0"]);
+  // Nothing changed: the very same array, and the same objects in it.
+  const second = await view.cells();
+  expect(second).toBe(first);
+  // b gains a member: the next pass shows it, though the registry is not read again.
+  entries.set("b", { members: ["r1n1", "r1n2", "r1n3", "r2n0"].map(id), version: 2 });
+  const reads = stats.registryReads;
+  const third = await view.cells();
+  expect(stats.registryReads).toBe(reads);
+  expect(third).not.toBe(first);
+  expect(third.find((c) => c.cell === "b")?.members.map(nodePart)).toEqual(["r1n1", "r1n2", "r1n3", "r2n0"]);
+  expect(third.find((c) => c.cell === "a")).toBe(first.find((c) => c.cell === "a"));
+  // An older entry (a lagging node's) changes nothing.
+  entries.set("b", { members: ["r1n1", "r1n2", "r1n3"].map(id), version: 1 });
+  expect(await view.cells()).toBe(third);
+  // c leaves the registry: gone at the next read of it (every fifth pass here), not before.
+  registered.splice(registered.indexOf("c"), 1);
+  let passes = 0;
+  for (let seen = stats.registryReads; stats.registryReads === seen; passes++) {
+    const cells = await view.cells();
+    if (stats.registryReads === seen) expect(cells.some((c) => c.cell === "c")).toBe(true);
+    else expect(cells.map((c) => c.cell).sort()).toEqual(["a", "b"]);
+  }
+  expect(passes).toBeLessThanOrEqual(5);
 });
