@@ -39,7 +39,15 @@ export interface NodeHealth {
 }
 
 /** Where the control plane learns of cells and nodes. */
+/** A sound cell planned to nothing is planned again after this many passes, up to twice as many (spread so rechecks do not fall on one pass). */
+const quietPassesMin = 40;
+
 export interface ColonyView {
+  /**
+   * Every registered cell the view knows. A view may hand over the very array of an earlier
+   * pass when nothing in it changed (the control plane then reuses what it counted from it),
+   * so it never changes an array it has handed over.
+   */
   cells(): Promise<readonly KnownCell[]>;
   /** By topology id, every node of the color. */
   health(): Promise<ReadonlyMap<string, NodeHealth>>;
@@ -321,14 +329,31 @@ export class ControlPlane {
     return { instance: where, primary: where, replica: where };
   }
 
+  /**
+   * Sound cells the last plan left alone, by the object the view handed over (a view hands
+   * the same object while the cell's entry does not change), with what the plan read.
+   */
+  private readonly quiet = new WeakMap<KnownCell, { readonly clients: CellClients | null | undefined; readonly topology: Topology; readonly until: number }>();
+  private quietCount = 0;
+
+  /** The members counted by the last placer, and the cells they were counted from. */
+  private loadCount: { readonly cells: readonly KnownCell[]; readonly perIdentity: ReadonlyMap<string, number> } | null = null;
+
   /** A placer that knows how full each node is, and counts nodes that are down as full: nothing goes there. */
   private placer(cells: readonly KnownCell[], down: ReadonlySet<string> = new Set()): Placer {
+    // Counted by identity, then folded into nodes: one map update per member (identities are
+    // few). A view that saw nothing change hands over the same array: counted once for it.
+    let perIdentity = this.loadCount?.cells === cells ? this.loadCount.perIdentity : null;
+    if (perIdentity === null) {
+      const counted = new Map<string, number>();
+      for (const { members } of cells) for (const m of members) counted.set(m, (counted.get(m) ?? 0) + 1);
+      this.loadCount = { cells, perIdentity: counted };
+      perIdentity = counted;
+    }
     const load = new Map<string, number>();
-    for (const { members } of cells) {
-      for (const m of members) {
-        const node = this.nodeOf(m);
-        load.set(node, (load.get(node) ?? 0) + 1);
-      }
+    for (const [m, count] of perIdentity) {
+      const node = this.nodeOf(m);
+      load.set(node, (load.get(node) ?? 0) + count);
     }
     const capacity = new Map(this.topology.nodes.map((n) => [n.id, n.capacity]));
     for (const id of load.keys()) if (!capacity.has(id)) load.delete(id);
@@ -340,6 +365,8 @@ export class ControlPlane {
   private async reconcile(cells: readonly KnownCell[], health: ReadonlyMap<string, NodeHealth>, deadline: number): Promise<{ cells: number; steps: { cell: string; step: Step }[]; planMs: number }> {
     const planStarted = this.now();
     const graceMs = this.options.graceMs ?? 10_000;
+    // Once a pass: it walks the topology's nodes (it was once per cell, two thirds of a pass).
+    const size = this.size;
     const downNodes = new Set([...health].filter(([, h]) => h.health !== "alive").map(([node]) => node));
     const placer = this.placer(cells, downNodes);
     // Only a cell with a member not alive (or replaced), or one over its size, can be urgent:
@@ -348,12 +375,22 @@ export class ControlPlane {
     // of each of 10,000 cells every pass cost the one thread of the repair bench tens of ms.
     const urgent: { cell: KnownCell; view: CellView; urgency: number }[] = [];
     const healthy: KnownCell[] = [];
+    // Whether each identity some cell names is alive and still its node's: decided once per
+    // identity a pass, so the walk over every member of every cell is a lookup each.
+    const live = new Map<string, boolean>();
+    const isLive = (m: string) => {
+      let alive = live.get(m);
+      if (alive === undefined) {
+        const h = health.get(this.nodeOf(m));
+        alive = h !== undefined && h.health === "alive" && (h.identity === null || h.identity === m);
+        live.set(m, alive);
+      }
+      return alive;
+    };
     for (const cell of cells) {
       if (cell.cell === this.controlCell) continue;
-      const sound = cell.members.length <= this.size && cell.members.every((m) => {
-        const h = health.get(this.nodeOf(m));
-        return h !== undefined && h.health === "alive" && (h.identity === null || h.identity === m);
-      });
+      let sound = cell.members.length <= size;
+      for (let i = 0; sound && i < cell.members.length; i++) sound = isLive(cell.members[i] as string);
       if (sound) healthy.push(cell);
       else {
         const view = this.cellView(cell, health, null);
@@ -364,9 +401,16 @@ export class ControlPlane {
     const self = this;
     const views = (function* (): Generator<{ cell: KnownCell; view: CellView }> {
       yield* urgent;
-      for (const cell of healthy) yield { cell, view: self.cellView(cell, health, null) };
+      for (const cell of healthy) {
+        // A sound cell planned to nothing is not planned again while its members, its clients
+        // and the topology stay what they were, until its recheck comes round (the placer's
+        // load, which a move's choice reads, drifts slowly).
+        const quiet = self.quiet.get(cell);
+        if (quiet !== undefined && quiet.clients === self.clientsCache.get(cell.cell) && quiet.topology === self.topology && self.passes < quiet.until) continue;
+        yield { cell, view: self.cellView(cell, health, null) };
+      }
     })();
-    const options: PlanOptions = { size: this.size, graceMs, catchUpSlots: 2, downNodes };
+    const options: PlanOptions = { size, graceMs, catchUpSlots: 2, downNodes };
     const steps: { cell: string; step: Step }[] = [];
     const { stepsPerPass, stepsInFlight } = this.pacing;
     const budget = Math.min(stepsPerPass, stepsInFlight - this.running.size);
@@ -390,6 +434,10 @@ export class ControlPlane {
       // is planned by a later pass, one whose read shows its new members.
       if (this.held.has(cell.cell)) continue;
       const step = planStep(first, placer, options);
+      if (step.kind === "none" && first.members.every((m) => m.health === "alive")) {
+        const recheck = quietPassesMin + (this.quietCount++ % quietPassesMin);
+        this.quiet.set(cell, { clients: this.clientsCache.get(cell.cell), topology: this.topology, until: this.passes + recheck });
+      }
       if (step.kind === "wait" && first.members.length > options.size && first.members.every((m) => m.health === "alive")) catchUp.push(cell);
       else decide(cell, step);
     }
