@@ -5,7 +5,7 @@
 // so placements and events differ only in what they are. Writes bench/results/colony.json
 // and bench/results/colony.svg, and prints a table beside the Monte Carlo's figures.
 //
-// Environment: SEED (default 20200225), CELLS (1000), ROWS x RACKS x NODES (8 x 8 x 3),
+// Environment: SEED (default 20200225), CELLS (3000), ROWS x RACKS x NODES (8 x 8 x 3),
 // EVENTS per scenario (1; every rack, row or domain would be 64 + 8 + 4 + 8 + 8 runs).
 
 import { readFileSync } from "node:fs";
@@ -32,7 +32,7 @@ function integer(name: string, fallback: number, min: number, max: number): numb
 }
 
 const seed = integer("SEED", 20200225, 0, 0xffff_ffff);
-const cells = integer("CELLS", 1_000, 1, 100_000);
+const cells = integer("CELLS", 3_000, 1, 100_000);
 const rows = integer("ROWS", 8, 1, 64);
 const racks = integer("RACKS", 8, 3, 64);
 const nodesPerRack = integer("NODES", 3, 1, 64);
