@@ -130,7 +130,7 @@ export class PhysaliaNode {
   private readonly lastHeard = new Map<string, number>();
   private readonly peerIdentities = new Map<string, string>();
   /** Where each client was last heard from and under which role, least recently used first. */
-  private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role }>();
+  private readonly clients = new Map<string, { readonly endpoint: Endpoint; readonly role: Role; readonly cell: string | null }>();
   /** When each request waiting for its final answer arrived, by client and request id (for physalia_request_duration_seconds). */
   private readonly requestArrivals = new Map<string, number>();
   /** Clients' frames, authenticated and fresh, waiting to be stepped (admission.ts). */
@@ -418,7 +418,7 @@ export class PhysaliaNode {
       return;
     }
     if (!this.fresh(frame)) return;
-    const offer = this.admission.offer(frame.sender, { frame, from }, now);
+    const offer = this.admission.offer(this.admissionKey(frame.sender), { frame, from }, now);
     if (offer === "admitted") {
       this.scheduleSlice();
       return;
@@ -493,10 +493,22 @@ export class PhysaliaNode {
     this.scheduleImmediate();
   }
 
-  private rememberClient(sender: string, endpoint: Endpoint, role: Role): void {
+  /** `cell`: the cell its last stepped frame was for, which its next frames wait under (admission); unchanged when null. */
+  private rememberClient(sender: string, endpoint: Endpoint, role: Role, cell: string | null = null): void {
+    const known = this.clients.get(sender);
     this.clients.delete(sender);
-    this.clients.set(sender, { endpoint, role });
+    this.clients.set(sender, { endpoint, role, cell: cell ?? known?.cell ?? null });
     if (this.clients.size > clientsMax) this.clients.delete(this.clients.keys().next().value as string);
+  }
+
+  /**
+   * The queue a client's frame waits in: its cell's, as its last stepped frame named it
+   * (clients keep to their cell: a session is a cell's), else its own until one is stepped.
+   * So a cell flooded by many clients shares the node as one cell, not as many.
+   */
+  private admissionKey(sender: string): string {
+    const cell = this.clients.get(sender)?.cell;
+    return cell === undefined || cell === null ? `client\u0000${sender}` : `cell\u0000${cell}`;
   }
 
   /** Decodes, authorizes and steps one authenticated frame; `freshChecked` when its stamp was checked on arrival. */
@@ -524,7 +536,7 @@ export class PhysaliaNode {
       }
       this.lastHeard.set(sender, now);
     }
-    else this.rememberClient(sender, from, frame.role);
+    else this.rememberClient(sender, from, frame.role, body.messages[0]?.cell ?? null);
     for (const envelope of body.messages) this.dispatch(sender, envelope, now);
     if (body.discovery.length > 0) {
       for (const part of body.discovery) this.discovery.receive(sender, frame.role, part);

@@ -180,6 +180,60 @@ describe("the node", () => {
     expect(received).toBeLessThan(burst);
   });
 
+  test("many clients of one flooded cell share one place in the queue: a quiet cell's client is still admitted", async () => {
+    // A budget of 1 ms at the starting estimate of 0.05 ms a frame: 20 frames wait at most,
+    // 40 when the queue holds several shares.
+    const c = new Colony(3, { admission: { budgetMs: 1 } });
+    colony = c;
+    const client = c.client();
+    // Both cells of one replica on n1, so that n1 leads both.
+    await client.create("vol-hot", { nodes: ["n1"] });
+    await client.create("vol-quiet", { nodes: ["n1"] });
+    expect(await client.transact("vol-hot", put("k", 1n))).toMatchObject({ status: "committed" });
+    expect(await client.transact("vol-quiet", put("k", 1n))).toMatchObject({ status: "committed" });
+    const leaderId = "n1";
+    const leaderNode = c.nodes.get(leaderId) as PhysaliaNode;
+    const ring = keys.rings.control;
+    const answers = new Map<string, string[]>();
+    const open = (id: string) => {
+      const transport = c.net.open();
+      transport.onReceive((bytes) => {
+        const decoded = decodeMessages(bytes, keys.control, { receiver: id });
+        if (!decoded.ok) return;
+        for (const { message } of decoded.messages) if (message.kind === "reply") answers.set(`${id}/${message.id}`, [...(answers.get(`${id}/${message.id}`) ?? []), message.outcome.kind]);
+      });
+      return transport;
+    };
+    const send = (id: string, transport: { local: Endpoint }, cell: string, n: number) => {
+      const request = { kind: "request" as const, client: id, id: n, session: 0, seq: 0, acked: 0, op: { kind: "tx" as const, tx: get("k") }, consistency: "eventual" as const, minApplied: 0, force: false };
+      const frame = encodeMessages(ring, { sender: id, receiver: leaderNode.id, stamp: { epoch: 5, counter: n }, messages: [{ cell, message: request }] });
+      c.net.inject(frame, c.endpoints.get(leaderId) as Endpoint, transport.local);
+    };
+    const hot = Array.from({ length: 40 }, (_, i) => ({ id: `hot-${i}`, transport: open(`hot-${i}`) }));
+    const quiet = { id: "quiet", transport: open("quiet") };
+    // Each client is served once first, so the node knows the cell it keeps to.
+    for (const c of [...hot, quiet]) {
+      send(c.id, c.transport, c === quiet ? "vol-quiet" : "vol-hot", 1);
+      for (let i = 0; i < 100 && !answers.has(`${c.id}/1`); i++) await Bun.sleep(5);
+      expect(answers.get(`${c.id}/1`)).toEqual(["read"]);
+    }
+    // The flood: ten frames from each of the 40 clients of vol-hot at once, then one from the quiet cell's client.
+    for (const c of hot) for (let n = 2; n <= 11; n++) send(c.id, c.transport, "vol-hot", n);
+    send(quiet.id, quiet.transport, "vol-quiet", 2);
+    for (let i = 0; i < 200 && answers.size < 41 + 401; i++) await Bun.sleep(10);
+    expect(answers.size).toBe(41 + 401);
+    // Refused by cell, not by sender: the quiet client is admitted and served; vol-hot had one share, 20 frames.
+    expect(answers.get("quiet/2")).toEqual(["read"]);
+    const hotKinds = new Map<string, number>();
+    for (const c of hot) for (let n = 2; n <= 11; n++) {
+      const list = answers.get(`${c.id}/${n}`) as string[];
+      expect(list.length).toBe(1);
+      hotKinds.set(list[0] as string, (hotKinds.get(list[0] as string) ?? 0) + 1);
+    }
+    expect(hotKinds.get("read")).toBe(20);
+    expect(hotKinds.get("overloaded")).toBe(380);
+  });
+
   test("replaces a node that lost its disk: it rejoins empty and is taught by chunked snapshot", async () => {
     colony = new Colony(3);
     const client = colony.client();
