@@ -10,7 +10,8 @@
 //
 // etcd is not installed with npm: `apt-get install -y etcd-server` (Debian's etcd 3.4). The
 // bench says so and exits 2 without it. ROUNDS=N repeats the whole sequence, interleaved,
-// so that a slow minute of the shared machine falls on every system alike.
+// so that a slow minute of the shared machine falls on every system alike. Every system is
+// warmed up first (WARM_SECONDS, default 20, at 16 clients, not counted).
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -22,6 +23,11 @@ import type { LoadConfig, LoadResult } from "./loadgen.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.ROUNDS ?? 1);
+// Each system first runs this long at 16 clients, unmeasured: a Bun process compiles its hot
+// paths during its first tens of seconds of load (JIT threads at 40 to 70 ms/s, the slot path
+// twice as slow as later), which a node serving for days does not pay, and etcd, compiled
+// ahead of time, never does.
+const warmSeconds = Number(process.env.WARM_SECONDS ?? 20);
 const concurrencies = (process.env.CLIENTS ?? "1,16,64").split(",").map(Number);
 
 interface System {
@@ -52,6 +58,11 @@ async function main(): Promise<number> {
     ];
     const leader3 = await etcd3.leaderUrl();
     const leader7 = await etcd7.leaderUrl();
+    for (const system of systems) {
+      if (warmSeconds <= 0) break;
+      const warm = await runGenerator<LoadResult>("bench/loadgen.ts", { ...system.config(16, "warm"), seconds: warmSeconds });
+      console.log(`${system.name} warm-up: ${warmSeconds} s at 16 clients, ${warm.perSecond}/s (not counted)`);
+    }
     const points: Record<string, unknown>[] = [];
     for (let r = 0; r < rounds; r++) {
       for (const clients of concurrencies) {
@@ -93,7 +104,7 @@ async function main(): Promise<number> {
       when: new Date().toISOString(),
       machine: { cores: cpus().length, model: cpus()[0]?.model ?? "unknown", bun: Bun.version, etcd: version },
       setup: {
-        secondsPerPoint: seconds, rounds,
+        secondsPerPoint: seconds, rounds, warmUpSecondsPerSystem: warmSeconds,
         physalia: "7 node processes, one cell of 7 replicas, client library over UDP, HMAC-signed frames, fdatasync per group commit",
         etcd: "etcd from PATH (Debian etcd-server), default durability and timeouts, puts through the JSON gateway (POST /v3/kv/put, HTTP/1.1 keep-alive) to the leader",
         generator: "bench/loadgen.ts in its own process; C clients in closed loop, one put of ~4 bytes each",
