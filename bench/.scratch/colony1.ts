@@ -9,5 +9,5 @@ if (topology instanceof Error) throw topology;
 const cluster = buildCluster(topology);
 const [event] = pickEvents(cluster, (process.env.SCEN ?? "row loss") as never, 1, new Rng(deriveSeed(20200225, 20)));
 const t = performance.now();
-const r = runColony({ seed: 20200225, topology, cluster, cells, placement: "aware", event: event! });
+const r = await runColony({ seed: 20200225, topology, cluster, cells, placement: "aware", event: event! });
 console.log(JSON.stringify({ wall: (performance.now() - t) / 1000, during: r.during.fraction, repaired: r.repaired.fraction, world: r.world, control: r.control }));

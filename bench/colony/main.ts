@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   console.log(`colony: ${cluster.nodeCount} nodes (${rows} rows x ${racks} racks x ${nodesPerRack}), ${cells} cells of 7, seed ${seed}, ${events.length} events x 2 placements`);
   for (const event of events) {
     for (const placement of ["aware", "random"] as const) {
-      const run = runColony({ seed, topology, cluster, cells, placement, event });
+      const run = await runColony({ seed, topology, cluster, cells, placement, event });
       runs.push(run);
       console.log(
         `${run.scenario} ${run.label} ${placement}: before ${pct(run.before.fraction)}, during ${pct(run.during.fraction)} (rule ${pct(run.during.predicted)}), ` +

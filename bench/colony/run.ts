@@ -87,7 +87,7 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number);
 }
 
-export function runColony(options: RunOptions): RunResult {
+export async function runColony(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const cluster = options.cluster ?? buildCluster(options.topology);
   const color = cluster.colorNames[0] as string;
@@ -131,11 +131,11 @@ export function runColony(options: RunOptions): RunResult {
   };
 
   // Warm-up: every client writes once, spread over a second.
-  world.runUntil(4_000);
+  await world.runUntil(4_000);
   clients.forEach((client, i) => world.at(4_000 + (i * 1_000) / clients.length, () => write(client, () => {})));
 
   // Some clients move to a random rack of another row; the attachment tells the control plane.
-  world.runUntil(10_000);
+  await world.runUntil(10_000);
   const moveRng = new Rng(deriveSeed(options.seed, 12));
   const moving = clients.filter(() => moveRng.chance(options.movingFraction ?? 0.02));
   const movedTo = new Map<string, string>();
@@ -146,13 +146,13 @@ export function runColony(options: RunOptions): RunResult {
     client.rack = rack;
     client.caller.rack = rack;
     const where = { row: cluster.rowNames[cluster.rackRow[rack] as number] as string, rack: cluster.rackNames[rack] as string };
-    world.control.clients.set(client.cell, { instance: where, primary: where, replica: where });
+    world.control.attach(client.cell, { instance: where, primary: where, replica: where });
     movedTo.set(client.cell, where.row);
   }
 
   const racksDown = new Set(options.event?.racksDown ?? []);
-  const probe = (atMs: number, failing: boolean): Probe => {
-    world.runUntil(atMs);
+  const probe = async (atMs: number, failing: boolean): Promise<Probe> => {
+    await world.runUntil(atMs);
     const asked = clients.filter((c) => !failing || !racksDown.has(c.rack));
     let committed = 0;
     let predicted = 0;
@@ -171,7 +171,7 @@ export function runColony(options: RunOptions): RunResult {
         if (!ok && expect) within++;
       });
     }
-    world.runUntil(atMs + boundMs + 100);
+    await world.runUntil(atMs + boundMs + 100);
     latencies.sort((a, b) => a - b);
     const n = Math.max(1, asked.length);
     return {
@@ -181,18 +181,18 @@ export function runColony(options: RunOptions): RunResult {
   };
 
   const failAtMs = options.failAtMs ?? 40_000;
-  const before = probe(failAtMs - boundMs - 1_000, false);
-  world.runUntil(failAtMs);
+  const before = await probe(failAtMs - boundMs - 1_000, false);
+  await world.runUntil(failAtMs);
   const event = options.event;
   if (event !== null) {
     for (const node of event.nodesDown) world.crash(node);
     world.cut(event.rackSide);
   }
-  const during = probe(failAtMs + (options.duringAfterMs ?? 2_000), true);
-  const repaired = probe(failAtMs + (options.repairedAfterMs ?? graceMs + 35_000), true);
+  const during = await probe(failAtMs + (options.duringAfterMs ?? 2_000), true);
+  const repaired = await probe(failAtMs + (options.repairedAfterMs ?? graceMs + 35_000), true);
   let inNewRow = 0;
   for (const [cell, row] of movedTo) {
-    const members = world.control.known.get(cell)?.members ?? [];
+    const members = world.control.membersOf(cell);
     if (members.length > 0 && members.every((m) => cluster.rowNames[cluster.nodeRow[cluster.nodeIndex.get(nodePart(m)) as number] as number] === row)) inNewRow++;
   }
   world.control.stop();

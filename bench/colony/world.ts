@@ -1,9 +1,9 @@
 // The whole colony in one deterministic, event-driven world: hundreds of nodes of a generated
 // datacenter, each running the real cell replicas (src/core Replica) of the cells placed on
 // it and a real DiscoveryNode (src/discovery), clients that find their cell through a real
-// ClientDiscovery and commit writes through the cells' own Paxos, and a control plane
-// (control.ts) that repairs and moves cells with the real planStep and Placer. Everything
-// random comes from one seed; the same seed replays the same run.
+// ClientDiscovery and commit writes through the cells' own Paxos, and the real control plane
+// (src/control/service.ts's ControlPlane, through control.ts) that repairs and moves cells.
+// Everything random comes from one seed; the same seed replays the same run.
 //
 // What the world models, and what it leaves out:
 // - The network: a latency by distance (rack, row, across rows) with jitter, and cuts, as
@@ -36,7 +36,7 @@ import { EntryStore } from "../../src/discovery/store.ts";
 import { deriveSeed, Rng } from "../../src/random.ts";
 import { EventQueue } from "../../src/sim/queue.ts";
 import { nodePart } from "../../src/wire/ids.ts";
-import { ControlLoop, type ControlHost, type ControlLoopOptions } from "./control.ts";
+import { ColonyControl, type ControlHost, type ColonyControlOptions } from "./control.ts";
 
 type Wire = Record<string, unknown>;
 
@@ -72,14 +72,14 @@ export interface WorldOptions {
   readonly seed: number;
   readonly topology: Topology;
   readonly cluster: Cluster;
-  readonly control: Omit<ControlLoopOptions, "cluster">;
+  readonly control: Omit<ColonyControlOptions, "cluster" | "topology">;
   /** How long after a step its records count as durable (default 1 ms). */
   readonly fsyncMs?: number;
 }
 
 export class ColonyWorld {
   readonly cluster: Cluster;
-  readonly control: ControlLoop;
+  readonly control: ColonyControl;
   readonly stats: WorldStats = { events: 0, messagesSent: 0, messagesDropped: 0, gossipMessages: 0, lookups: 0, notHosted: 0, leaves: 0 };
   private readonly queue = new EventQueue<() => void>();
   private readonly endpoints = new Map<string, Endpoint>();
@@ -115,7 +115,7 @@ export class ColonyWorld {
       this.nodeById.set(n.id, node);
       this.endpoints.set(n.id, node);
     });
-    this.control = new ControlLoop(this.controlHost(), { ...options.control, cluster: this.cluster });
+    this.control = new ColonyControl(this.controlHost(), { ...options.control, cluster: this.cluster, topology });
     this.controlCaller = new Caller(this, "control", -1, new ControlRouter(this));
     this.endpoints.set("control", this.controlCaller);
     for (const node of this.nodes) this.scheduleDiscovery(node);
@@ -129,8 +129,13 @@ export class ColonyWorld {
     this.queue.push(Math.max(timeMs, this.time), action);
   }
 
-  /** Runs events until `untilMs` of simulated time. */
-  runUntil(untilMs: number): void {
+  /**
+   * Runs events until `untilMs` of simulated time. After an event that answered something the
+   * control plane awaits (`woke`), the plane's promises run to their next wait before the next
+   * event: the real control plane is async, the world is not, and this keeps both in one
+   * order, the same from the same seed.
+   */
+  async runUntil(untilMs: number): Promise<void> {
     for (;;) {
       const next = this.queue.peekTime();
       if (next === undefined || next > untilMs) break;
@@ -138,9 +143,15 @@ export class ColonyWorld {
       this.time = Math.max(this.time, item.at);
       this.stats.events++;
       item.event();
+      if (this.awoken) {
+        this.awoken = false;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
     this.time = Math.max(this.time, untilMs);
   }
+
+  private awoken = false;
 
   node(id: string): ColonyNode | undefined {
     return this.nodeById.get(id);
@@ -180,7 +191,7 @@ export class ColonyWorld {
 
   /** Whether a client in `rack` could reach a majority of the cell's current members: the Monte Carlo's rule, applied to this colony. */
   majorityReachable(cell: string, rack: number): boolean {
-    const members = this.control.known.get(cell)?.members ?? [];
+    const members = this.control.membersOf(cell);
     let reachable = 0;
     for (const m of members) {
       const node = this.nodeById.get(nodePart(m));
@@ -259,6 +270,10 @@ export class ColonyWorld {
       now: () => this.time,
       at: (timeMs, action) => this.at(timeMs, action),
       reachable,
+      identityOf: (id) => this.nodeById.get(id)?.identity ?? null,
+      woke: () => {
+        this.awoken = true;
+      },
       applied: (identity, cell) => {
         const node = this.nodeById.get(nodePart(identity));
         const replica = node?.identity === identity ? node.replicas.get(cell) : undefined;
@@ -490,7 +505,7 @@ class ControlRouter implements Router {
   constructor(private readonly world: ColonyWorld) {}
 
   targets(cell: string): readonly string[] {
-    const members = (this.world.control.known.get(cell)?.members ?? []).map(nodePart);
+    const members = this.world.control.membersOf(cell).map(nodePart);
     const leader = this.leaders.get(cell);
     return leader !== undefined && members.includes(leader) ? [leader, ...members.filter((m) => m !== leader)] : members;
   }

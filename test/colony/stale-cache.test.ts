@@ -27,25 +27,25 @@ function world(seed: number): ColonyWorld {
 }
 
 /** Runs `op` to its end in simulated time; the result, or null past the bound. */
-function run(w: ColonyWorld, caller: ReturnType<ColonyWorld["addClient"]>, cell: string, tx: Transaction): CommandResult | null {
+async function run(w: ColonyWorld, caller: ReturnType<ColonyWorld["addClient"]>, cell: string, tx: Transaction): Promise<CommandResult | null> {
   let out: CommandResult | null | undefined;
   caller.call(cell, { kind: "tx", tx }, 20_000, (result) => {
     out = result;
   });
   const until = w.now() + 25_000;
-  while (out === undefined && w.now() < until) w.runUntil(w.now() + 50);
+  while (out === undefined && w.now() < until) await w.runUntil(w.now() + 50);
   return out ?? null;
 }
 
 /** Alternates increments and reads; every read must see exactly the increments committed before it. */
-function linearizableCounter(w: ColonyWorld, caller: ReturnType<ColonyWorld["addClient"]>, cell: string, rounds: number, start: bigint): { committed: bigint; problems: string[] } {
+async function linearizableCounter(w: ColonyWorld, caller: ReturnType<ColonyWorld["addClient"]>, cell: string, rounds: number, start: bigint): Promise<{ committed: bigint; problems: string[] }> {
   const problems: string[] = [];
   let committed = start;
   for (let i = 0; i < rounds; i++) {
-    const inc = run(w, caller, cell, increment);
+    const inc = await run(w, caller, cell, increment);
     if (inc?.status === "committed") committed++;
     else problems.push(`increment ${i}: ${JSON.stringify(inc?.status ?? "no answer")}`);
-    const got = run(w, caller, cell, read);
+    const got = await run(w, caller, cell, read);
     if (got?.status !== "committed") problems.push(`read ${i}: ${JSON.stringify(got?.status ?? "no answer")}`);
     else if (got.reads[0] !== committed) problems.push(`read ${i} saw ${String(got.reads[0])}, ${committed} were committed`);
   }
@@ -53,27 +53,27 @@ function linearizableCounter(w: ColonyWorld, caller: ReturnType<ColonyWorld["add
 }
 
 describe("stale and poisoned client caches, with real cells", () => {
-  test("a cache that names nodes that never hosted the cell costs time, never a wrong answer", () => {
+  test("a cache that names nodes that never hosted the cell costs time, never a wrong answer", async () => {
     const w = world(5);
     const cellNodes = [0, 3, 6, 9, 12, 15, 18];
     w.createCell("vol", "0000000000000001", cellNodes, { instance: where, primary: where, replica: where });
-    w.runUntil(3_000);
+    await w.runUntil(3_000);
     const poisoned = w.addClient("poisoned", 1);
     const wrong = [1, 2, 4, 5, 7, 8, 10].map((i) => topology.nodes[i]?.id as string);
     (poisoned.router as ClientRouter).discovery.hosting("vol", wrong, w.now());
-    const { committed, problems } = linearizableCounter(w, poisoned, "vol", 5, 0n);
+    const { committed, problems } = await linearizableCounter(w, poisoned, "vol", 5, 0n);
     expect(problems).toEqual([]);
     expect(committed).toBe(5n);
     expect(w.stats.notHosted).toBeGreaterThan(0); // it did go to the wrong nodes first
   }, 60_000);
 
-  test("a cache from before the cell moved off every node it names (now stopped) still finds it", () => {
+  test("a cache from before the cell moved off every node it names (now stopped) still finds it", async () => {
     const w = world(6);
     const first = [0, 3, 6, 9, 12, 15, 18];
     w.createCell("vol", "0000000000000001", first, { instance: where, primary: where, replica: where });
-    w.runUntil(3_000);
+    await w.runUntil(3_000);
     const old = w.addClient("old", 1);
-    const warm = linearizableCounter(w, old, "vol", 2, 0n);
+    const warm = await linearizableCounter(w, old, "vol", 2, 0n);
     expect(warm.problems).toEqual([]);
     // Every member dies in turn, and the control plane replaces each (grace 1 s) while the old
     // client sleeps: its cache still names the first seven, all stopped by the end.
@@ -82,14 +82,14 @@ describe("stale and poisoned client caches, with real cells", () => {
       w.crash(n);
       const gone = (w.nodes[n] as { identity: string }).identity;
       const until = w.now() + 30_000;
-      while (w.now() < until && (w.control.known.get("vol")?.members ?? []).includes(gone)) w.runUntil(w.now() + 250);
-      expect(w.control.known.get("vol")?.members).not.toContain(gone);
+      while (w.now() < until && w.control.membersOf("vol").includes(gone)) await w.runUntil(w.now() + 250);
+      expect(w.control.membersOf("vol")).not.toContain(gone);
     }
-    const members = (w.control.known.get("vol")?.members ?? []).map((m) => m.split("~")[0]);
+    const members = w.control.membersOf("vol").map((m) => m.split("~")[0]);
     expect(members.length).toBe(7);
     expect(members.some((m) => first.some((i) => topology.nodes[i]?.id === m))).toBe(false);
-    w.runUntil(w.now() + 3_000);
-    const { committed, problems } = linearizableCounter(w, old, "vol", 4, warm.committed);
+    await w.runUntil(w.now() + 3_000);
+    const { committed, problems } = await linearizableCounter(w, old, "vol", 4, warm.committed);
     expect(problems).toEqual([]);
     expect(committed).toBe(6n);
   }, 60_000);
