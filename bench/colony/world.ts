@@ -164,6 +164,11 @@ export class ColonyWorld {
     this.control.register(cell, incarnation, members, clients);
   }
 
+  /** A membership change submitted from the spine, as the control plane submits one (for tests). */
+  change(cell: string, change: ConfigChange, done: (configured: boolean) => void): void {
+    this.controlCaller.configure(cell, change, done);
+  }
+
   addClient(name: string, rack: number): Caller {
     const caller = new Caller(this, name, rack, new ClientRouter(this, new Rng(deriveSeed(this.rng.nextUint32(), 4))));
     this.endpoints.set(name, caller);
@@ -189,9 +194,28 @@ export class ColonyWorld {
     return this.sideOf(rackA) === this.sideOf(rackB);
   }
 
+  /**
+   * The members whose majority the cell needs now: those that decide the next slot, on its
+   * replica furthest applied. In the middle of a change that is not the latest membership:
+   * a change chosen at slot i takes effect at i + alpha, and the slots before are decided by
+   * the membership before it (the control plane's own view lags further: it learns a change
+   * once the change has answered).
+   */
+  currentMembers(cell: string): readonly string[] {
+    let best: Replica | null = null;
+    for (const node of this.nodes) {
+      const replica = node.replicas.get(cell);
+      if (replica?.cellState == null) continue;
+      if (best === null || replica.applied > best.applied) best = replica;
+    }
+    const state = best?.cellState ?? null;
+    if (state === null) return this.control.membersOf(cell);
+    return state.membersFor(state.applied + 1) ?? state.latestMembers();
+  }
+
   /** Whether a client in `rack` could reach a majority of the cell's current members: the Monte Carlo's rule, applied to this colony. */
   majorityReachable(cell: string, rack: number): boolean {
-    const members = this.control.membersOf(cell);
+    const members = this.currentMembers(cell);
     let reachable = 0;
     for (const m of members) {
       const node = this.nodeById.get(nodePart(m));
@@ -303,6 +327,12 @@ export class ColonyNode implements Endpoint {
   discovery!: DiscoveryNode;
   discoveryDue = Infinity;
   readonly rack: number;
+  /**
+   * Replicas of cells this node has left: they answer no client (a request gets "not hosted"
+   * and the pointer) but still answer their peers, as a real node's removed replica does:
+   * one that applied the slots after its removal may be the only one that can teach them.
+   */
+  readonly left = new Map<string, Replica>();
   /** Cells whose replica here has seen itself a member: when it stops being one, it leaves. */
   private readonly member = new Set<string>();
   private readonly reported = new Map<string, string>();
@@ -332,6 +362,7 @@ export class ColonyNode implements Endpoint {
     const base = { cell, self: this.identity, env: this.env };
     const replica = new Replica(genesis !== null ? { ...base, genesis } : { ...base, joining: joining as string });
     this.replicas.set(cell, replica);
+    this.left.delete(cell);
     this.discovery.host(cell);
     // A new cell's members tell discovery at once, as a node does when it hosts one.
     this.noteCell(cell, replica);
@@ -341,6 +372,7 @@ export class ColonyNode implements Endpoint {
   crash(): void {
     this.up = false;
     this.replicas.clear();
+    this.left.clear();
     this.tickAt.clear();
   }
 
@@ -354,6 +386,12 @@ export class ColonyNode implements Endpoint {
             world.stats.notHosted++;
             const answer = this.discovery.lookup(payload.cell, world.now());
             world.send(this, from, { kind: "notHosted", cell: payload.cell, id: payload.message.id, pointer: answer.status === "moved" ? answer.pointer : null });
+            return;
+          }
+          const gone = this.left.get(payload.cell);
+          if (gone !== undefined) {
+            gone.step(from, payload.message, world.now(), world.effects);
+            this.afterStep(payload.cell, gone);
           }
           return;
         }
@@ -431,10 +469,17 @@ export class ColonyNode implements Endpoint {
     if (report === null) return;
     if (!report.members.includes(this.identity)) {
       if (!this.member.has(cell)) return;
+      // A removal chosen at slot i takes effect at i + alpha: until then this replica still
+      // votes for the slots between, as the real node's does (it never drops a replica).
+      // Leaving at once took a voter from a membership that still needs it, and left a cell
+      // of eight with a cut between four and four stuck (seed 20200225, half row cut off).
+      const state = replica.cellState;
+      if (state !== null && state.windowMemberships().some((m) => m.members.includes(this.identity))) return;
       // Removed: leave the cell, keeping a forwarding pointer for clients that still come here.
       this.member.delete(cell);
       this.reported.delete(cell);
       this.replicas.delete(cell);
+      this.left.set(cell, replica);
       this.tickAt.delete(cell);
       this.discovery.leave(report, this.world.now());
       this.world.stats.leaves++;
