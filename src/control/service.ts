@@ -38,10 +38,10 @@ export interface NodeHealth {
   readonly identity: string | null;
 }
 
-/** Where the control plane learns of cells and nodes. */
 /** A sound cell planned to nothing is planned again after this many passes, up to twice as many (spread so rechecks do not fall on one pass). */
 const quietPassesMin = 40;
 
+/** Where the control plane learns of cells and nodes. */
 export interface ColonyView {
   /**
    * Every registered cell the view knows. A view may hand over the very array of an earlier

@@ -9,14 +9,15 @@
 // Waiting frames are kept per key and taken round-robin. The node's key is the cell a
 // client's last stepped frame was for (a client keeps to its cell: a session is a cell's),
 // or the client itself until one is stepped; so a cell flooded by a thousand frames, from
-// one client or from many, waits behind its own, not in front of a quiet cell's one. The queue is
-// bounded by time, not by count: the node measures how fast it gets through client frames
-// while it has a backlog, and admits no more than it can step within `budgetMs`. Past that a
-// frame is refused before it is decoded (the node answers each request in it `overloaded`
-// from a shallow read of the body), and a key (a cell) already holding more than its share
-// of the queue is refused first. What is admitted is answered within the budget, well inside a
-// client's first attempt timeout, so an admitted request does not time out and its client
-// does not take a slow leader for a dead one.
+// one client or from many, waits behind its own, not in front of a quiet cell's one.
+//
+// The queue is bounded by time, not by count: the node measures how fast it gets through
+// client frames while it has a backlog, and admits no more than it can step within
+// `budgetMs`. Past that a frame is refused before it is decoded (the node answers each
+// request in it `overloaded` from a shallow read of the body), and a key (a cell) already
+// holding more than its share of the queue is refused first. What is admitted is answered
+// within the budget, well inside a client's first attempt timeout, so an admitted request
+// does not time out and its client does not take a slow leader for a dead one.
 //
 // Pure bookkeeping: the node passes the clock in and runs the slices.
 
