@@ -145,10 +145,6 @@ class SimControlClient {
     return { status: "lease", granted: true, held: true, holder, validUntil: this.host.now() + ttlMs / 3, validForMs: ttlMs / 3 };
   }
 
-  async create(cell: string): Promise<unknown> {
-    return { status: "exists", cell, incarnation: "", members: [], at: "" };
-  }
-
   async transact(cell: string, tx: { readonly reads: readonly string[]; readonly scan?: unknown }): Promise<unknown> {
     if (cell === this.controlCell) return { status: "committed", reads: [], scan: { entries: [], next: null } };
     const where = this.followClients ? this.clients.get(cell) : undefined;
