@@ -60,7 +60,7 @@ describe("the client's discovery cache", () => {
     expect(route.candidates.map((t) => t.nodeId)).toContain("n9");
   });
 
-  test("on a silent member it asks members first, keeps the old entry when nobody knows better, and backs off", () => {
+  test("on a silent member it asks a member first, then members and other nodes in turn, keeps the old entry when nobody knows better, and backs off", () => {
     const colony = nodes();
     for (const node of colony.values()) node.cache.merge(entry({ members: members(0) }), nowMs);
     const c = client();
@@ -74,12 +74,43 @@ describe("the client's discovery cache", () => {
       expect(route.candidates.at(-1)?.nodeId).toBe("n0");
       asked.push(ask(c, colony, route, now) as string);
     }
-    expect(asked.every((nodeId) => ["n1", "n2", "n3", "n4", "n5", "n6"].includes(nodeId))).toBe(true);
+    const cellMembers = ["n1", "n2", "n3", "n4", "n5", "n6"];
+    expect(cellMembers).toContain(asked[0] as string);
+    expect(["n7", "n8", "n9"]).toContain(asked[1] as string);
+    expect(cellMembers).toContain(asked[2] as string);
     expect(new Set(asked).size).toBe(3);
     // Three members knew nothing newer: no lookup until the back-off has passed.
     expect(c.route("vol-1", now + 100).lookup).toBeNull();
     now += 600;
     expect(c.route("vol-1", now).lookup).not.toBeNull();
+  });
+
+  test("a cache that names only members that went down together finds the cell at the second lookup", () => {
+    // The cell moved to n3..n9 (version 12) and every node knows it; the client still has
+    // n0..n6 (version 10), and n0..n6 are down (a row lost): lookups to them go unanswered.
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ version: 10, members: members(0) }), nowMs);
+    const c = client();
+    ask(c, colony, c.route("vol-1", nowMs), nowMs);
+    expect(c.route("vol-1", nowMs).entry?.version).toBe(10);
+    for (const node of colony.values()) node.cache.merge(entry({ version: 12, members: members(3) }), nowMs);
+    const down = new Set(["n0", "n1", "n2", "n3", "n4", "n5", "n6"]);
+    c.evidence("vol-1", { kind: "silent", node: identity(0) }, nowMs);
+    let now = nowMs;
+    let lookups = 0;
+    // Each route is used: a lookup it names counts as asked, so it must be sent.
+    for (let route = c.route("vol-1", now); route.entry?.version !== 12 && now < nowMs + 10_000; route = c.route("vol-1", now)) {
+      if (route.lookup !== null) {
+        lookups++;
+        if (down.has(route.lookup.nodeId)) c.lookupFailed(route.lookup.message.id, now);
+        else ask(c, colony, route, now);
+      }
+      now += 100;
+    }
+    expect(c.route("vol-1", now).entry?.version).toBe(12);
+    // One member asked in vain, then a node outside the cell: within one retry (500 ms), not one per member.
+    expect(lookups).toBeLessThanOrEqual(2);
+    expect(now - nowMs).toBeLessThanOrEqual(700);
   });
 
   test("a stale node cannot take back what a fresher one said", () => {
