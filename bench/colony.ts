@@ -4,7 +4,7 @@
 // /proc, and quantiles. Nothing here asserts a figure; the benches print and record them.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,16 +35,37 @@ export function latencySummary(latencies: number[]): { p50: number; p99: number;
 
 const ticksPerSecond = 100;
 
-/** User plus system CPU a live process has used, in milliseconds (from /proc; 0 once it is gone). */
-export function cpuMs(pid: number): number {
+/** User plus system CPU from a /proc stat file, in milliseconds, and the command name; null once it is gone. */
+function statCpu(path: string): { name: string; ms: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(path, "utf8");
     // The command name may hold spaces: the fields after it start past the last ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+    return { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond };
   } catch {
-    return 0;
+    return null;
   }
+}
+
+/** User plus system CPU a live process has used, in milliseconds (from /proc; 0 once it is gone). */
+export function cpuMs(pid: number): number {
+  return statCpu(`/proc/${pid}/stat`)?.ms ?? 0;
+}
+
+/** CPU a live process's threads have used, in milliseconds, summed by thread name (JITWorker, Bun Pool 0, ...). */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const thread = statCpu(`/proc/${pid}/task/${tid}/stat`);
+    if (thread !== null) out.set(thread.name, (out.get(thread.name) ?? 0) + thread.ms);
+  }
+  return out;
 }
 
 /** Resident memory of a live process in bytes (VmRSS), or 0 once it is gone. */
