@@ -473,8 +473,7 @@ export class ColonyNode implements Endpoint {
       // votes for the slots between, as the real node's does (it never drops a replica).
       // Leaving at once took a voter from a membership that still needs it, and left a cell
       // of eight with a cut between four and four stuck (seed 20200225, half row cut off).
-      const state = replica.cellState;
-      if (state !== null && state.windowMemberships().some((m) => m.members.includes(this.identity))) return;
+      if (replica.votes) return;
       // Removed: leave the cell, keeping a forwarding pointer for clients that still come here.
       this.member.delete(cell);
       this.reported.delete(cell);

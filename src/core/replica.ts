@@ -256,6 +256,11 @@ export class Replica {
     return this.promised;
   }
 
+  /** Whether this replica votes: a member of the latest membership or of one that still decides a slot in the window. */
+  get votes(): boolean {
+    return this.isMember();
+  }
+
   get leader(): string | null {
     return this.roleNow === "leader" ? this.self : this.leaderHint;
   }

@@ -9,29 +9,8 @@
 
 import { expect, test } from "bun:test";
 import { ColonyWorld } from "../../bench/colony/world.ts";
-import { buildCluster } from "../../src/control/placement/cluster.ts";
-import { generateTopology } from "../../src/control/topology/generate.ts";
 import type { CommandResult } from "../../src/core/messages.ts";
-import type { Transaction } from "../../src/core/transaction.ts";
-
-const topology = (() => {
-  const generated = generateTopology({ rows: 2, racksPerRow: 4, nodesPerRack: 3, powerDomains: 4, colors: 1, seed: 3 });
-  if (generated instanceof Error) throw generated;
-  return generated;
-})();
-const cluster = buildCluster(topology);
-const increment: Transaction = { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] };
-const where = { row: topology.nodes[0]?.row ?? "" };
-
-async function settle<T>(w: ColonyWorld, start: (done: (value: T) => void) => void, ms = 10_000): Promise<T | undefined> {
-  let out: T | undefined;
-  start((value) => {
-    out = value;
-  });
-  const until = w.now() + ms;
-  while (out === undefined && w.now() < until) await w.runUntil(w.now() + 20);
-  return out;
-}
+import { cluster, increment, settle, topology, where } from "./support.ts";
 
 test("a removed replica votes until its removal takes effect, then leaves and keeps the replica to answer its peers", async () => {
   const w = new ColonyWorld({ seed: 9, topology, cluster, control: { color: "blue", size: 7, graceMs: 60_000, passMs: 500, stepsPerPassMax: 8, followClients: false } });
@@ -39,11 +18,11 @@ test("a removed replica votes until its removal takes effect, then leaves and ke
   w.createCell("vol", "0000000000000001", cellNodes, { instance: where, primary: where, replica: where });
   await w.runUntil(2_000);
   const client = w.addClient("c", 1);
-  const write = () => settle<CommandResult | null>(w, (done) => client.call("vol", { kind: "tx", tx: increment }, 5_000, done));
+  const write = () => settle<CommandResult | null>(w, (done) => client.call("vol", { kind: "tx", tx: increment }, 5_000, done), 10_000, 20);
   expect((await write())?.status).toBe("committed");
   const leaving = w.nodes[cellNodes[6] as number];
   if (leaving === undefined) throw new Error("no such node");
-  expect(await settle<boolean>(w, (done) => w.change("vol", { kind: "removeMember", node: leaving.identity }, done))).toBe(true);
+  expect(await settle<boolean>(w, (done) => w.change("vol", { kind: "removeMember", node: leaving.identity }, done), 10_000, 20)).toBe(true);
   await w.runUntil(w.now() + 500);
   // Chosen and applied everywhere, not in effect yet: no slot after it was chosen.
   expect(leaving.replicas.get("vol")?.cellState?.latestMembers()).not.toContain(leaving.identity);

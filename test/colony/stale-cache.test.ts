@@ -7,20 +7,11 @@
 
 import { describe, expect, test } from "bun:test";
 import { ClientRouter, ColonyWorld } from "../../bench/colony/world.ts";
-import { buildCluster } from "../../src/control/placement/cluster.ts";
-import { generateTopology } from "../../src/control/topology/generate.ts";
 import type { CommandResult } from "../../src/core/messages.ts";
 import type { Transaction } from "../../src/core/transaction.ts";
+import { cluster, increment, settle, topology, where } from "./support.ts";
 
-const topology = (() => {
-  const generated = generateTopology({ rows: 2, racksPerRow: 4, nodesPerRack: 3, powerDomains: 4, colors: 1, seed: 3 });
-  if (generated instanceof Error) throw generated;
-  return generated;
-})();
-const cluster = buildCluster(topology);
-const increment: Transaction = { reads: [], conditions: [], writes: [{ key: "n", op: "increment", by: 1n }] };
 const read: Transaction = { reads: ["n"], conditions: [], writes: [] };
-const where = { row: topology.nodes[0]?.row ?? "" };
 
 function world(seed: number): ColonyWorld {
   return new ColonyWorld({ seed, topology, cluster, control: { color: "blue", size: 7, graceMs: 1_000, passMs: 500, stepsPerPassMax: 8, followClients: false } });
@@ -28,13 +19,7 @@ function world(seed: number): ColonyWorld {
 
 /** Runs `op` to its end in simulated time; the result, or null past the bound. */
 async function run(w: ColonyWorld, caller: ReturnType<ColonyWorld["addClient"]>, cell: string, tx: Transaction): Promise<CommandResult | null> {
-  let out: CommandResult | null | undefined;
-  caller.call(cell, { kind: "tx", tx }, 20_000, (result) => {
-    out = result;
-  });
-  const until = w.now() + 25_000;
-  while (out === undefined && w.now() < until) await w.runUntil(w.now() + 50);
-  return out ?? null;
+  return (await settle<CommandResult | null>(w, (done) => caller.call(cell, { kind: "tx", tx }, 20_000, done), 25_000, 50)) ?? null;
 }
 
 /** Alternates increments and reads; every read must see exactly the increments committed before it. */
