@@ -232,6 +232,8 @@ export class ControlPlane {
     return { role: this.role, cells, steps, created, timings };
   }
 
+  // ---- the lease, creations, clients that moved ------------------------------------
+
   /** Takes or renews the lease; the time its validity ends when held, else null (standby). */
   private async holdLease(): Promise<number | null> {
     const lease = await this.options.client.lease(this.controlCell, "active", this.options.id, this.options.leaseTtlMs ?? 9_000);
@@ -328,6 +330,8 @@ export class ControlPlane {
     const where = { row: node?.row ?? "" };
     return { instance: where, primary: where, replica: where };
   }
+
+  // ---- planning: the placer's load, what each cell needs, quiet cells --------------
 
   /**
    * Sound cells the last plan left alone, by the object the view handed over (a view hands
@@ -497,6 +501,8 @@ export class ControlPlane {
     return node;
   }
 
+  // ---- cells' clients, read from the cells -----------------------------------------
+
   /**
    * Reads cells' clients from their own state: the pass waits for those not read yet, while
    * `clientsPerPass` more are read again in rotation (an `attach` rewrites them) in the
@@ -530,6 +536,8 @@ export class ControlPlane {
     };
     await Promise.all(Array.from({ length: Math.min(64, todo.length) }, worker));
   }
+
+  // ---- carrying a step out ---------------------------------------------------------
 
   private async carryOut(cell: string, step: Step): Promise<void> {
     const client = this.options.client;

@@ -2,6 +2,13 @@
 // second driver of the pure cell core (the simworld is the first): it feeds replicas the
 // frames that arrive, ticks the few that asked for a deadline, makes their records durable
 // with one log sync for all of them, and only then sends what they asked to send.
+//
+// Where things are, in order: construction, the cells it hosts (built replicas and dormant
+// ones, `lookAt`/`replicaFor`), compaction, status and metrics; then "receiving" (datagrams
+// and chunks to frames), "admission" (clients' frames queued by cell and stepped in slices,
+// refusals, the client table), "stepping a frame" (decode, authorize, dispatch to replicas and
+// node-level requests, elections' pacing); "time" (timers, heartbeats); and "persist, then
+// send" (the flush loop and frame packing).
 
 import { assert } from "../core/assert.ts";
 import { describeMessage } from "../core/describe.ts";
@@ -427,6 +434,8 @@ export class PhysaliaNode {
     this.refuseOverloaded(frame, from);
   }
 
+  // ---- admission (admission.ts holds the queue) -----------------------------------------
+
   private scheduleSlice(): void {
     if (this.sliceScheduled) return;
     this.sliceScheduled = true;
@@ -510,6 +519,8 @@ export class PhysaliaNode {
     const cell = this.clients.get(sender)?.cell;
     return cell === undefined || cell === null ? `client\u0000${sender}` : `cell\u0000${cell}`;
   }
+
+  // ---- stepping a frame ---------------------------------------------------------------
 
   /** Decodes, authorizes and steps one authenticated frame; `freshChecked` when its stamp was checked on arrival. */
   private stepFrame(frame: Frame, from: Endpoint, now: number, freshChecked: boolean): void {
