@@ -78,6 +78,8 @@ export interface CellSettings {
 
 /** The incarnation of a cell whose creator named none (tests). */
 export const defaultIncarnation = "0000000000000000";
+/** The slot from which the genesis membership decides. */
+const genesisFrom = 1;
 export const incarnationPattern = /^[0-9a-f]{16}$/;
 
 const magic = 0x50435334; // "PCS4"
@@ -144,7 +146,12 @@ export class CellState {
     assert(members.every((m) => memberIdPattern.test(m)), "genesis: invalid member id");
     assert(Number.isInteger(alpha) && alpha >= 1 && alpha <= limits.pipelineDepthMax, "genesis: alpha out of range");
     assert(Number.isInteger(sessionTtlMs) && sessionTtlMs >= limits.sessionTtlMsMin && sessionTtlMs <= limits.sessionTtlMsMax, "genesis: session lifetime out of range");
-    return new CellState(new Store(), 0, incarnation, alpha, sessionTtlMs, sessionsMax, [{ from: 1, members: [...members] }], new Map(), { time: 0, last: null }, new Map());
+    return new CellState(new Store(), 0, incarnation, alpha, sessionTtlMs, sessionsMax, [{ from: genesisFrom, members: [...members] }], new Map(), { time: 0, last: null }, new Map());
+  }
+
+  /** `summary` of the state `genesis` would make, without making it. */
+  static genesisSummary(members: readonly string[], settings: CellSettings = {}): SnapshotSummary {
+    return { applied: 0, incarnation: settings.incarnation ?? defaultIncarnation, members, membershipSlot: latestMembershipSlot([{ from: genesisFrom, members }], settings.alpha ?? limits.pipelineDepthDefault) };
   }
 
   /** The cell's time: milliseconds of stamped log, advanced only by applying slots. */
@@ -189,7 +196,7 @@ export class CellState {
    * it from the log alike, so discovery orders a cell's entries by it.
    */
   latestMembershipSlot(): number {
-    return Math.max(0, (this.configs[this.configs.length - 1] as Membership).from - this.alpha);
+    return latestMembershipSlot(this.configs, this.alpha);
   }
 
   sessionFor(session: number): Session | undefined {
@@ -393,35 +400,22 @@ export class CellState {
     return out.finish();
   }
 
+  /**
+   * What a snapshot says of the cell's place, read from its header alone: the sessions, leases
+   * and keys are not decoded. For a node's idle cells, which discovery audits in turn.
+   */
+  static summary(bytes: Uint8Array): SnapshotSummary | string {
+    const header = readHeader(new ByteReader(bytes));
+    if (typeof header === "string") return header;
+    const { applied, incarnation, alpha, configs } = header;
+    return { applied, incarnation, members: (configs[configs.length - 1] as Membership).members, membershipSlot: latestMembershipSlot(configs, alpha) };
+  }
+
   static decode(bytes: Uint8Array): CellState | string {
     const input = new ByteReader(bytes);
-    if (input.u32("magic") !== magic) return "not a cell snapshot";
-    const applied = input.u64("applied");
-    const incarnation = decodeUtf8(input.bytes16(16, "incarnation"));
-    if (incarnation === null || !incarnationPattern.test(incarnation)) return "invalid incarnation";
-    const alpha = input.u8("alpha");
-    if (alpha < 1 || alpha > limits.pipelineDepthMax) return "alpha out of range";
-    const sessionTtlMs = input.u32("session lifetime");
-    if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) return "session lifetime out of range";
-    const sessionsMax = input.u16("session table size");
-    if (sessionsMax < 1 || sessionsMax > limits.sessionsPerCellMax) return "session table size out of range";
-    const configCount = input.u8("config count");
-    if (configCount < 1 || configCount > limits.pipelineDepthMax + 1) return "config count out of range";
-    const configs: Membership[] = [];
-    for (let i = 0; i < configCount && input.error === null; i++) {
-      const from = input.u64("from");
-      const count = input.u8("member count");
-      if (count < 1 || count > limits.cellMembersMax) return "member count out of range";
-      const members: string[] = [];
-      for (let j = 0; j < count; j++) {
-        const member = decodeUtf8(input.bytes16(limits.nodeIdBytesMax, "member"));
-        if (member === null || !memberIdPattern.test(member)) return "invalid member id";
-        members.push(member);
-      }
-      if (new Set(members).size !== members.length) return "duplicate member";
-      if (configs.length > 0 && from <= (configs[configs.length - 1] as Membership).from) return "memberships out of order";
-      configs.push({ from, members });
-    }
+    const header = readHeader(input);
+    if (typeof header === "string") return header;
+    const { applied, incarnation, alpha, sessionTtlMs, sessionsMax, configs } = header;
     const time = input.u64("time");
     let last: Stamp | null = null;
     if (input.u8("stamp presence") === 1) {
@@ -494,4 +488,66 @@ function stale(seq: number, acked: number): Rejection {
 
 function expired(session: number): Rejection {
   return reject("sessionExpired", session === 0 ? "no session: open one first" : `session ${session} is closed or expired`);
+}
+
+/** What `CellState.summary` reads of a snapshot. */
+export interface SnapshotSummary {
+  readonly applied: number;
+  readonly incarnation: string;
+  /** The latest membership, including one that has not taken effect yet. */
+  readonly members: readonly string[];
+  /** The slot at which the latest membership change was applied (see latestMembershipSlot). */
+  readonly membershipSlot: number;
+}
+
+function latestMembershipSlot(configs: readonly Membership[], alpha: number): number {
+  return Math.max(0, (configs[configs.length - 1] as Membership).from - alpha);
+}
+
+/** What a snapshot's header says (everything before the clock), or why it cannot be read. */
+interface SnapshotHeader {
+  readonly applied: number;
+  readonly incarnation: string;
+  readonly alpha: number;
+  readonly sessionTtlMs: number;
+  readonly sessionsMax: number;
+  readonly configs: Membership[];
+}
+
+/** For a cell's few members, cheaper than building a Set (the audit reads a million headers). */
+function hasDuplicate(members: readonly string[]): boolean {
+  for (let i = 1; i < members.length; i++) for (let j = 0; j < i; j++) if (members[i] === members[j]) return true;
+  return false;
+}
+
+function readHeader(input: ByteReader): SnapshotHeader | string {
+  if (input.u32("magic") !== magic) return "not a cell snapshot";
+  const applied = input.u64("applied");
+  const incarnation = decodeUtf8(input.bytes16(16, "incarnation"));
+  if (incarnation === null || !incarnationPattern.test(incarnation)) return "invalid incarnation";
+  const alpha = input.u8("alpha");
+  if (alpha < 1 || alpha > limits.pipelineDepthMax) return "alpha out of range";
+  const sessionTtlMs = input.u32("session lifetime");
+  if (sessionTtlMs < limits.sessionTtlMsMin || sessionTtlMs > limits.sessionTtlMsMax) return "session lifetime out of range";
+  const sessionsMax = input.u16("session table size");
+  if (sessionsMax < 1 || sessionsMax > limits.sessionsPerCellMax) return "session table size out of range";
+  const configCount = input.u8("config count");
+  if (configCount < 1 || configCount > limits.pipelineDepthMax + 1) return "config count out of range";
+  const configs: Membership[] = [];
+  for (let i = 0; i < configCount && input.error === null; i++) {
+    const from = input.u64("from");
+    const count = input.u8("member count");
+    if (count < 1 || count > limits.cellMembersMax) return "member count out of range";
+    const members: string[] = [];
+    for (let j = 0; j < count; j++) {
+      const member = decodeUtf8(input.bytes16(limits.nodeIdBytesMax, "member"));
+      if (member === null || !memberIdPattern.test(member)) return "invalid member id";
+      members.push(member);
+    }
+    if (hasDuplicate(members)) return "duplicate member";
+    if (configs.length > 0 && from <= (configs[configs.length - 1] as Membership).from) return "memberships out of order";
+    configs.push({ from, members });
+  }
+  if (input.error !== null) return input.error;
+  return { applied, incarnation, alpha, sessionTtlMs, sessionsMax, configs };
 }

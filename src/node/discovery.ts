@@ -19,6 +19,7 @@
 // skew bound), which the node's monotonic clock is not.
 
 import { AssertionError } from "../core/assert.ts";
+import type { SnapshotSummary } from "../core/cellstate.ts";
 import type { AppliedEntry } from "../core/effects.ts";
 import type { Replica } from "../core/replica.ts";
 import { type CellReport, DiscoveryNode, type Outgoing, discoveryLimits, encodeMessage, isIdentity } from "../discovery/mod.ts";
@@ -44,8 +45,13 @@ export interface NodeDiscoveryOptions {
   readonly wallClock: () => number;
   /** A number in [0, 1): seeds discovery's own generator. */
   readonly random: () => number;
-  /** The replica of a hosted cell, to be read only: for a dormant cell, one built for the look and dropped. */
+  /** The built replica of a hosted cell, to be read only (undefined for a dormant cell). */
   readonly replicaOf: (cell: string) => Replica | undefined;
+  /**
+   * What a dormant cell's records say (see node/dormant.ts): read from a snapshot's header,
+   * so that the audit of a million idle cells decodes no sessions or keys and builds nothing.
+   */
+  readonly dormantOf: (cell: string) => SnapshotSummary | undefined;
   /** Sends discovery messages to a peer under the node key. */
   readonly toPeer: (nodeId: string, endpoint: Endpoint, wire: readonly unknown[]) => void;
   /** Sends a lookup answer to a client under the key it spoke with. */
@@ -84,6 +90,12 @@ export function addressOfEndpoint(endpoint: Endpoint): string {
 function configApplied(entry: AppliedEntry): boolean {
   if (entry.value.kind !== "batch") return false;
   return entry.value.commands.some((command, i) => command.op.kind === "config" && entry.executed[i] === true);
+}
+
+function report(cell: string, summary: SnapshotSummary, leader: string | null, ballot: number, role: CellReport["role"]): CellReport | null {
+  const { members } = summary;
+  if (members.length === 0 || !members.every(isIdentity)) return null;
+  return { cell, incarnation: summary.incarnation, version: summary.membershipSlot, appliedSlot: Math.max(summary.applied, 0), members, leader, ballot, role };
 }
 
 export class NodeDiscovery {
@@ -180,13 +192,12 @@ export class NodeDiscovery {
 
   /** The member's view of a hosted cell, pushed; or its leaving, when it is no member any more. */
   private refresh(cell: string, nowMs: number): void {
-    const replica = this.options.replicaOf(cell);
-    if (replica === undefined) {
+    const report = this.reportFor(cell);
+    if (report === undefined) {
       this.discovery.unhost(cell);
       this.ledAt.delete(cell);
       return;
     }
-    const report = this.reportOf(replica);
     if (report === null) return;
     if (!report.members.includes(this.identity)) {
       if (this.discovery.hosts(cell)) {
@@ -203,19 +214,25 @@ export class NodeDiscovery {
     this.stats.pushes++;
   }
 
-  /** What this node's replica knows of its cell, or null while it has no state (or no identities to name). */
-  private reportOf(replica: Replica): CellReport | null {
+  /**
+   * What this node knows of a hosted cell: undefined when it hosts no replica of it, null while
+   * its replica has no state (or no identities to name). A dormant replica leads nothing and
+   * knows no leader: it was recovered from a snapshot and has heard nothing since.
+   */
+  private reportFor(cell: string): CellReport | null | undefined {
+    const replica = this.options.replicaOf(cell);
+    if (replica === undefined) {
+      const dormant = this.options.dormantOf(cell);
+      return dormant === undefined ? undefined : report(cell, dormant, null, 0, "follower");
+    }
     const state = replica.cellState;
     if (state === null) return null;
     const members = state.latestMembers();
-    if (members.length === 0 || !members.every(isIdentity)) return null;
     // A replica's hint may name a leader the cell has since removed: only a member is reported.
     const leader = replica.leader !== null && members.includes(replica.leader) ? replica.leader : null;
     const ballot = leader !== null && replica.promisedBallot.node === leader ? replica.promisedBallot.round : 0;
-    return {
-      cell: replica.cell, incarnation: state.incarnation, version: state.latestMembershipSlot(), appliedSlot: Math.max(state.applied, 0),
-      members, leader, ballot, role: replica.role === "leader" ? "leader" : "follower",
-    };
+    const summary = { applied: state.applied, incarnation: state.incarnation, members, membershipSlot: state.latestMembershipSlot() };
+    return report(cell, summary, leader, ballot, replica.role === "leader" ? "leader" : "follower");
   }
 
   /** A discovery message of an authenticated, role-checked frame. */

@@ -11,6 +11,7 @@
 // an empty cell name: the node's map holds the name). A handle is slab * 2^21 + offset.
 
 import { assert } from "../core/assert.ts";
+import { CellState, type SnapshotSummary } from "../core/cellstate.ts";
 import type { DurableRecord } from "../core/effects.ts";
 import { decodeRecord, encodeRecord } from "../wire/records.ts";
 
@@ -54,20 +55,45 @@ export class DormantArena {
 
   /** The records a handle packed, decoded again (fresh objects: a snapshot's bytes are copied out). */
   get(handle: number): DurableRecord[] {
+    return this.payloads(handle).map((payload) => decode(payload.slice()));
+  }
+
+  /**
+   * What discovery needs of a dormant cell, from its last record's header alone: a dormant
+   * cell's records are a genesis, or a snapshot after an optional promise, and a replica
+   * recovered from them leads nothing and knows no leader.
+   */
+  summary(handle: number): SnapshotSummary {
+    const last = this.payloads(handle).pop();
+    assert(last !== undefined, "a dormant entry holds a record");
+    const record = decode(last);
+    if (record.kind === "genesis") return CellState.genesisSummary(record.genesis.members, record.genesis);
+    assert(record.kind === "snapshot", `a dormant cell ends with a snapshot, not a ${record.kind}`);
+    const summary = CellState.summary(record.state);
+    assert(typeof summary !== "string", `a dormant snapshot reads: ${String(summary)}`);
+    return summary;
+  }
+
+  /** The encoded records of an entry, as views into its slab. */
+  private payloads(handle: number): Uint8Array[] {
     const slab = this.slabs[Math.floor(handle / handleSlabFactor)];
     assert(slab !== undefined, "a dormant handle names a slab");
     const view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
     let at = handle % handleSlabFactor;
     const count = view.getUint32(at);
     at += 4;
-    const records: DurableRecord[] = [];
+    const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       const length = view.getUint32(at);
-      const decoded = decodeRecord(slab.slice(at + 4, at + 4 + length));
-      assert(decoded.ok, `a dormant record decodes: ${decoded.ok ? "" : decoded.detail}`);
-      records.push(decoded.entry.record);
+      out.push(slab.subarray(at + 4, at + 4 + length));
       at += 4 + length;
     }
-    return records;
+    return out;
   }
+}
+
+function decode(payload: Uint8Array): DurableRecord {
+  const decoded = decodeRecord(payload);
+  assert(decoded.ok, `a dormant record decodes: ${decoded.ok ? "" : decoded.detail}`);
+  return decoded.entry.record;
 }

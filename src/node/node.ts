@@ -207,7 +207,11 @@ export class PhysaliaNode {
     }
     this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
-      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.lookAt(cell),
+      wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell),
+      dormantOf: (cell) => {
+        const handle = this.dormant.get(cell);
+        return handle === undefined ? undefined : this.arena.summary(handle);
+      },
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
       toClient: (client, wire) => {
         const known = this.clients.get(client);
@@ -255,8 +259,9 @@ export class PhysaliaNode {
 
   /**
    * A cell's replica, to be read only: the built one, or for a dormant cell one built for the
-   * look and dropped. Discovery's audit refreshes every hosted cell in turn (a thousand a
-   * round), and waking each would undo dormancy within minutes. Nothing is stepped on it.
+   * look and dropped (a hello, a status page: waking would undo dormancy for a look). Nothing
+   * is stepped on it. Discovery's audit, which visits every cell in turn, reads a dormant
+   * cell's summary instead (DormantArena.summary): it builds nothing.
    */
   private lookAt(cell: string): Replica | undefined {
     const live = this.replicas.get(cell);

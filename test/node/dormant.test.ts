@@ -1,6 +1,19 @@
 import { describe, expect, test } from "bun:test";
+import { CellState } from "../../src/core/cellstate.ts";
 import type { DurableRecord } from "../../src/core/effects.ts";
+import type { Operation } from "../../src/core/messages.ts";
+import { Replica } from "../../src/core/replica.ts";
+import { utf8 } from "../../src/core/value.ts";
 import { DormantArena, dormantEntryBytesMax } from "../../src/node/dormant.ts";
+import { Cluster } from "../support/cluster.ts";
+
+const put = (key: string, value: string): Operation => ({ kind: "tx", tx: { reads: [], conditions: [], writes: [{ key, op: "put", value: utf8(value) }] } });
+
+/** What discovery reads of a replica built from `records`, the long way. */
+function builtSummary(records: readonly DurableRecord[]) {
+  const state = Replica.recover({ cell: "v", self: "A", env: { isAlive: () => false, jitter: () => 0.5 } }, records).cellState as CellState;
+  return { applied: state.applied, incarnation: state.incarnation, members: state.latestMembers(), membershipSlot: state.latestMembershipSlot() };
+}
 
 const promise = (round: number): DurableRecord => ({ kind: "promise", ballot: { round, node: `n${round % 7}~0123456789abcdef` } });
 const snapshot = (slot: number, bytes: number): DurableRecord => ({ kind: "snapshot", slot, state: new Uint8Array(bytes).map((_, i) => (i * slot) % 256) });
@@ -36,5 +49,45 @@ describe("the dormant arena", () => {
     const genesis: DurableRecord = { kind: "genesis", genesis: { members: ["n1~0123456789abcdef", "n2~0123456789abcdef", "n3~0123456789abcdef"], incarnation: "0123456789abcdef", alpha: 3, sessionTtlMs: 60_000, sessionsMax: 128 } };
     const handle = arena.put([genesis]) as number;
     expect(arena.get(handle)).toEqual([genesis]);
+  });
+
+  test("summarizes a cell from its snapshot's header as the built replica would, through membership changes", () => {
+    const cell = new Cluster("v", ["A", "B", "C"], { alpha: 3 });
+    cell.join("N");
+    for (const client of ["c1", "admin"]) cell.openSession("A", client);
+    const arena = new DormantArena();
+    const seen: number[] = [];
+    const check = () => {
+      const records = cell.replica("A").compactedRecords();
+      const handle = arena.put(records) as number;
+      expect(arena.summary(handle)).toEqual(builtSummary(records));
+      seen.push(arena.summary(handle).membershipSlot);
+    };
+    cell.request("A", "c1", 1, put("k", "one"));
+    cell.settle();
+    check();
+    // A change applied but not yet in effect: the latest membership already names N.
+    cell.request("A", "admin", 1, { kind: "config", change: { kind: "addMember", node: "N" } });
+    cell.settle();
+    check();
+    expect(arena.summary(arena.put(cell.replica("A").compactedRecords()) as number).members).toContain("N");
+    for (let i = 0; i < 4; i++) cell.request("A", "c1", 2 + i, put("k", `v${i}`));
+    cell.settle();
+    check();
+    expect(seen[0]).toBe(0);
+    expect(seen[1]).toBeGreaterThan(0);
+  });
+
+  test("summarizes a genesis-only cell as the replica its genesis builds", () => {
+    const arena = new DormantArena();
+    const genesis: DurableRecord = { kind: "genesis", genesis: { members: ["n1~0123456789abcdef", "n2~0123456789abcdef"], incarnation: "0123456789abcdef", alpha: 5, sessionTtlMs: 60_000, sessionsMax: 128 } };
+    expect(arena.summary(arena.put([genesis]) as number)).toEqual(builtSummary([genesis]));
+  });
+
+  test("a summary refuses what is not a snapshot's header", () => {
+    expect(CellState.summary(new Uint8Array([1, 2, 3]))).toBeTypeOf("string");
+    const state = CellState.genesis(["A", "B", "C"]).encode();
+    expect(CellState.summary(state.subarray(0, 20))).toBeTypeOf("string");
+    expect(CellState.summary(state)).toEqual({ applied: 0, incarnation: "0000000000000000", members: ["A", "B", "C"], membershipSlot: 0 });
   });
 });
