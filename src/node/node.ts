@@ -27,6 +27,7 @@ import type { KeyRing, KeySet, Role } from "../wire/keyring.ts";
 import { encodeMessages } from "../wire/message.ts";
 import { type NodeFacts, authorizeAtNode, authorizeChunkAtNode } from "../wire/roles.ts";
 import { decodeBody } from "../wire/schema.ts";
+import type { EncodedCellRecord } from "../wire/records.ts";
 import { Admission, type AdmissionOptions } from "./admission.ts";
 import { Deadlines } from "./deadlines.ts";
 import { DormantArena } from "./dormant.ts";
@@ -307,15 +308,16 @@ export class PhysaliaNode {
    * meets those records after its snapshot, which it tolerates: a promise or a snapshot never
    * goes back, and a cell's last accept of a slot comes last either way.
    */
-  async compact(write: (entries: Iterable<CellRecord>) => Promise<void>): Promise<void> {
+  async compact(write: (entries: Iterable<CellRecord | EncodedCellRecord>) => Promise<void>): Promise<void> {
     if (this.failed !== null || this.stopped) return;
     const { replicas, dormant, arena } = this;
-    // Dormant cells first: a dormant cell's records are its compacted records, and one woken
-    // while the copy runs moves to `replicas`, which is walked after (a Map's iterator visits
-    // what is added during the walk), so no cell is missed; one woken after it was taken is
-    // taken twice, which replay tolerates.
-    function* entries(): Generator<CellRecord> {
-      for (const [cell, handle] of dormant) for (const record of arena.get(handle)) yield { cell, record };
+    // Dormant cells first: a dormant cell's records are its compacted records, handed over as
+    // the arena holds them (encoded: a million are copied, none decoded), and one woken while
+    // the copy runs moves to `replicas`, which is walked after (a Map's iterator visits what is
+    // added during the walk), so no cell is missed; one woken after it was taken is taken
+    // twice, which replay tolerates.
+    function* entries(): Generator<CellRecord | EncodedCellRecord> {
+      for (const [cell, handle] of dormant) for (const encoded of arena.encoded(handle, cell)) yield { cell, encoded };
       for (const [cell, replica] of replicas) for (const record of replica.compactedRecords()) yield { cell, record };
     }
     try {

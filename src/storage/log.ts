@@ -23,7 +23,9 @@
 //
 // Compaction. `compact(entries)` copies the given records (every hosted cell's compacted
 // records, as of the call) into a new compaction segment, a chunk per turn of the event loop
-// so that the node keeps serving meanwhile. Records appended during the copy go to the old
+// so that the node keeps serving meanwhile, and syncs it every few megabytes as it goes, so
+// that the sync at the end is short (appends made after the switch wait behind it). A
+// durable copy without its marker is still unfinished. Records appended during the copy go to the old
 // log as usual (and are synced and acknowledged there) and are also kept in memory; when the
 // copy is done the log writes the kept records again, then a marker frame that counts every
 // record before it, and from then on appends to the compaction segment. Once that segment is
@@ -34,7 +36,7 @@
 
 import { AssertionError, assert } from "../core/assert.ts";
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
-import { encodeRecord } from "../wire/records.ts";
+import { type EncodedCellRecord, encodeRecord } from "../wire/records.ts";
 import { type Disk, type FileHandle, nodeDisk } from "./disk.ts";
 import { LogOpenError, RecordTooLargeError, StorageFailed, describeError } from "./errors.ts";
 import {
@@ -64,6 +66,8 @@ export interface LogOptions {
   readonly compactRatio?: number;
   /** Bytes a compaction copies per turn of the event loop (tests make it small). */
   readonly compactionChunkBytes?: number;
+  /** Bytes a compaction copies between syncs of its segment (tests make it small). */
+  readonly compactionSyncBytes?: number;
   /** Bytes appended during a compaction that it holds in memory before it finishes at once. */
   readonly compactionAppendedBytesMax?: number;
   /** How long a sync confirmation waits for the next sync before the log syncs it by itself. */
@@ -186,6 +190,7 @@ interface Settings {
   readonly compactBytesMin: number;
   readonly compactRatio: number;
   readonly compactionChunkBytes: number;
+  readonly compactionSyncBytes: number;
   readonly compactionAppendedBytesMax: number;
   readonly confirmationDelayMs: number;
 }
@@ -202,6 +207,8 @@ function settingsFrom(options: LogOptions): Settings {
   if (!Number.isInteger(compactionChunkBytes) || compactionChunkBytes < 1 || compactionChunkBytes > storageLimits.compactionChunkBytes) {
     throw new LogOpenError(`Cannot open log: compactionChunkBytes must be an integer in [1, ${storageLimits.compactionChunkBytes}], got ${compactionChunkBytes}`);
   }
+  const compactionSyncBytes = options.compactionSyncBytes ?? storageLimits.compactionSyncBytesDefault;
+  if (!Number.isInteger(compactionSyncBytes) || compactionSyncBytes < 1) throw new LogOpenError(`Cannot open log: compactionSyncBytes must be a positive integer, got ${compactionSyncBytes}`);
   const compactionAppendedBytesMax = options.compactionAppendedBytesMax ?? storageLimits.compactionAppendedBytesMax;
   if (!Number.isInteger(compactionAppendedBytesMax) || compactionAppendedBytesMax < 0 || compactionAppendedBytesMax > storageLimits.compactionAppendedBytesMax) {
     throw new LogOpenError(`Cannot open log: compactionAppendedBytesMax must be an integer in [0, ${storageLimits.compactionAppendedBytesMax}], got ${compactionAppendedBytesMax}`);
@@ -210,7 +217,7 @@ function settingsFrom(options: LogOptions): Settings {
   if (!Number.isInteger(confirmationDelayMs) || confirmationDelayMs < 0 || confirmationDelayMs > storageLimits.confirmationDelayMsMax) {
     throw new LogOpenError(`Cannot open log: confirmationDelayMs must be an integer in [0, ${storageLimits.confirmationDelayMsMax}], got ${confirmationDelayMs}`);
   }
-  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionAppendedBytesMax, confirmationDelayMs };
+  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionSyncBytes, compactionAppendedBytesMax, confirmationDelayMs };
 }
 
 interface ActiveSegment {
@@ -228,13 +235,15 @@ interface ActiveSegment {
 /** A compaction in progress: its segment, what is left to copy, and what was appended meanwhile. */
 interface Copy {
   readonly segment: ActiveSegment;
-  readonly entries: Iterator<CellRecord>;
+  readonly entries: Iterator<CellRecord | EncodedCellRecord>;
   /** Payloads appended to the old log since the compaction began, to write after the marker. */
   readonly appended: Uint8Array[];
   appendedBytes: number;
   records: number;
   /** Length of the compaction segment through its marker, once written. */
   markerEnd: number;
+  /** How much of the copy its syncs so far cover. */
+  syncedTo: number;
 }
 
 interface Waiter {
@@ -289,6 +298,11 @@ export class NodeLog {
   private compaction: Promise<void> | null = null;
   /** The compaction being copied, until the log switches to its segment. */
   private copying: Copy | null = null;
+  /**
+   * A sync of the compaction segment made while its copy runs. The copy may be switched to
+   * meanwhile (`finishCopy`), and then the flush waits for it: a file is never synced twice at once.
+   */
+  private copySync: { readonly file: FileHandle; readonly done: Promise<void> } | null = null;
   private lastCompactionBytes: number;
 
   /** Records appended since the log was opened. */
@@ -402,7 +416,7 @@ export class NodeLog {
    * every older segment is removed. `entries` is read over several turns of the event loop, so it
    * must yield the records as they were at this call (an array does). One compaction at a time.
    */
-  compact(entries: Iterable<CellRecord>): Promise<void> {
+  compact(entries: Iterable<CellRecord | EncodedCellRecord>): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     this.usable("compact");
     assert(this.compaction === null, "one compaction at a time");
@@ -451,7 +465,7 @@ export class NodeLog {
   }
 
   /** Creates the compaction segment. It takes the next number: no segment is begun until the copy is done. */
-  private beginCopy(entries: Iterable<CellRecord>): Copy {
+  private beginCopy(entries: Iterable<CellRecord | EncodedCellRecord>): Copy {
     const number = this.highestNumber + 1;
     assert(number <= storageLimits.segmentNumberMax, "segment numbers are not exhausted");
     let retiresFrom = this.current.number;
@@ -469,6 +483,7 @@ export class NodeLog {
       appendedBytes: 0,
       records: 0,
       markerEnd: 0,
+      syncedTo: 0,
     };
     this.copying = copy;
     return copy;
@@ -482,7 +497,18 @@ export class NodeLog {
           this.switchTo(copy);
           break;
         }
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (copy.segment.written - copy.syncedTo >= this.settings.compactionSyncBytes) {
+          copy.syncedTo = copy.segment.written;
+          const done = this.disk.sync(copy.segment.file);
+          this.copySync = { file: copy.segment.file, done };
+          try {
+            await done;
+          } finally {
+            this.copySync = null;
+          }
+        } else {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         if (this.failure !== null) throw this.failure;
       }
     } catch (error) {
@@ -524,8 +550,9 @@ export class NodeLog {
         done = true;
         break;
       }
-      const payload = encodeRecord(next.value);
-      if (payload.length > storageLimits.recordBytesMax) throw new RecordTooLargeError(`Cannot compact record: ${next.value.record.kind} of cell ${next.value.cell} is ${payload.length} bytes`);
+      const entry = next.value;
+      const payload = "encoded" in entry ? entry.encoded : encodeRecord(entry);
+      if (payload.length > storageLimits.recordBytesMax) throw new RecordTooLargeError(`Cannot compact record: ${"record" in entry ? entry.record.kind : "a record"} of cell ${entry.cell} is ${payload.length} bytes`);
       payloads.push(payload);
       bytes += storageLimits.frameHeaderBytes + payload.length;
     }
@@ -705,11 +732,11 @@ export class NodeLog {
         // the header that its predecessor's sync allows.
         for (const closed of finished) {
           this.writeHeader(closed);
-          await this.disk.sync(closed.file);
+          await this.syncFile(closed.file);
           this.disk.close(closed.file);
         }
         this.writeHeader(segment);
-        await this.disk.sync(segment.file);
+        await this.syncFile(segment.file);
         this.framesDurable = Math.max(this.framesDurable, frames);
         this.syncRounds++;
         let done = 0;
@@ -725,6 +752,13 @@ export class NodeLog {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Syncs a segment, after the compaction's own sync of it if one is under way. */
+  private async syncFile(file: FileHandle): Promise<void> {
+    // Its failure fails the compaction, and so the log; this sync then reports its own.
+    if (this.copySync !== null && this.copySync.file === file) await this.copySync.done.catch(() => undefined);
+    await this.disk.sync(file);
   }
 
   /** Enters the failed state (once), rejecting every waiting caller; returns the error to throw. */

@@ -106,6 +106,8 @@ export class MemoryDisk implements Disk {
   private readonly pendingRenames: { readonly from: string; readonly to: string }[] = [];
   private readonly handles = new Map<FileHandle, { readonly path: string; readonly file: MemoryFile }>();
   private nextHandle = 3;
+  /** Files with a sync under way. */
+  private readonly syncing = new Set<FileHandle>();
   private readonly random: () => number;
   private readonly onOperation: (operation: DiskOperation, path: string) => void;
   /** Operations run so far, for tests that crash or fail at the n-th one. */
@@ -194,11 +196,18 @@ export class MemoryDisk implements Disk {
 
   async sync(handle: FileHandle): Promise<void> {
     const { path, file } = this.file(handle);
+    // The Disk contract: never two syncs of one file at once (the log's callers rely on it).
+    if (this.syncing.has(handle)) throw new Error(`sync of ${path} while another sync of it is under way`);
     this.before("sync", path);
     // What was written before the call is durable when it returns; let others run meanwhile,
     // as a real fsync runs on another thread.
     const content = file.current.slice();
-    await Promise.resolve();
+    this.syncing.add(handle);
+    try {
+      await Promise.resolve();
+    } finally {
+      this.syncing.delete(handle);
+    }
     file.durable = content;
   }
 

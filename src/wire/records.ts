@@ -2,6 +2,7 @@
 // wire, with the same field validators: a record that comes back from disk is checked as
 // strictly as a frame from the network (its checksum was checked by the storage layer).
 
+import { assert } from "../core/assert.ts";
 import type { CellRecord, DurableRecord } from "../core/effects.ts";
 import { limits } from "../limits.ts";
 import { decodeCbor, encodeCbor } from "./cbor.ts";
@@ -24,6 +25,30 @@ export function encodeRecord(entry: CellRecord): Uint8Array {
     case "snapshot":
       return encodeCbor([cell, "s", record.slot, record.state]);
   }
+}
+
+/** A cell's record already encoded by `encodeRecord`: what a compaction may be handed instead of the record. */
+export interface EncodedCellRecord {
+  readonly cell: string;
+  readonly encoded: Uint8Array;
+}
+
+/**
+ * `encodeRecord({ cell, record })`, made from `encodeRecord({ cell: "", record })` without
+ * decoding the record: a record is an array whose first item is its cell's name, so the name
+ * goes in after the array's head. The node keeps its idle cells' records encoded so
+ * (node/dormant.ts), and a compaction copies a million of them.
+ */
+export function encodeRecordNamed(cell: string, unnamed: Uint8Array): Uint8Array {
+  const head = unnamed[0] as number;
+  // An array of at most 23 items (the head is one byte), then the empty text string.
+  assert(head >= 0x80 && head <= 0x97 && unnamed[1] === 0x60, "an unnamed record is an array that begins with an empty name");
+  const name = encodeCbor(cell);
+  const out = new Uint8Array(unnamed.length - 1 + name.length);
+  out[0] = head;
+  out.set(name, 1);
+  out.set(unnamed.subarray(2), 1 + name.length);
+  return out;
 }
 
 export type RecordResult = { readonly ok: true; readonly entry: CellRecord } | { readonly ok: false; readonly detail: string };

@@ -126,8 +126,9 @@ describe("compaction", () => {
       [0, 1, 2].filter((count) => count >= acknowledged).map((count) => canonicalRecords(byCell([...base, ...later.slice(0, count)])));
     const random = new TestRandom(7);
 
-    // Runs one compaction, crashing before its operation number `crashAt` (none if null).
-    const run = async (crashAt: number | null) => {
+    // Runs one compaction, crashing before its operation number `crashAt` (none if null);
+    // with `syncBytes`, the copy is synced after every chunk (each sync a crash point too).
+    const run = async (crashAt: number | null, syncBytes?: number) => {
       let armed = false;
       let count = 0;
       let acknowledged = 0;
@@ -141,7 +142,7 @@ describe("compaction", () => {
         for (const mode of ["process", "power", "power", "power"] as CrashMode[]) crashes.push({ disk: disk.crash(mode, { random: () => random.next() }), acknowledged, compactionDone });
       };
       disk = new MemoryDisk({ onOperation });
-      const { log } = await openIntact("/log", { disk, segmentBytes: 4096, compactionChunkBytes: 600 });
+      const { log } = await openIntact("/log", { disk, segmentBytes: 4096, compactionChunkBytes: 600, ...(syncBytes === undefined ? {} : { compactionSyncBytes: syncBytes }) });
       log.append(old);
       await log.sync();
       armed = true;
@@ -159,29 +160,31 @@ describe("compaction", () => {
       return { count, crashes };
     };
 
-    const { count } = await run(null);
-    expect(count).toBeGreaterThan(20);
-    const outcomes = { old: 0, new: 0 };
-    for (let crashAt = 1; crashAt <= count + 1; crashAt++) {
-      const { crashes } = await run(crashAt);
-      expect(crashes.length).toBe(crashAt <= count ? 4 : 0);
-      for (const crash of crashes) {
-        const opened = await openIntact("/log", { disk: crash.disk, segmentBytes: 4096 });
-        const state = canonicalRecords(opened.records);
-        if (!crash.compactionDone && states(old, crash.acknowledged).includes(state)) outcomes.old++;
-        else if (states(snapshot, crash.acknowledged).includes(state)) outcomes.new++;
-        else throw new Error(`crash before operation ${crashAt}: recovered neither the old nor the new log: ${state}, damage ${JSON.stringify(opened.damage)}`);
-        // Whatever survived, the log is usable: append, close, reopen.
-        opened.log.append([acceptRecord("cell-x", 1)]);
-        await opened.log.close();
-        const again = await openIntact("/log", { disk: crash.disk });
-        expect(again.damage).toEqual([]);
-        expect(again.records.get("cell-x")).toHaveLength(1);
-        await again.log.close();
+    for (const syncBytes of [undefined, 600]) {
+      const { count } = await run(null, syncBytes);
+      expect(count).toBeGreaterThan(20);
+      const outcomes = { old: 0, new: 0 };
+      for (let crashAt = 1; crashAt <= count + 1; crashAt++) {
+        const { crashes } = await run(crashAt, syncBytes);
+        expect(crashes.length).toBe(crashAt <= count ? 4 : 0);
+        for (const crash of crashes) {
+          const opened = await openIntact("/log", { disk: crash.disk, segmentBytes: 4096 });
+          const state = canonicalRecords(opened.records);
+          if (!crash.compactionDone && states(old, crash.acknowledged).includes(state)) outcomes.old++;
+          else if (states(snapshot, crash.acknowledged).includes(state)) outcomes.new++;
+          else throw new Error(`crash before operation ${crashAt}: recovered neither the old nor the new log: ${state}, damage ${JSON.stringify(opened.damage)}`);
+          // Whatever survived, the log is usable: append, close, reopen.
+          opened.log.append([acceptRecord("cell-x", 1)]);
+          await opened.log.close();
+          const again = await openIntact("/log", { disk: crash.disk });
+          expect(again.damage).toEqual([]);
+          expect(again.records.get("cell-x")).toHaveLength(1);
+          await again.log.close();
+        }
       }
+      expect(outcomes.old).toBeGreaterThan(0);
+      expect(outcomes.new).toBeGreaterThan(0);
     }
-    expect(outcomes.old).toBeGreaterThan(0);
-    expect(outcomes.new).toBeGreaterThan(0);
   });
 
   test("an unfinished compaction is ignored even when a power failure lost the name of the segment before it", async () => {
@@ -212,5 +215,76 @@ describe("compaction", () => {
     const names = [...crashed.snapshot().keys()];
     expect(names).not.toContain(`/log/${segmentName(compaction)}`);
     expect(names).toContain(`/log/${segmentName(rotated - 1)}`);
+  });
+
+  test("a compaction syncs its copy as it goes, and a durable copy without its marker is still ignored", async () => {
+    const disk = new MemoryDisk();
+    const { log } = await openIntact("/log", { disk, compactionChunkBytes: 256, compactionSyncBytes: 512 });
+    const synced = Array.from({ length: 200 }, (_, i) => acceptRecord(`cell-${i % 40}`, i + 1, 60));
+    log.append(synced);
+    await log.sync();
+    const compaction = log.compact(compacted(synced));
+    const segment = log.currentSegment + 1;
+    for (let turn = 0; turn < 6; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(log.compacting).toBe(true);
+    // Power fails mid-copy: what the copy's own syncs made durable survives, nothing else
+    // (the segment's name is kept, as if its directory had been synced).
+    const crashed = disk.crash("power", { unsyncedBytesSurvive: false, nameChangeSurvives: () => true });
+    const durable = crashed.snapshot().get(`/log/${segmentName(segment)}`);
+    expect(durable?.length ?? 0).toBeGreaterThan(512);
+    expect(durable?.length ?? 0).toBeLessThan(disk.snapshot().get(`/log/${segmentName(segment)}`)?.length ?? 0);
+    const opened = await openIntact("/log", { disk: crashed });
+    expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(synced)));
+    expect(opened.damage).toEqual([]);
+    expect(opened.stats.unfinishedCompactions).toBe(1);
+    await compaction;
+    await log.close();
+  });
+
+  test("a copy switched to while its own sync is under way is not synced again until that sync is done", async () => {
+    // A disk that holds one sync until released, and refuses two syncs of one file at once.
+    const memory = new MemoryDisk();
+    const inFlight = new Set<number>();
+    let holdNext = false;
+    let release = () => {};
+    const disk = new Proxy(memory, {
+      get(target, property) {
+        if (property === "sync") {
+          return async (file: number) => {
+            if (inFlight.has(file)) throw new Error("two syncs of one file at once");
+            inFlight.add(file);
+            try {
+              if (holdNext) {
+                holdNext = false;
+                await new Promise<void>((resolve) => (release = resolve));
+              }
+              await target.sync(file);
+            } finally {
+              inFlight.delete(file);
+            }
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const { log } = await openIntact("/log", { disk, compactionChunkBytes: 128, compactionSyncBytes: 128, compactionAppendedBytesMax: 1000 });
+    const old = Array.from({ length: 50 }, (_, i) => acceptRecord(`cell-${i % 5}`, i + 1));
+    log.append(old);
+    await log.sync();
+    holdNext = true;
+    const compaction = log.compact(compacted(old));
+    // The first chunk is copied and its sync held; appends outgrow their bound and switch to the copy.
+    const during = Array.from({ length: 8 }, (_, i) => acceptRecord("cell-9", 200 + i, 150));
+    log.append(during);
+    expect(log.currentSegment).toBe(2);
+    const synced = log.sync();
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    release();
+    await synced;
+    await compaction;
+    await log.close();
+    const reopened = await openIntact("/log", { disk: memory });
+    expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([...compacted(old), ...during])));
   });
 });
