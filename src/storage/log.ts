@@ -522,13 +522,15 @@ export class NodeLog {
     }
     await this.sync();
     // Every segment before the compaction's is superseded now. Oldest first: recovery reads an
-    // unfinished compaction's old log from its first segment.
+    // unfinished compaction's old log from its first segment. Each off the event loop (removing
+    // large segments takes the kernel tens of milliseconds each), one after the other.
     const retired = [...this.sealed.keys()].filter((number) => number < copy.segment.number).sort((a, b) => a - b);
     try {
       for (const number of retired) {
         assert(!this.unsynced.some((segment) => segment.number === number), `retired segment ${number} was synced and closed`);
-        this.disk.remove(`${this.directory}/${segmentName(number)}`);
+        await this.disk.removeLater(`${this.directory}/${segmentName(number)}`);
         this.sealed.delete(number);
+        if (this.failure !== null) throw this.failure;
       }
     } catch (error) {
       throw this.fail("Cannot remove compacted segments", error);

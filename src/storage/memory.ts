@@ -235,6 +235,12 @@ export class MemoryDisk implements Disk {
     if (!this.names.delete(path)) throw new Error(`ENOENT: no such file ${path}`);
   }
 
+  async removeLater(path: string): Promise<void> {
+    // As a real unlink on the thread pool: others run meanwhile.
+    await Promise.resolve();
+    this.remove(path);
+  }
+
   rename(from: string, to: string): void {
     this.before("rename", from);
     if (this.names.has(to) || this.directories.has(to)) throw new Error(`EEXIST: ${to} exists`);

@@ -13,6 +13,40 @@ function compacted(entries: readonly CellRecord[]): CellRecord[] {
   return out;
 }
 
+/**
+ * A memory disk whose next call of `method` waits until `release()`, and which refuses two
+ * calls of it on one file (or path) at once.
+ */
+function holding(memory: MemoryDisk, method: "sync" | "removeLater") {
+  const inFlight = new Set<unknown>();
+  let hold = false;
+  let release = () => {};
+  let calls = 0;
+  const disk = new Proxy(memory, {
+    get(target, property) {
+      if (property === method) {
+        return async (argument: never) => {
+          if (inFlight.has(argument)) throw new Error(`two calls of ${method} on one file at once`);
+          inFlight.add(argument);
+          calls++;
+          try {
+            if (hold) {
+              hold = false;
+              await new Promise<void>((resolve) => (release = resolve));
+            }
+            await (target[method] as (argument: never) => Promise<void>)(argument);
+          } finally {
+            inFlight.delete(argument);
+          }
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { disk, holdNext: () => void (hold = true), release: () => release(), calls: () => calls };
+}
+
 describe("compaction", () => {
   test("after a compaction, reopening yields the compacted records and later appends, and older segments are gone", async () => {
     await withTempDirectory(async (directory) => {
@@ -242,37 +276,14 @@ describe("compaction", () => {
   });
 
   test("a copy switched to while its own sync is under way is not synced again until that sync is done", async () => {
-    // A disk that holds one sync until released, and refuses two syncs of one file at once.
     const memory = new MemoryDisk();
-    const inFlight = new Set<number>();
-    let holdNext = false;
-    let release = () => {};
-    const disk = new Proxy(memory, {
-      get(target, property) {
-        if (property === "sync") {
-          return async (file: number) => {
-            if (inFlight.has(file)) throw new Error("two syncs of one file at once");
-            inFlight.add(file);
-            try {
-              if (holdNext) {
-                holdNext = false;
-                await new Promise<void>((resolve) => (release = resolve));
-              }
-              await target.sync(file);
-            } finally {
-              inFlight.delete(file);
-            }
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const held = holding(memory, "sync");
+    const disk = held.disk;
     const { log } = await openIntact("/log", { disk, compactionChunkBytes: 128, compactionSyncBytes: 128, compactionAppendedBytesMax: 1000 });
     const old = Array.from({ length: 50 }, (_, i) => acceptRecord(`cell-${i % 5}`, i + 1));
     log.append(old);
     await log.sync();
-    holdNext = true;
+    held.holdNext();
     const compaction = log.compact(compacted(old));
     // The first chunk is copied and its sync held; appends outgrow their bound and switch to the copy.
     const during = Array.from({ length: 8 }, (_, i) => acceptRecord("cell-9", 200 + i, 150));
@@ -280,11 +291,38 @@ describe("compaction", () => {
     expect(log.currentSegment).toBe(2);
     const synced = log.sync();
     for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
-    release();
+    held.release();
     await synced;
     await compaction;
     await log.close();
     const reopened = await openIntact("/log", { disk: memory });
     expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([...compacted(old), ...during])));
+  });
+
+  test("appends are synced while the compaction's old segments are still being removed", async () => {
+    const memory = new MemoryDisk();
+    const held = holding(memory, "removeLater");
+    const { log } = await openIntact("/log", { disk: held.disk, segmentBytes: 4096 });
+    const old = Array.from({ length: 120 }, (_, i) => acceptRecord(`cell-${i % 7}`, i + 1, 60));
+    log.append(old);
+    await log.sync();
+    expect(log.segments).toBeGreaterThan(2);
+    held.holdNext();
+    let done = false;
+    const compaction = log.compact(compacted(old)).then(() => void (done = true));
+    for (let turn = 0; held.calls() === 0 && turn < 1_000; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(held.calls()).toBe(1);
+    // The first old segment's removal is under way and held: the log serves meanwhile.
+    const during = [acceptRecord("cell-2", 900), acceptRecord("cell-9", 901)];
+    log.append(during);
+    await log.sync();
+    expect(done).toBe(false);
+    held.release();
+    await compaction;
+    expect(log.segments).toBe(1);
+    await log.close();
+    const reopened = await openIntact("/log", { disk: memory, segmentBytes: 4096 });
+    expect(canonicalRecords(reopened.records)).toBe(canonicalRecords(byCell([...compacted(old), ...during])));
+    await reopened.log.close();
   });
 });
