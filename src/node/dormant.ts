@@ -13,7 +13,7 @@
 import { assert } from "../core/assert.ts";
 import { CellState, type SnapshotSummary } from "../core/cellstate.ts";
 import type { DurableRecord } from "../core/effects.ts";
-import { decodeRecord, encodeRecord, encodeRecordNamed } from "../wire/records.ts";
+import { decodeRecord, encodeRecord, encodeRecordsNamed } from "../wire/records.ts";
 
 /** Bytes of one slab: many cells share one allocation. */
 const slabBytes = 1 << 20;
@@ -58,9 +58,9 @@ export class DormantArena {
     return this.payloads(handle).map((payload) => decode(payload.slice()));
   }
 
-  /** The records a handle packed, encoded for the log under `cell` (see encodeRecordNamed): none is decoded. */
+  /** The records a handle packed, encoded for the log under `cell` (see encodeRecordsNamed): none is decoded. */
   encoded(handle: number, cell: string): Uint8Array[] {
-    return this.payloads(handle).map((payload) => encodeRecordNamed(cell, payload));
+    return encodeRecordsNamed(cell, this.payloads(handle));
   }
 
   /**

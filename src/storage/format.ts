@@ -198,13 +198,22 @@ export function writeFrameHeader(target: Uint8Array, at: number, frame: { readon
   const { kind, sequence, payload, seed } = frame;
   assert(payload.length >= 1 && payload.length <= storageLimits.recordBytesMax, `frame payload of ${payload.length} bytes`);
   assert(Number.isSafeInteger(sequence) && sequence >= 1, `frame sequence number ${sequence}`);
-  const view = new DataView(target.buffer, target.byteOffset + at, storageLimits.frameHeaderBytes);
-  view.setUint32(0, payload.length, true);
-  view.setUint32(4, kind, true); // kind, then three zero bytes
-  view.setUint32(8, sequence % 2 ** 32, true);
-  view.setUint32(12, Math.floor(sequence / 2 ** 32), true);
-  view.setUint32(16, crc32c(payload, seed), true);
-  view.setUint32(20, crc32c(target, seed, at, at + 20), true);
+  // Byte by byte rather than through a DataView: a view per frame was a tenth of a
+  // compaction's time (a million cells' copy writes two million frames).
+  putU32(target, at, payload.length);
+  putU32(target, at + 4, kind); // kind, then three zero bytes
+  putU32(target, at + 8, sequence % 2 ** 32);
+  putU32(target, at + 12, Math.floor(sequence / 2 ** 32));
+  putU32(target, at + 16, crc32c(payload, seed));
+  putU32(target, at + 20, crc32c(target, seed, at, at + 20));
+}
+
+/** `value` (an unsigned 32-bit integer) little-endian at `bytes[at...at + 4]`. */
+function putU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value & 0xff;
+  bytes[at + 1] = (value >>> 8) & 0xff;
+  bytes[at + 2] = (value >>> 16) & 0xff;
+  bytes[at + 3] = value >>> 24;
 }
 
 /** The sequence number in the frame header at `bytes[at...]`. */

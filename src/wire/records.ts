@@ -40,10 +40,19 @@ export interface EncodedCellRecord {
  * (node/dormant.ts), and a compaction copies a million of them.
  */
 export function encodeRecordNamed(cell: string, unnamed: Uint8Array): Uint8Array {
+  return withName(encodeCbor(cell), unnamed);
+}
+
+/** `encodeRecordNamed` for several records of one cell: the name is encoded once. */
+export function encodeRecordsNamed(cell: string, unnamed: readonly Uint8Array[]): Uint8Array[] {
+  const name = encodeCbor(cell);
+  return unnamed.map((record) => withName(name, record));
+}
+
+function withName(name: Uint8Array, unnamed: Uint8Array): Uint8Array {
   const head = unnamed[0] as number;
   // An array of at most 23 items (the head is one byte), then the empty text string.
   assert(head >= 0x80 && head <= 0x97 && unnamed[1] === 0x60, "an unnamed record is an array that begins with an empty name");
-  const name = encodeCbor(cell);
   const out = new Uint8Array(unnamed.length - 1 + name.length);
   out[0] = head;
   out.set(name, 1);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { DurableRecord } from "../../src/core/effects.ts";
-import { decodeRecord, encodeRecord, encodeRecordNamed } from "../../src/wire/records.ts";
+import { decodeRecord, encodeRecord, encodeRecordNamed, encodeRecordsNamed } from "../../src/wire/records.ts";
 import { acceptRecord, snapshotRecord } from "../storage/support.ts";
 
 const ballot = { round: 3, node: "n2~0123456789abcdef" };
@@ -26,6 +26,9 @@ describe("records encoded without their cell's name", () => {
         const decoded = decodeRecord(named);
         expect(decoded.ok && decoded.entry.cell).toBe(cell);
       }
+    }
+    for (const cell of names) {
+      expect(encodeRecordsNamed(cell, records.map((record) => encodeRecord({ cell: "", record })))).toEqual(records.map((record) => encodeRecord({ cell, record })));
     }
   });
 
