@@ -18,6 +18,7 @@
 
 import { Decoder, setSizeLimits } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
+import { decodeUtf8 } from "../core/bytes.ts";
 
 // Bound what one body can make the decoder allocate.
 setSizeLimits({ maxArraySize: 65_536, maxMapSize: 4_096, maxObjectSize: 4_096 });
@@ -257,4 +258,175 @@ export function decodeCbor(bytes: Uint8Array): CborResult {
   } catch (error) {
     return { ok: false, detail: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/**
+ * A reader of CBOR heads over untrusted bytes, for shallow reads: it reads the few items a
+ * caller asks for and skips the rest without building them. Refusing a request under
+ * overload must cost less than the request: a whole decode of each refused body was a third
+ * of a flooded leader's time. Definite lengths only (what encodeCbor writes); an indefinite
+ * length, a reserved head or a length past the end reads as malformed (false or null).
+ */
+export class CborCursor {
+  private at = 0;
+  /** The last head read: its major type (0-7) and argument (a value, a length or a count). */
+  major = 0;
+  argument = 0;
+  /** Set for good once anything read was malformed: what was read after it means nothing. */
+  failed = false;
+
+  constructor(private readonly bytes: Uint8Array) {}
+
+  /** Whether every byte has been read, and well. */
+  get done(): boolean {
+    return !this.failed && this.at === this.bytes.length;
+  }
+
+  /** Reads the next head (a float's bytes with it): its major type, or -1 when malformed or of indefinite length. */
+  head(): number {
+    const bytes = this.bytes;
+    if (this.failed || this.at >= bytes.length) return this.malformed();
+    const first = bytes[this.at++] as number;
+    this.major = first >> 5;
+    const info = first & 31;
+    if (info < 24) {
+      this.argument = info;
+      return this.major;
+    }
+    if (info > 27) return this.malformed();
+    const size = 1 << (info - 24);
+    if (this.at + size > bytes.length) return this.malformed();
+    let value = 0;
+    for (let i = 0; i < size; i++) value = value * 256 + (bytes[this.at + i] as number);
+    this.at += size;
+    this.argument = value;
+    return this.major;
+  }
+
+  /** Skips one whole item, however nested; false when malformed. */
+  skip(): boolean {
+    return this.skipItems(1);
+  }
+
+  /** Skips what the last head read heads (a string's bytes, an array's items, a map's pairs, a tag's item). */
+  skipRest(): boolean {
+    switch (this.major) {
+      case 2:
+      case 3:
+        if (this.argument > this.bytes.length - this.at) return this.fail();
+        this.at += this.argument;
+        return true;
+      case 4:
+        return this.skipItems(this.argument);
+      case 5:
+        return this.skipItems(2 * this.argument);
+      case 6:
+        return this.skipItems(1);
+      default:
+        return true;
+    }
+  }
+
+  private skipItems(count: number): boolean {
+    let pending = count;
+    while (pending > 0) {
+      // Every item takes a byte at least: more pending than bytes left is malformed.
+      if (pending > this.bytes.length - this.at || this.head() < 0) return this.fail();
+      pending--;
+      switch (this.major) {
+        case 2:
+        case 3:
+          if (this.argument > this.bytes.length - this.at) return this.fail();
+          this.at += this.argument;
+          break;
+        case 4:
+          pending += this.argument;
+          break;
+        case 5:
+          pending += 2 * this.argument;
+          break;
+        case 6:
+          pending += 1; // a tag: its item follows
+          break;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Reads a number that is a whole, non-negative integer: an unsigned integer item, or a
+   * double or single float holding one (the encoder writes integers past 32 bits as doubles,
+   * as cbor-x does); null for anything else (then it is skipped).
+   */
+  unsigned(): number | null {
+    const start = this.at;
+    const major = this.head();
+    if (major < 0) return null;
+    if (major === 0) return this.argument;
+    if (major === 7) {
+      const info = (this.bytes[start] as number) & 31;
+      const view = new DataView(this.bytes.buffer, this.bytes.byteOffset + start + 1);
+      const value = info === 27 ? view.getFloat64(0) : info === 26 ? view.getFloat32(0) : Number.NaN;
+      return Number.isInteger(value) && value >= 0 ? value : null;
+    }
+    this.skipRest();
+    return null;
+  }
+
+  /**
+   * Reads a text item of at most four ASCII bytes as a number (see `asciiCode`), without making
+   * a string: how a shallow read matches map keys. -1 for any other item (then it is skipped).
+   */
+  shortText(): number {
+    const major = this.head();
+    if (major < 0) return -1;
+    if (major !== 3 || this.argument > 4 || this.argument > this.bytes.length - this.at) {
+      this.skipRest();
+      return -1;
+    }
+    let code = 0;
+    for (let i = 0; i < this.argument; i++) {
+      const byte = this.bytes[this.at + i] as number;
+      if (byte >= 0x80) code = -1;
+      else if (code >= 0) code = code * 128 + byte;
+    }
+    this.at += this.argument;
+    // The length goes in too, so that "" and "\0" differ.
+    return code < 0 ? -1 : code * 8 + this.argument;
+  }
+
+  /** Reads a text item; null when the next item is anything else (then it is skipped) or is malformed. */
+  text(): string | null {
+    const major = this.head();
+    if (major < 0) return null;
+    if (major !== 3) {
+      this.skipRest();
+      return null;
+    }
+    if (this.argument > this.bytes.length - this.at) {
+      this.fail();
+      return null;
+    }
+    const text = decodeUtf8(this.bytes.subarray(this.at, this.at + this.argument));
+    this.at += this.argument;
+    if (text === null) this.fail();
+    return text;
+  }
+
+  private fail(): false {
+    this.failed = true;
+    return false;
+  }
+
+  private malformed(): -1 {
+    this.failed = true;
+    return -1;
+  }
+}
+
+/** What `CborCursor.shortText` reads for `text` (at most four ASCII characters). */
+export function asciiCode(text: string): number {
+  let code = 0;
+  for (let i = 0; i < text.length; i++) code = code * 128 + text.charCodeAt(i);
+  return code * 8 + text.length;
 }
