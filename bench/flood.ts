@@ -49,10 +49,17 @@ interface Lane {
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? "{}") as FloodConfig;
   const topology = JSON.parse(readFileSync(config.topology, "utf8")) as { nodes: { id: string; address: string }[] };
-  const node = topology.nodes.find((n) => n.id === config.leader);
-  if (node === undefined) throw new Error(`no node ${config.leader}`);
-  const at = node.address.lastIndexOf(":");
-  const target: Endpoint = { host: node.address.slice(0, at), port: Number(node.address.slice(at + 1)) };
+  const endpointOf = (id: string): Endpoint | undefined => {
+    const node = topology.nodes.find((n) => n.id === id);
+    if (node === undefined) return undefined;
+    const at = node.address.lastIndexOf(":");
+    return { host: node.address.slice(0, at), port: Number(node.address.slice(at + 1)) };
+  };
+  // Where requests go: the leader named, or the one a redirect names while sessions open
+  // (leadership may have moved since the bench looked; a flood must not wait on a follower).
+  let leader = config.leader;
+  let target = endpointOf(leader);
+  if (target === undefined) throw new Error(`no node ${config.leader}`);
   const { keys } = await readKeys(config.keys, ["control", "client"]);
   const ring = keys.ring("client") ?? keys.ring("control");
   if (ring === undefined) throw new Error("the flood needs a client or control key");
@@ -73,6 +80,14 @@ async function main(): Promise<void> {
       const reply = message as ClientReply;
       const open = opened.get(reply.id);
       if (open !== undefined) {
+        if (reply.outcome.kind === "redirect" && reply.outcome.leader !== null) {
+          const named = reply.outcome.leader.split("~")[0] as string;
+          const endpoint = endpointOf(named);
+          if (endpoint !== undefined) {
+            leader = named;
+            target = endpoint;
+          }
+        }
         if (reply.outcome.kind === "done" && reply.outcome.result.status === "session") {
           opened.delete(reply.id);
           open(reply.outcome.result.session);
@@ -90,7 +105,7 @@ async function main(): Promise<void> {
       if (kind === "committed") latencies.push(performance.now() - entry.sentAt);
     }
   });
-  const sendTo = (message: Envelope["message"]) => transport.send(encodeMessages(ring, { sender: self, receiver: config.leader, stamp: stamper.next(), messages: [{ cell: config.cell, message }] }), target);
+  const sendTo = (message: Envelope["message"]) => transport.send(encodeMessages(ring, { sender: self, receiver: leader, stamp: stamper.next(), messages: [{ cell: config.cell, message }] }), target as Endpoint);
   const sessions: Lane[] = await Promise.all(Array.from({ length: lanes }, () => new Promise<Lane>((resolve) => {
     const request = ++id;
     opened.set(request, (session) => resolve({ session, nextSeq: 1, waiting: new Set() }));

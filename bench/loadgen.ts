@@ -1,6 +1,7 @@
 // The closed-loop load generator, in a process of its own so that its CPU is its own and is
 // reported: `bun bench/loadgen.ts CONFIG_JSON`. C clients each send one small put, wait for
-// its answer, and send the next, for a number of seconds, against physalia (the client
+// its answer, and send the next (with `intervalMs`, not before that long after the last one
+// began: a paced client, as a quiet cell's), for a number of seconds, against physalia (the client
 // library over UDP) or etcd (its JSON gateway, POST /v3/kv/put over HTTP/1.1 keep-alive).
 // It prints one JSON line: commits, rate, latencies, errors and the CPU it used while measuring.
 
@@ -13,8 +14,8 @@ import { openUdp } from "../src/transport/udp.ts";
 import { latencySummary, round } from "./colony.ts";
 
 export type LoadConfig =
-  | { readonly system: "physalia"; readonly topology: string; readonly keys: string; readonly cells: readonly string[]; readonly clients: number; readonly seconds: number; readonly name: string }
-  | { readonly system: "etcd"; readonly endpoints: readonly string[]; readonly clients: number; readonly seconds: number; readonly name: string };
+  | { readonly system: "physalia"; readonly topology: string; readonly keys: string; readonly cells: readonly string[]; readonly clients: number; readonly seconds: number; readonly name: string; readonly intervalMs?: number }
+  | { readonly system: "etcd"; readonly endpoints: readonly string[]; readonly clients: number; readonly seconds: number; readonly name: string; readonly intervalMs?: number };
 
 export interface LoadResult {
   readonly clients: number;
@@ -74,8 +75,11 @@ async function main(): Promise<void> {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const end = started + config.seconds * 1000;
+  const intervalMs = config.intervalMs ?? 0;
   await Promise.all(puts.map(async (put, i) => {
     let n = 0;
+    // Paced clients start spread over one interval, not all at once.
+    if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, (intervalMs * i) / puts.length));
     while (performance.now() < end) {
       const t0 = performance.now();
       try {
@@ -84,6 +88,9 @@ async function main(): Promise<void> {
       } catch {
         errors++;
       }
+      const next = t0 + intervalMs;
+      if (next >= end) break;
+      if (next > performance.now()) await new Promise((resolve) => setTimeout(resolve, next - performance.now()));
     }
   }));
   const elapsed = (performance.now() - started) / 1000;
