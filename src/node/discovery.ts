@@ -92,7 +92,7 @@ function configApplied(entry: AppliedEntry): boolean {
   return entry.value.commands.some((command, i) => command.op.kind === "config" && entry.executed[i] === true);
 }
 
-function report(cell: string, summary: SnapshotSummary, leader: string | null, ballot: number, role: CellReport["role"]): CellReport | null {
+function reportOfSummary(cell: string, summary: SnapshotSummary, leader: string | null, ballot: number, role: CellReport["role"]): CellReport | null {
   const { members } = summary;
   if (members.length === 0 || !members.every(isIdentity)) return null;
   return { cell, incarnation: summary.incarnation, version: summary.membershipSlot, appliedSlot: Math.max(summary.applied, 0), members, leader, ballot, role };
@@ -223,7 +223,7 @@ export class NodeDiscovery {
     const replica = this.options.replicaOf(cell);
     if (replica === undefined) {
       const dormant = this.options.dormantOf(cell);
-      return dormant === undefined ? undefined : report(cell, dormant, null, 0, "follower");
+      return dormant === undefined ? undefined : reportOfSummary(cell, dormant, null, 0, "follower");
     }
     const state = replica.cellState;
     if (state === null) return null;
@@ -232,7 +232,7 @@ export class NodeDiscovery {
     const leader = replica.leader !== null && members.includes(replica.leader) ? replica.leader : null;
     const ballot = leader !== null && replica.promisedBallot.node === leader ? replica.promisedBallot.round : 0;
     const summary = { applied: state.applied, incarnation: state.incarnation, members, membershipSlot: state.latestMembershipSlot() };
-    return report(cell, summary, leader, ballot, replica.role === "leader" ? "leader" : "follower");
+    return reportOfSummary(cell, summary, leader, ballot, replica.role === "leader" ? "leader" : "follower");
   }
 
   /** A discovery message of an authenticated, role-checked frame. */

@@ -24,15 +24,15 @@
 // Compaction. `compact(entries)` copies the given records (every hosted cell's compacted
 // records, as of the call) into a new compaction segment, a chunk per turn of the event loop
 // so that the node keeps serving meanwhile, and syncs it every few megabytes as it goes, so
-// that the sync at the end is short (appends made after the switch wait behind it). A
-// durable copy without its marker is still unfinished. Records appended during the copy go to the old
-// log as usual (and are synced and acknowledged there) and are also kept in memory; when the
-// copy is done the log writes the kept records again, then a marker frame that counts every
-// record before it, and from then on appends to the compaction segment. Once that segment is
-// durable, every older segment is removed. Recovery begins at the newest compaction segment
-// with a marker and ignores an unfinished one (recover.ts): a crash at any step leaves either
-// the old log or the new one, whole, each holding every record appended before the crash's
-// last sync.
+// that the sync at the end is short (appends made after the switch wait behind it); a
+// durable copy without its marker is still unfinished. Records appended during the copy go
+// to the old log as usual (and are synced and acknowledged there) and are also kept in
+// memory; when the copy is done the log writes the kept records again, then a marker frame
+// that counts every record before it, and from then on appends to the compaction segment.
+// Once that segment is durable, every older segment is removed, off the event loop. Recovery
+// begins at the newest compaction segment with a marker and ignores an unfinished one
+// (recover.ts): a crash at any step leaves either the old log or the new one, whole, each
+// holding every record appended before the crash's last sync.
 
 import { AssertionError, assert } from "../core/assert.ts";
 import type { CellRecord, DurableRecord } from "../core/effects.ts";

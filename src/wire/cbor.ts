@@ -10,6 +10,8 @@
 //
 // A subtree may be given already encoded (EncodedCbor): its bytes are copied as they are.
 // The schema uses that to encode a log value once, however many accepts and records carry it.
+// And a body may be read shallowly (CborCursor): heads read, the items not asked for skipped
+// unbuilt, as the node does for the frames it refuses under overload.
 //
 // We import the pure-JavaScript entry points of cbor-x on purpose. The package root loads the
 // native `cbor-extract` addon when it is installed, and that addon crashed the whole Bun
@@ -265,7 +267,8 @@ export function decodeCbor(bytes: Uint8Array): CborResult {
  * caller asks for and skips the rest without building them. Refusing a request under
  * overload must cost less than the request: a whole decode of each refused body was a third
  * of a flooded leader's time. Definite lengths only (what encodeCbor writes); an indefinite
- * length, a reserved head or a length past the end reads as malformed (false or null).
+ * length, a reserved head or a length past the end reads as malformed (-1, false or null)
+ * and sets `failed`.
  */
 export class CborCursor {
   private at = 0;
