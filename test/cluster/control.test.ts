@@ -145,7 +145,12 @@ describe("the control plane of real processes", () => {
     }, 45_000);
     expect(repaired).not.toContain(former);
     expect(await Bun.file(join(c.dir, `${victim}.out`)).text()).toContain("left to the control plane");
-    expect(await c.output("control-a")).toContain(`removed ${former}`);
+    // The cell applies the removal before the control plane hears its answer and says so.
+    const said = await waitFor("control-a to report the removal", async () => {
+      const output = await c.output("control-a");
+      return output.includes(`removed ${former}`) ? output : null;
+    }, 10_000);
+    expect(said).toContain(`removed ${former}`);
     expect(JSON.parse((await c.ctl("get", "vol", "k4")).out)).toEqual({ status: "committed", reads: { k4: { str: "value" } } });
   }, 120_000);
 });
