@@ -15,6 +15,7 @@ interface Dev {
   readonly child: Subprocess<"ignore", "pipe", "pipe">;
   readonly basePort: number;
   output(): string;
+  errors(): string;
 }
 
 const started: Subprocess[] = [];
@@ -29,17 +30,24 @@ function startDev(extra: string[] = []): Dev {
   const child = Bun.spawn([process.execPath, main, "dev", "--base-port", String(basePort), "--duration", "600", ...extra], { stdin: "ignore", stdout: "pipe", stderr: "pipe", cwd: root });
   started.push(child);
   let text = "";
+  let errors = "";
   void (async () => {
     const decoder = new TextDecoder();
     for await (const chunk of child.stdout) text += decoder.decode(chunk);
   })();
-  return { child, basePort, output: () => text };
+  // Drained too: a pipe nobody reads fills, and then whatever writes to it stops.
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) errors += decoder.decode(chunk);
+  })();
+  return { child, basePort, output: () => text, errors: () => errors };
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+/** Waits for `check`; on a timeout the error carries the tail of `output` (a dev's), to say why. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000, output?: () => string): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${output === undefined ? "" : `; its output ends:\n${output().slice(-3_000)}`}`);
     await Bun.sleep(100);
   }
 }
@@ -157,7 +165,7 @@ describe("physalia dev", () => {
 
   test("killed outright, its nodes stop by themselves and the next dev removes its data", async () => {
     const colony = startDev(["--load", "0"]);
-    await until("the colony to serve", () => colony.output().includes("Stopping in 600 s"), 90_000);
+    await until("the colony to serve", () => colony.output().includes("Stopping in 600 s"), 90_000, () => `${colony.output()}\nstderr: ${colony.errors()}`);
     const pids = await nodePids(colony.basePort);
     const dir = dataDir(colony.output());
     colony.child.kill("SIGKILL");
@@ -165,7 +173,7 @@ describe("physalia dev", () => {
     await until("the orphaned nodes to stop", () => pids.every((pid) => !alive(pid)), 10_000);
     expect(existsSync(dir)).toBe(true);
     const next = startDev(["--load", "0"]);
-    await until("the next colony to serve", () => next.output().includes("Stopping in 600 s"), 90_000);
+    await until("the next colony to serve", () => next.output().includes("Stopping in 600 s"), 90_000, () => `${next.output()}\nstderr: ${next.errors()}`);
     expect(next.output()).toContain(`removed ${dir}`);
     expect(existsSync(dir)).toBe(false);
     next.child.kill("SIGTERM");
