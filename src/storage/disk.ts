@@ -105,6 +105,7 @@ export function nodeDisk(): Disk {
     },
     close: (file) => fs.closeSync(file),
     remove: (path) => fs.unlinkSync(path),
-    removeLater: (path) => new Promise<void>((resolve, reject) => fs.unlink(path, (error) => (error === null ? resolve() : reject(error)))),
+    // Deno calls back with undefined, not null, on success.
+    removeLater: (path) => new Promise<void>((resolve, reject) => fs.unlink(path, (error) => (error === null || error === undefined ? resolve() : reject(error)))),
   };
 }
