@@ -313,20 +313,29 @@ export class CborCursor {
 
   /** Skips what the last head read heads (a string's bytes, an array's items, a map's pairs, a tag's item). */
   skipRest(): boolean {
+    const items = this.itemsHeaded();
+    return items >= 0 && this.skipItems(items);
+  }
+
+  /**
+   * What the last head read still heads: a string's bytes are stepped over here (0 items
+   * left), an array heads its items, a map twice its pairs, a tag one item. -1 when malformed.
+   */
+  private itemsHeaded(): number {
     switch (this.major) {
       case 2:
       case 3:
-        if (this.argument > this.bytes.length - this.at) return this.fail();
+        if (this.argument > this.bytes.length - this.at) return this.malformed();
         this.at += this.argument;
-        return true;
+        return 0;
       case 4:
-        return this.skipItems(this.argument);
+        return this.argument;
       case 5:
-        return this.skipItems(2 * this.argument);
+        return 2 * this.argument;
       case 6:
-        return this.skipItems(1);
+        return 1;
       default:
-        return true;
+        return 0;
     }
   }
 
@@ -335,23 +344,9 @@ export class CborCursor {
     while (pending > 0) {
       // Every item takes a byte at least: more pending than bytes left is malformed.
       if (pending > this.bytes.length - this.at || this.head() < 0) return this.fail();
-      pending--;
-      switch (this.major) {
-        case 2:
-        case 3:
-          if (this.argument > this.bytes.length - this.at) return this.fail();
-          this.at += this.argument;
-          break;
-        case 4:
-          pending += this.argument;
-          break;
-        case 5:
-          pending += 2 * this.argument;
-          break;
-        case 6:
-          pending += 1; // a tag: its item follows
-          break;
-      }
+      const items = this.itemsHeaded();
+      if (items < 0) return false;
+      pending += items - 1;
     }
     return true;
   }
