@@ -60,6 +60,12 @@ export const limits = {
   retransmitBackoffMaxMs: 480,
   learnRetryMs: 60,
   /**
+   * A leader that applied a slot tells its followers with its next accept (which carries
+   * `chosenThrough`), or with a commit of its own once this long passed without one. At one
+   * client a commit to six peers was six of a slot's thirteen datagrams, each a wake-up.
+   */
+  commitDelayMs: 10,
+  /**
    * A follower that heard from its leader (or a candidate it promised) this recently, and
    * sees it alive, redirects even a client that asks it to take over (`force`). The failover
    * work raised it to the liveness timeout (600 ms), which cut a 10,000-cell failover's

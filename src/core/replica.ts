@@ -96,6 +96,12 @@ export interface ReplicaOptions {
   readonly tailEntriesMax?: number;
   /** Deliberate bugs, for testing the tools (see mutations.ts); never set in production. */
   readonly mutations?: readonly Mutation[];
+  /**
+   * How long a leader waits for an accept to carry what it applied before it sends a commit
+   * (default `limits.commitDelayMs`). The explorer sets 0, so that its searches, which pass
+   * no time unless they spend a tick, still meet every commit.
+   */
+  readonly commitDelayMs?: number;
 }
 
 export type Role = "follower" | "candidate" | "leader";
@@ -162,7 +168,12 @@ export class Replica {
   private nextSlot = 0;
   private readonly queue = new Map<string, Waiting>();
   private readonly waiting = new Map<string, Waiting>();
-  private commitDue = false;
+  /**
+   * When the leader sends a commit for what it applied, unless an accept (which carries
+   * `chosenThrough`) told every member first: null while the followers know it all.
+   */
+  private commitDueAt: number | null = null;
+  private readonly commitDelayMs: number;
   private learnGoal = 0;
   private learnSentAt = -Infinity;
   /**
@@ -183,6 +194,8 @@ export class Replica {
     this.env = options.env;
     this.mutations = new Set(options.mutations ?? []);
     this.tailEntriesMax = options.tailEntriesMax ?? limits.logTailEntriesMax;
+    this.commitDelayMs = options.commitDelayMs ?? limits.commitDelayMs;
+    assert(this.commitDelayMs >= 0 && this.commitDelayMs <= limits.holeWaitMs, "commit delay out of range");
     this.applyOptions = { lruSessions: this.mutations.has("lruSessions") };
     this.joinedIncarnation = options.joining ?? null;
     assert(Number.isInteger(this.tailEntriesMax) && this.tailEntriesMax >= 1 && this.tailEntriesMax <= limits.logTailEntriesMax, "tail size out of range");
@@ -293,6 +306,7 @@ export class Replica {
       at(this.prepareSentAt + this.prepareBackoff);
     }
     if (this.learnGoal > this.applied) at(this.learnSentAt + this.learnBackoff);
+    if (this.commitDueAt !== null && this.roleNow === "leader") at(this.commitDueAt);
     if (this.holeDeadline !== null) at(this.holeDeadline);
     return deadline;
   }
@@ -334,7 +348,7 @@ export class Replica {
       default:
         this.onPeer(from, message, now, out);
     }
-    this.flushCommit(out);
+    this.flushCommit(now, out);
     this.updateHoleDeadline(now);
   }
 
@@ -371,7 +385,7 @@ export class Replica {
       this.holeDeadline = null;
       this.onHole(now, out);
     }
-    this.flushCommit(out);
+    this.flushCommit(now, out);
     this.updateHoleDeadline(now);
   }
 
@@ -808,6 +822,8 @@ export class Replica {
           this.send(out, member, { kind: "accept", ballot: this.ballot, slot, value, chosenThrough: state.applied });
         }
       }
+      // These accepts tell their members everything applied so far, as a commit would.
+      if (this.commitDueAt !== null && this.knownMembers().every((member) => members.includes(member))) this.commitDueAt = null;
       this.checkChosen(slot, now, out);
     }
   }
@@ -889,7 +905,7 @@ export class Replica {
     this.settleProposals();
     if (out === null) return;
     if (this.roleNow === "leader") {
-      this.commitDue = true;
+      this.commitDueAt ??= now + this.commitDelayMs;
       if (!this.isMember()) this.stepDown(out, "redirect");
       else this.propose(now, out);
     } else if (this.roleNow === "candidate") {
@@ -897,9 +913,9 @@ export class Replica {
     }
   }
 
-  private flushCommit(out: Effects): void {
-    if (!this.commitDue || this.roleNow !== "leader" || this.state === null) return;
-    this.commitDue = false;
+  private flushCommit(now: number, out: Effects): void {
+    if (this.commitDueAt === null || now < this.commitDueAt || this.roleNow !== "leader" || this.state === null) return;
+    this.commitDueAt = null;
     for (const member of this.knownMembers()) {
       if (member !== this.self) this.send(out, member, { kind: "commit", ballot: this.ballot, through: this.state.applied });
     }
@@ -910,7 +926,7 @@ export class Replica {
     this.inflight.clear();
     this.promises.clear();
     this.recovered = new Map();
-    this.commitDue = false;
+    this.commitDueAt = null;
     if (tell === "redirect") this.replyAll(out, { kind: "redirect", leader: this.leaderHint === this.self ? null : this.leaderHint });
     else if (tell === "unavailable") this.replyAll(out, { kind: "unavailable", reason: "no quorum answered" });
   }

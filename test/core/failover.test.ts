@@ -131,7 +131,7 @@ describe("a cell after its leader dies", () => {
       const cell = new PacedCluster("v", ["n1", "n2", "n3"]);
       cell.retransmitEstimateMs = estimateMs;
       cell.request("n1", "c", 1, put("k", "a"));
-      cell.settle();
+      cell.settleCommitted();
       cell.down.add("n1");
       cell.now += 1_000;
       const startedAt = cell.now;

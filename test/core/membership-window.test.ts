@@ -36,7 +36,7 @@ function runSchedule(mutations: readonly Mutation[]): Outcome {
   //    last one 1 + base; the schedule numbers them from 1) is chosen everywhere.
   for (const client of ["c1", "admin", "admin2", "c4", "c5", "q", "w"]) cell.openSession("C", client);
   cell.request("C", "c1", 1, put("k", "one"));
-  cell.settle();
+  cell.settleCommitted();
   expect(cell.replica("C").role).toBe("leader");
   const base = cell.replica("C").applied - 1;
   for (const id of ["A", "B", "C"]) expect(cell.replica(id).applied).toBe(base + 1);

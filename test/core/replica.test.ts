@@ -18,6 +18,9 @@ describe("a cell's replicas", () => {
     cell.settle();
     expect(cell.lastReply("c")?.outcome).toMatchObject({ kind: "done", result: { status: "committed" } });
     expect(cell.replica("n1").role).toBe("leader");
+    // The followers hear of the commit with the next accept, or after limits.commitDelayMs.
+    for (const id of ["n2", "n3"]) expect(cell.replica(id).applied).toBe(1);
+    cell.settleCommitted();
     // Slot 1 opened the client's session; slot 2 holds the write.
     for (const id of three) expect(cell.replica(id).applied).toBe(2);
     expect(new Set(digests(cell, three)).size).toBe(1);
@@ -139,7 +142,7 @@ describe("a cell's replicas", () => {
   test("teach a member that fell behind by log segment", () => {
     const cell = new Cluster("v", three);
     cell.request("n1", "c", 1, put("k", "x"));
-    cell.settle();
+    cell.settleCommitted();
     cell.down.add("n3");
     for (let i = 2; i <= 6; i++) {
       cell.request("n1", "c", i, put(`k${i}`, "x"));
@@ -209,10 +212,10 @@ describe("a cell's replicas", () => {
   test("serve eventually consistent reads from applied state, refusing a session's stale replica", () => {
     const cell = new Cluster("v", three);
     cell.request("n1", "c", 1, put("k", "x"));
-    cell.settle();
+    cell.settleCommitted();
     cell.down.add("n3");
     cell.request("n1", "c", 2, put("k", "y"));
-    cell.settle();
+    cell.settleCommitted();
     cell.down.delete("n3");
     const slot = cell.replica("n1").applied;
     cell.request("n3", "r", 1, get("k"), { consistency: "eventual", minApplied: slot });

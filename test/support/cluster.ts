@@ -5,6 +5,7 @@ import { type DurableRecord, type Outgoing, clearEffects, createEffects } from "
 import type { ClientReply, Consistency, Operation } from "../../src/core/messages.ts";
 import type { Mutation } from "../../src/core/mutations.ts";
 import { Replica, type ReplicaEnv } from "../../src/core/replica.ts";
+import { limits } from "../../src/limits.ts";
 
 export interface InFlight {
   readonly from: string;
@@ -164,6 +165,16 @@ export class Cluster {
       this.collect(out.to);
     }
     return delivered;
+  }
+
+  /**
+   * Settles, then lets the leader's commit go out (it waits limits.commitDelayMs for an
+   * accept to carry it) and settles again: every live replica then knows what was chosen.
+   */
+  settleCommitted(): void {
+    this.settle();
+    this.advance(limits.commitDelayMs);
+    this.settle();
   }
 
   /** Ticks one replica at the current time (tests that deliver by hand choose who acts). */

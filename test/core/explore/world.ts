@@ -162,7 +162,8 @@ export class World {
 
   private static optionsFor(shared: Shared, id: string): ReplicaOptions {
     const spec = shared.spec;
-    const base = { cell: spec.cell, self: id, env: shared.envs.get(id) as ReplicaEnv, mutations: spec.mutations ?? [] };
+    // Commits leave at once: a search passes no time unless it spends a tick on it.
+    const base = { cell: spec.cell, self: id, env: shared.envs.get(id) as ReplicaEnv, mutations: spec.mutations ?? [], commitDelayMs: 0 };
     const withTail = spec.tailEntriesMax === undefined ? base : { ...base, tailEntriesMax: spec.tailEntriesMax };
     return spec.members.includes(id) ? { ...withTail, genesis: genesisOf(spec) } : withTail;
   }
