@@ -28,7 +28,8 @@ interface Outcome {
 }
 
 function runSchedule(mutations: readonly Mutation[]): Outcome {
-  const cell = new Cluster("v", ["A", "B", "C"], { alpha: 3, mutations });
+  // One slot a request, as the schedule numbers them.
+  const cell = new Cluster("v", ["A", "B", "C"], { alpha: 3, mutations, eagerProposals: true });
   cell.join("N");
   cell.join("O");
 

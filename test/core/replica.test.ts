@@ -139,6 +139,57 @@ describe("a cell's replicas", () => {
     expect(overloaded.length).toBeLessThan(commands);
   });
 
+  test("tell followers what was chosen with the next accept, and with a commit only after limits.commitDelayMs without one", () => {
+    const cell = new Cluster("v", three);
+    const isCommit = (m: { out: { message: { kind: string } } }) => m.out.message.kind === "commit";
+    cell.request("n1", "c", 1, put("k", "x"));
+    cell.deliver((m) => !isCommit(m));
+    for (let i = 2; i <= 4; i++) {
+      const before = cell.replica("n1").applied;
+      cell.request("n1", "c", i, put("k", `x${i}`));
+      // The accepts for the new slot carry chosenThrough: the followers apply the slot before.
+      cell.deliver((m) => m.out.message.kind === "accept");
+      for (const id of ["n2", "n3"]) expect(cell.replica(id).applied).toBe(before);
+      cell.deliver((m) => !isCommit(m));
+    }
+    expect(cell.pending.filter(isCommit)).toHaveLength(0);
+    expect(cell.replica("n1").nextDeadline()).toBe(cell.now + limits.commitDelayMs);
+    // Nothing else comes: the commit leaves once the delay has passed, and not before.
+    cell.advance(limits.commitDelayMs - 1);
+    expect(cell.pending.filter(isCommit)).toHaveLength(0);
+    cell.advance(1);
+    expect(cell.pending.filter(isCommit)).toHaveLength(2);
+    cell.settle();
+    for (const id of three) expect(cell.replica(id).applied).toBe(cell.replica("n1").applied);
+    expect(cell.replica("n1").quiescent).toBe(true);
+  });
+
+  test("gather requests that come while two slots are in flight into the next slot, unless they fill a batch", () => {
+    const cell = new Cluster("v", three);
+    const clients = Array.from({ length: 13 + limits.batchCommandsMax }, (_, i) => `c${i}`);
+    for (const client of clients) cell.openSession("n1", client);
+    const accepts = () => cell.pending.filter((m) => m.out.message.kind === "accept" && m.out.to === "n2").map((m) => m.out.message);
+    const batchSizes = () => accepts().map((a) => (a.kind === "accept" && a.value.kind === "batch" ? a.value.commands.length : 0));
+    const base = cell.replica("n1").applied;
+    cell.request("n1", "c0", 1, put("k0", "x"));
+    cell.request("n1", "c1", 1, put("k1", "x"));
+    expect(batchSizes()).toEqual([1, 1]);
+    for (let i = 2; i <= 10; i++) cell.request("n1", `c${i}`, 1, put(`k${i}`, "x"));
+    expect(batchSizes()).toEqual([1, 1]); // the nine wait for the two slots in flight
+    cell.deliver((m) => m.out.message.kind !== "accept" || m.out.message.slot === base + 1);
+    expect(batchSizes()).toEqual([1, 9]); // one chosen: the next slot carries all nine
+    cell.settle();
+    expect(cell.replica("n1").applied).toBe(base + 3);
+    // A full batch does not wait.
+    cell.request("n1", "c11", 1, put("k11", "x"));
+    cell.request("n1", "c12", 1, put("k12", "x"));
+    for (let i = 13; i < 13 + limits.batchCommandsMax; i++) cell.request("n1", `c${i}`, 1, put(`k${i}`, "x"));
+    expect(batchSizes()).toEqual([1, 1, limits.batchCommandsMax]);
+    cell.settle();
+    expect(cell.replica("n1").applied).toBe(base + 6);
+    for (const client of clients) expect(cell.lastReply(client)?.outcome).toMatchObject({ kind: "done", result: { status: "committed" } });
+  });
+
   test("teach a member that fell behind by log segment", () => {
     const cell = new Cluster("v", three);
     cell.request("n1", "c", 1, put("k", "x"));

@@ -26,13 +26,16 @@ export class Cluster {
   private readonly effects = createEffects();
 
   private readonly mutations: readonly Mutation[];
+  private readonly eagerProposals: boolean;
 
-  constructor(readonly cell: string, readonly genesis: readonly string[], options: { alpha?: number; mutations?: readonly Mutation[] } = {}) {
+  /** `eagerProposals`: every request proposed into a slot of its own as it comes (ReplicaOptions). */
+  constructor(readonly cell: string, readonly genesis: readonly string[], options: { alpha?: number; mutations?: readonly Mutation[]; eagerProposals?: boolean } = {}) {
     const members = genesis;
     this.mutations = options.mutations ?? [];
+    this.eagerProposals = options.eagerProposals ?? false;
     for (const id of members) {
       const genesis = options.alpha === undefined ? { members } : { members, alpha: options.alpha };
-      this.replicas.set(id, new Replica({ cell, self: id, env: this.env(id), genesis, mutations: this.mutations }));
+      this.replicas.set(id, new Replica({ cell, self: id, env: this.env(id), genesis, mutations: this.mutations, eagerProposals: this.eagerProposals }));
       this.records.set(id, []);
     }
   }
@@ -57,7 +60,7 @@ export class Cluster {
 
   /** A replica that joins later, with no state. */
   join(id: string): Replica {
-    const replica = new Replica({ cell: this.cell, self: id, env: this.env(id), mutations: this.mutations });
+    const replica = new Replica({ cell: this.cell, self: id, env: this.env(id), mutations: this.mutations, eagerProposals: this.eagerProposals });
     this.replicas.set(id, replica);
     this.records.set(id, []);
     return replica;
@@ -65,7 +68,7 @@ export class Cluster {
 
   /** Replaces a replica by one rebuilt from its records, as after a crash. */
   restart(id: string, records: Iterable<DurableRecord> = this.records.get(id) ?? []): Replica {
-    const options = { cell: this.cell, self: id, env: this.env(id) };
+    const options = { cell: this.cell, self: id, env: this.env(id), mutations: this.mutations, eagerProposals: this.eagerProposals };
     const replica = Replica.recover(this.genesis.includes(id) ? { ...options, genesis: { members: this.genesis } } : options, records);
     this.replicas.set(id, replica);
     return replica;

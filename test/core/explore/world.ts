@@ -162,8 +162,9 @@ export class World {
 
   private static optionsFor(shared: Shared, id: string): ReplicaOptions {
     const spec = shared.spec;
-    // Commits leave at once: a search passes no time unless it spends a tick on it.
-    const base = { cell: spec.cell, self: id, env: shared.envs.get(id) as ReplicaEnv, mutations: spec.mutations ?? [], commitDelayMs: 0 };
+    // Commits leave at once (a search passes no time unless it spends a tick on it), and each
+    // request is proposed as it comes (the scenarios number their slots by request).
+    const base = { cell: spec.cell, self: id, env: shared.envs.get(id) as ReplicaEnv, mutations: spec.mutations ?? [], commitDelayMs: 0, eagerProposals: true };
     const withTail = spec.tailEntriesMax === undefined ? base : { ...base, tailEntriesMax: spec.tailEntriesMax };
     return spec.members.includes(id) ? { ...withTail, genesis: genesisOf(spec) } : withTail;
   }
