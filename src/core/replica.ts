@@ -104,8 +104,8 @@ export interface ReplicaOptions {
   readonly commitDelayMs?: number;
   /**
    * Propose each request as it comes, even while slots are in flight (default false: past
-   * two in flight they gather for the next slot). Either is the same protocol; the explorer's scripted schedules
-   * count on one slot a request.
+   * two in flight they gather for the next slot). Either is the same protocol; the
+   * explorer's scripted schedules count on one slot a request.
    */
   readonly eagerProposals?: boolean;
 }
