@@ -314,7 +314,7 @@ export class Replica {
       at(this.prepareSentAt + this.prepareBackoff);
     }
     if (this.learnGoal > this.applied) at(this.learnSentAt + this.learnBackoff);
-    if (this.commitDueAt !== null && this.roleNow === "leader") at(this.commitDueAt);
+    if (this.commitDueAt !== null) at(this.commitDueAt); // Set only while leading: stepDown clears it.
     if (this.holeDeadline !== null) at(this.holeDeadline);
     return deadline;
   }

@@ -1,6 +1,13 @@
 // The simworld: simulated nodes, disks, network and clients driving the real cell core,
 // with faults injected from one seed. Frames go through the real wire encoding, signed and
 // checked, so corruption exercises the same decoder a node uses.
+//
+// Where things are: the constructor builds the nodes, cells and clients from the seed; then,
+// by section, the ClientHost side (what a simulated client may ask of the world), the run
+// (the event loop and its end), nodes (stepping replicas, their disks and flushes), the
+// network (frames, delays, loss, duplication, corruption), faults (crashes, wipes,
+// compactions, partitions and healing) and checks (agreement, convergence,
+// liveness, linearizability).
 
 import { checkHistory } from "../check/linearizable.ts";
 import { HistoryRecorder } from "../check/recorder.ts";
