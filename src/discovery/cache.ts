@@ -63,6 +63,13 @@ export class DiscoveryCache {
   readonly depths: readonly number[];
   private readonly onChange: ((nameIndex: number, before: number, after: number) => void) | undefined;
   private slots = new Int32Array(0);
+  /**
+   * Per name, a number no other change of any name had: written whenever the name's record
+   * changes (see `stampOf`). A caller that remembers it knows the entry is unchanged while
+   * the stamp is.
+   */
+  private stamps = new Float64Array(0);
+  private changeCount = 0;
   private readonly levels: Uint32Array[];
   private readonly depthIndices: Int8Array;
   /** Entries under each subtree of the first depth: a node far behind asks for whole subtrees. */
@@ -103,6 +110,28 @@ export class DiscoveryCache {
   /** The record a name holds here, or -1. */
   recordAt(nameIndex: number): number {
     return nameIndex < this.slots.length ? (this.slots[nameIndex] as number) : none;
+  }
+
+  /**
+   * The change stamp of `cell`'s entry: equal to an earlier answer exactly while no change has
+   * reached that name's entry since (stored, replaced, swept or removed); -1 for a name the
+   * store does not hold. Costs one name lookup; the batched refresh of idle cells skips a
+   * push whose outcome cannot differ from the last (node/discovery.ts).
+   */
+  stampOf(cell: string): number {
+    const index = this.store.names.find(cell);
+    return index === none || index >= this.stamps.length ? -1 : (this.stamps[index] as number);
+  }
+
+  /**
+   * Until when (ms, on the pushes' clock) a push by a member in `role` would find `cell`'s
+   * present entry fresh and not re-stamp it (see `push`); -1 when there is no entry.
+   */
+  freshUntilMs(cell: string, role: CellReport["role"]): number {
+    const index = this.store.names.find(cell);
+    const record = index === none ? none : this.recordAt(index);
+    if (record === none) return -1;
+    return this.store.refreshedOf(record) + (role === "leader" ? this.refreshIntervalMs : this.refreshIntervalMs * 2);
   }
 
   get(cell: string): CellEntry | null {
@@ -220,7 +249,12 @@ export class DiscoveryCache {
     assert(other.store === this.store, "cache: copies need a shared store");
     assert(this.entries === 0, "cache: copy into an empty replica only");
     this.slots = other.slots.slice();
-    for (const record of this.slots) if (record !== none) this.store.retain(record);
+    this.stamps = new Float64Array(this.slots.length);
+    // Every name changed (each stamp is new, so none equals one this replica gave before).
+    for (let index = 0; index < this.slots.length; index++) {
+      this.stamps[index] = ++this.changeCount;
+      if (this.slots[index] !== none) this.store.retain(this.slots[index] as number);
+    }
     this.levels.forEach((level, i) => level.set(other.levels[i] as Uint32Array));
     this.firstCounts.set(other.firstCounts);
     this.rootHigh = other.rootHigh;
@@ -247,6 +281,9 @@ export class DiscoveryCache {
       const grown = new Int32Array(size).fill(none);
       grown.set(this.slots);
       this.slots = grown;
+      const stamps = new Float64Array(size);
+      stamps.set(this.stamps);
+      this.stamps = stamps;
     }
     const before = this.slots[nameIndex] as number;
     if (before === record) {
@@ -273,6 +310,7 @@ export class DiscoveryCache {
     this.rootHigh = (this.rootHigh ^ deltaHigh) >>> 0;
     this.rootLow = (this.rootLow ^ deltaLow) >>> 0;
     this.slots[nameIndex] = record;
+    this.stamps[nameIndex] = ++this.changeCount;
     const first = place >>> (32 - (this.depths[0] as number));
     if (before === none) {
       this.entries++;

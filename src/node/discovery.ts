@@ -27,6 +27,7 @@ import { Rng, seedMax } from "../random.ts";
 import type { Endpoint } from "../transport/transport.ts";
 import type { Role } from "../wire/keyring.ts";
 import type { DiscoveryPart } from "../wire/schema.ts";
+import type { DormantArena } from "./dormant.ts";
 
 /**
  * The key of discovery's deadline in the node's deadline heap. A lone surrogate never
@@ -48,10 +49,13 @@ export interface NodeDiscoveryOptions {
   /** The built replica of a hosted cell, to be read only (undefined for a dormant cell). */
   readonly replicaOf: (cell: string) => Replica | undefined;
   /**
-   * What a dormant cell's records say (see node/dormant.ts): read from a snapshot's header,
-   * so that the audit of a million idle cells decodes no sessions or keys and builds nothing.
+   * A dormant cell's handle in `arena` (node/dormant.ts), undefined for any other. What it
+   * reports is read from its snapshot's header, so that the audit of a million idle cells
+   * decodes no sessions or keys and builds nothing, and the arena keeps the memo by which
+   * the audit skips a cell whose push would change nothing again.
    */
-  readonly dormantOf: (cell: string) => SnapshotSummary | undefined;
+  readonly dormantOf: (cell: string) => number | undefined;
+  readonly arena: DormantArena;
   /** Sends discovery messages to a peer under the node key. */
   readonly toPeer: (nodeId: string, endpoint: Endpoint, wire: readonly unknown[]) => void;
   /** Sends a lookup answer to a client under the key it spoke with. */
@@ -68,6 +72,8 @@ export interface NodeDiscoveryStats {
   peersAnswered: number;
   notHostedAnswers: number;
   pushes: number;
+  /** Audits of dormant cells skipped by their memo: the same push would have changed nothing. */
+  auditsSkipped: number;
   leaves: number;
   /** Discovery messages refused, by reason (the discovery layer's typed reasons). */
   readonly refused: Record<string, number>;
@@ -100,7 +106,7 @@ function reportOfSummary(cell: string, summary: SnapshotSummary, leader: string 
 
 export class NodeDiscovery {
   readonly discovery: DiscoveryNode;
-  readonly stats: NodeDiscoveryStats = { gossipReceived: 0, lookupsAnswered: 0, peersAnswered: 0, notHostedAnswers: 0, pushes: 0, leaves: 0, refused: {} };
+  readonly stats: NodeDiscoveryStats = { gossipReceived: 0, lookupsAnswered: 0, peersAnswered: 0, notHostedAnswers: 0, pushes: 0, auditsSkipped: 0, leaves: 0, refused: {} };
   private readonly identity: string;
   /** The ballot round under which this node last pushed as leader, per cell it leads. */
   private readonly ledAt = new Map<string, number>();
@@ -192,7 +198,14 @@ export class NodeDiscovery {
 
   /** The member's view of a hosted cell, pushed; or its leaving, when it is no member any more. */
   private refresh(cell: string, nowMs: number): void {
-    const report = this.reportFor(cell);
+    const replica = this.options.replicaOf(cell);
+    const handle = replica === undefined ? this.options.dormantOf(cell) : undefined;
+    const { cache } = this.discovery;
+    if (handle !== undefined && this.options.arena.auditMemoHolds(handle, cache.stampOf(cell), nowMs)) {
+      this.stats.auditsSkipped++;
+      return;
+    }
+    const report = this.reportFor(replica, handle, cell);
     if (report === undefined) {
       this.discovery.unhost(cell);
       this.ledAt.delete(cell);
@@ -210,8 +223,16 @@ export class NodeDiscovery {
     if (!this.discovery.hosts(cell)) return;
     if (report.role === "leader") this.ledAt.set(cell, report.ballot);
     else this.ledAt.delete(cell);
-    this.discovery.push(report, nowMs);
+    const outcome = this.discovery.push(report, nowMs);
     this.stats.pushes++;
+    // A dormant cell reports the same until it wakes, so while its entry keeps the stamp it
+    // has now, the same push would change nothing: the entry is this report's (it was just
+    // stored, corrected or re-stamped, or found current) until it is due for a refresh, or it
+    // is one this member cannot judge (newerKnown), which only a change to it can alter.
+    if (handle !== undefined) {
+      const until = outcome === "newerKnown" ? Number.POSITIVE_INFINITY : outcome === "stored" || outcome === "corrected" || outcome === "restamped" || outcome === "current" ? cache.freshUntilMs(cell, report.role) : null;
+      if (until !== null) this.options.arena.setAuditMemo(handle, cache.stampOf(cell), until);
+    }
   }
 
   /**
@@ -219,12 +240,8 @@ export class NodeDiscovery {
    * its replica has no state (or no identities to name). A dormant replica leads nothing and
    * knows no leader: it was recovered from a snapshot and has heard nothing since.
    */
-  private reportFor(cell: string): CellReport | null | undefined {
-    const replica = this.options.replicaOf(cell);
-    if (replica === undefined) {
-      const dormant = this.options.dormantOf(cell);
-      return dormant === undefined ? undefined : reportOfSummary(cell, dormant, null, 0, "follower");
-    }
+  private reportFor(replica: Replica | undefined, handle: number | undefined, cell: string): CellReport | null | undefined {
+    if (replica === undefined) return handle === undefined ? undefined : reportOfSummary(cell, this.options.arena.summary(handle), null, 0, "follower");
     const state = replica.cellState;
     if (state === null) return null;
     const members = state.latestMembers();
@@ -314,6 +331,7 @@ export class NodeDiscovery {
       ["physalia_discovery_peers_alive", "Peers that gossip says are alive.", this.alivePeers().length],
       ["physalia_discovery_bytes_sent", "Bytes of gossip this node has sent since it started.", d.stats.bytesSent],
       ["physalia_discovery_lookups_answered", "Lookups answered for clients since the node started.", this.stats.lookupsAnswered],
+      ["physalia_discovery_audits_skipped", "Audits of dormant cells skipped since the node started: their entry was unchanged and fresh.", this.stats.auditsSkipped],
       ["physalia_discovery_refused", "Discovery messages refused since the node started (malformed, unknown sender or session, ...).", refused],
     ];
   }

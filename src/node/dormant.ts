@@ -7,8 +7,9 @@
 // is recovered, and read once, when its first message wakes it; the space of a woken cell is
 // not reused (the next compaction and restart leave it behind).
 //
-// Layout of one entry: u32 count, then per record u32 length and its bytes (records.ts, with
-// an empty cell name: the node's map holds the name). A handle is slab * 2^21 + offset.
+// Layout of one entry: the audit memo (two f64, see `auditMemoHolds`), u32 count, then per
+// record u32 length and its bytes (records.ts, with an empty cell name: the node's map holds
+// the name). A handle is slab * 2^21 + offset.
 
 import { assert } from "../core/assert.ts";
 import { CellState, type SnapshotSummary } from "../core/cellstate.ts";
@@ -20,9 +21,13 @@ const slabBytes = 1 << 20;
 const handleSlabFactor = 1 << 21;
 /** Entries larger than this stay out of the arena (the caller keeps the replica built). */
 export const dormantEntryBytesMax = slabBytes >> 2;
+/** The audit memo at the head of an entry: the cache's change stamp, and until when it holds. */
+const memoBytes = 16;
 
 export class DormantArena {
   private readonly slabs: Uint8Array[] = [];
+  /** One view per slab, made once. */
+  private readonly views: DataView[] = [];
   private used = slabBytes;
   /** Bytes taken in slabs, woken cells' included. */
   bytes = 0;
@@ -30,17 +35,21 @@ export class DormantArena {
   /** Packs a cell's records; null when they are too large to share a slab. */
   put(records: readonly DurableRecord[]): number | null {
     const payloads = records.map((record) => encodeRecord({ cell: "", record }));
-    const size = 4 + payloads.reduce((sum, p) => sum + 4 + p.length, 0);
+    const size = memoBytes + 4 + payloads.reduce((sum, p) => sum + 4 + p.length, 0);
     if (size > dormantEntryBytesMax) return null;
     if (this.used + size > slabBytes) {
-      this.slabs.push(new Uint8Array(slabBytes));
+      const fresh = new Uint8Array(slabBytes);
+      this.slabs.push(fresh);
+      this.views.push(new DataView(fresh.buffer, fresh.byteOffset, fresh.byteLength));
       this.used = 0;
     }
     const index = this.slabs.length - 1;
     const slab = this.slabs[index] as Uint8Array;
-    const view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
+    const view = this.views[index] as DataView;
     const start = this.used;
-    let at = start;
+    view.setFloat64(start, Number.NaN);
+    view.setFloat64(start + 8, 0);
+    let at = start + memoBytes;
     view.setUint32(at, payloads.length);
     at += 4;
     for (const payload of payloads) {
@@ -79,12 +88,39 @@ export class DormantArena {
     return summary;
   }
 
+  /**
+   * Whether discovery's audit may skip this cell at `nowMs`: its last push changed nothing,
+   * the cache's entry for it still has the change stamp it had then (`DiscoveryCache.stampOf`),
+   * and the entry is not yet due for a refresh. A dormant cell's report cannot change (its
+   * records do not), so the same push would again change nothing. A fresh entry has no memo.
+   */
+  auditMemoHolds(handle: number, stamp: number, nowMs: number): boolean {
+    const view = this.viewOf(handle);
+    const at = handle % handleSlabFactor;
+    return view.getFloat64(at) === stamp && nowMs < view.getFloat64(at + 8);
+  }
+
+  /** Remembers that a push of this cell changed nothing, at `stamp`, and holds until `untilMs`. */
+  setAuditMemo(handle: number, stamp: number, untilMs: number): void {
+    const view = this.viewOf(handle);
+    const at = handle % handleSlabFactor;
+    view.setFloat64(at, stamp);
+    view.setFloat64(at + 8, untilMs);
+  }
+
+  private viewOf(handle: number): DataView {
+    const view = this.views[Math.floor(handle / handleSlabFactor)];
+    assert(view !== undefined, "a dormant handle names a slab");
+    return view;
+  }
+
   /** The encoded records of an entry, as views into its slab. */
   private payloads(handle: number): Uint8Array[] {
-    const slab = this.slabs[Math.floor(handle / handleSlabFactor)];
-    assert(slab !== undefined, "a dormant handle names a slab");
-    const view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength);
-    let at = handle % handleSlabFactor;
+    const index = Math.floor(handle / handleSlabFactor);
+    const slab = this.slabs[index];
+    const view = this.views[index];
+    assert(slab !== undefined && view !== undefined, "a dormant handle names a slab");
+    let at = (handle % handleSlabFactor) + memoBytes;
     const count = view.getUint32(at);
     at += 4;
     const out: Uint8Array[] = [];

@@ -209,10 +209,7 @@ export class PhysaliaNode {
     this.discovery = new NodeDiscovery({
       identity: this.id, address: options.address ?? addressOfEndpoint(options.transport.local), peers: options.peers,
       wallClock: options.wallClock ?? Date.now, random: this.random, replicaOf: (cell) => this.replicas.get(cell),
-      dormantOf: (cell) => {
-        const handle = this.dormant.get(cell);
-        return handle === undefined ? undefined : this.arena.summary(handle);
-      },
+      dormantOf: (cell) => this.dormant.get(cell), arena: this.arena,
       toPeer: (to, endpoint, wire) => this.sendDiscovery(to, { endpoint, ring: this.nodeRing }, wire),
       toClient: (client, wire) => {
         const known = this.clients.get(client);

@@ -4,6 +4,8 @@ import type { DurableRecord } from "../../src/core/effects.ts";
 import type { Operation } from "../../src/core/messages.ts";
 import { Replica } from "../../src/core/replica.ts";
 import { utf8 } from "../../src/core/value.ts";
+import { discoveryLimits } from "../../src/discovery/limits.ts";
+import { NodeDiscovery } from "../../src/node/discovery.ts";
 import { DormantArena, dormantEntryBytesMax } from "../../src/node/dormant.ts";
 import { Cluster } from "../support/cluster.ts";
 
@@ -89,5 +91,67 @@ describe("the dormant arena", () => {
     const state = CellState.genesis(["A", "B", "C"]).encode();
     expect(CellState.summary(state.subarray(0, 20))).toBeTypeOf("string");
     expect(CellState.summary(state)).toEqual({ applied: 0, incarnation: "0000000000000000", members: ["A", "B", "C"], membershipSlot: 0 });
+  });
+});
+
+describe("discovery's audit of dormant cells", () => {
+  const ids = ["n1", "n2", "n3", "n4", "n5"].map((n, i) => `${n}~${(0xabc0 + i).toString(16).padStart(16, "0")}`);
+  const hourMs = 60 * 60 * 1000;
+
+  /** A node's discovery over `count` dormant cells, with the round's audit visiting all of them. */
+  function auditedNode(count: number) {
+    const arena = new DormantArena();
+    const state = CellState.genesis(ids, { incarnation: "00000000000000aa" }).encode();
+    const handles = new Map<string, number>();
+    for (let i = 0; i < count; i++) handles.set(`idle-${i}`, arena.put([{ kind: "promise", ballot: { round: 2, node: ids[1] as string } }, { kind: "snapshot", slot: 4, state }]) as number);
+    const clock = { nowMs: 1_700_000_000_000 };
+    const discovery = new NodeDiscovery({
+      identity: ids[0] as string, address: "127.0.0.1:1", peers: new Map(), wallClock: () => clock.nowMs, random: () => 0.5,
+      replicaOf: () => undefined, dormantOf: (cell) => handles.get(cell), arena, toPeer: () => {}, toClient: () => {},
+    });
+    for (const cell of handles.keys()) discovery.host(cell);
+    const round = () => {
+      clock.nowMs += discoveryLimits.gossipRoundMsDefault;
+      discovery.tick();
+    };
+    return { discovery, clock, round, cache: discovery.discovery.cache };
+  }
+
+  test("skips a cell whose push would change nothing, and pushes again once its entry changed or is due", () => {
+    const count = discoveryLimits.auditsPerRoundDefault;
+    const { discovery, clock, round, cache } = auditedNode(count);
+    round();
+    expect(discovery.stats.pushes).toBe(count);
+    expect(cache.size).toBe(count);
+    const stored = cache.get("idle-7");
+    expect(stored?.members).toEqual([...ids].sort());
+    // Nothing changed: the second pass pushes nothing.
+    round();
+    expect(discovery.stats.auditsSkipped).toBe(count);
+    expect(discovery.stats.pushes).toBe(count);
+
+    // A wrong entry arrives by gossip (another membership, a later epoch): the next audit of
+    // that cell is not skipped, and it corrects the entry.
+    const wrong = { ...(stored as NonNullable<typeof stored>), epoch: 5, members: [ids[0] as string, ids[1] as string, "n9~00000000000000ff"].sort() };
+    expect(cache.merge(wrong, clock.nowMs)).toBe("stored");
+    // Gone, as a sweep of an expired entry or a removal leaves it: stored again.
+    expect(cache.remove("idle-8")).toBe(true);
+    round();
+    expect(discovery.stats.pushes).toBe(count + 2);
+    expect(discovery.stats.auditsSkipped).toBe(2 * count - 2);
+    expect(cache.get("idle-7")?.members).toEqual([...ids].sort());
+    expect(cache.get("idle-7")?.epoch).toBe(6);
+    expect(cache.get("idle-8")?.members).toEqual([...ids].sort());
+    round();
+    expect(discovery.stats.pushes).toBe(count + 2);
+
+    // A follower re-stamps an entry older than twice the refresh interval: due, so not skipped.
+    const before = cache.get("idle-3")?.refreshedMs as number;
+    clock.nowMs += 2 * discoveryLimits.refreshIntervalMsDefault - 2 * discoveryLimits.gossipRoundMsDefault;
+    round();
+    expect(discovery.stats.pushes).toBe(2 * count + 2);
+    expect(cache.get("idle-3")?.refreshedMs).toBeGreaterThan(before + hourMs);
+    round();
+    expect(discovery.stats.pushes).toBe(2 * count + 2);
   });
 });
