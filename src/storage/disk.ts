@@ -11,6 +11,9 @@
 
 import * as fs from "node:fs";
 
+/** Syncs of at most this many written bytes run on the calling thread (see `nodeDisk`). */
+export const inlineSyncBytesMax = 128 * 1024;
+
 /** An open file, owned by the disk that opened it. */
 export type FileHandle = number;
 
@@ -37,8 +40,12 @@ export interface Disk {
   /** Writes all of `bytes` at `position`. */
   write(file: FileHandle, bytes: Uint8Array, position: number): void;
   truncate(file: FileHandle, length: number): void;
-  /** Makes the file's data and length durable (fdatasync). Never called twice at once on one file. */
-  sync(file: FileHandle): Promise<void>;
+  /**
+   * Makes the file's data and length durable (fdatasync). Never called twice at once on one
+   * file. `bytes`, when the caller knows it, is how much was written since the file's last
+   * sync: the real disk syncs a few kilobytes on the calling thread (see `nodeDisk`).
+   */
+  sync(file: FileHandle, hint?: { readonly bytes: number }): Promise<void>;
   /** Makes the names created and removed in the directory durable. */
   syncDirectory(directory: string): Promise<void>;
   close(file: FileHandle): void;
@@ -52,18 +59,30 @@ export interface Disk {
 }
 
 /**
- * The real disk. Writes are synchronous (`writeSync` lands in the page cache in microseconds);
- * fsyncs go through the thread pool (`fs.fdatasync` with a callback), so the node's event loop
- * keeps receiving messages and appending records while a sync is in flight, and the next group
- * commit is already filling. Measured on a shared VM (bench/storage.ts, three runs): for one
- * writer syncing 16 records at a time the two are within noise (24-29k records/s on the thread
- * pool, 27-39k with `fdatasyncSync`); for 64 concurrent callers, which is how a node's cells use
- * the log, the thread pool was as fast or faster (39-41k against 29-36k). What decides it is
- * that `fdatasyncSync` stops the whole node for every fsync.
+ * The real disk. Writes are synchronous (`writeSync` lands in the page cache in microseconds).
+ * An fsync of a group commit's round (at most `inlineSyncBytesMax` written since the file's
+ * last sync) runs on the calling thread (`fdatasyncSync`): the event loop waits for it, and
+ * the node does nothing else meanwhile, but a thread-pool round trip (`fs.fdatasync` with a
+ * callback) cost this machine's ext4 15 to 40 us more of wall time and about 40 us more of
+ * CPU a sync (81 against 43 us, nearly all of it the kernel's, waking the pool and the loop:
+ * `npm run bench:sync`), and the colony did 13% more puts at 64 clients syncing inline
+ * (docs/performance.md).
+ * Larger syncs, and syncs whose size the caller does not say (a compaction's copy, recovery),
+ * go through the thread pool, so that the event loop keeps receiving messages and
+ * appending records while a long one is in flight.
  */
 export function nodeDisk(): Disk {
-  const syncFile = (file: FileHandle) =>
+  const pooled = (file: FileHandle) =>
     new Promise<void>((resolve, reject) => fs.fdatasync(file, (error) => (error === null ? resolve() : reject(error))));
+  const syncFile = (file: FileHandle, hint?: { readonly bytes: number }): Promise<void> => {
+    if (hint === undefined || hint.bytes > inlineSyncBytesMax) return pooled(file);
+    try {
+      fs.fdatasyncSync(file);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
   return {
     makeDirectory: (directory) => {
       const first = fs.mkdirSync(directory, { recursive: true });

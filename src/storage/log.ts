@@ -123,9 +123,9 @@ export async function openLog(directory: string, options: LogOptions = {}): Prom
       const header = encodeSegmentHeader({ number, kind: "log", previous: 0, previousBytes: 0, retiresFrom: 0, incarnation });
       disk.write(file, header, 0);
       await disk.sync(file);
-      current = { number, file, seed: frameSeed(incarnation, number), written: header.length, bytes: header.length, header: null };
+      current = { number, file, seed: frameSeed(incarnation, number), written: header.length, bytes: header.length, header: null, syncedTo: header.length };
     } else {
-      current = { number: last.number, file: last.file, seed: frameSeed(incarnation, last.number), written: last.bytes, bytes: last.bytes, header: null };
+      current = { number: last.number, file: last.file, seed: frameSeed(incarnation, last.number), written: last.bytes, bytes: last.bytes, header: null, syncedTo: last.bytes };
     }
     for (const segment of segments) disk.close(segment.file);
     await disk.syncDirectory(directory);
@@ -230,6 +230,8 @@ interface ActiveSegment {
   bytes: number;
   /** The segment's header while it waits for its predecessor's last sync; null once written. */
   header: Uint8Array | null;
+  /** `written` at the end of the segment's last sync round (what the next sync has to carry is the rest). */
+  syncedTo: number;
 }
 
 /** A compaction in progress: its segment, what is left to copy, and what was appended meanwhile. */
@@ -477,7 +479,7 @@ export class NodeLog {
     const header = encodeSegmentHeader({ number, kind: "compaction", previous: this.current.number, previousBytes: this.current.bytes, retiresFrom, incarnation: this.incarnation });
     this.disk.write(file, header, 0);
     const copy: Copy = {
-      segment: { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header: null },
+      segment: { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header: null, syncedTo: header.length },
       entries: entries[Symbol.iterator](),
       appended: [],
       appendedBytes: 0,
@@ -668,7 +670,7 @@ export class NodeLog {
     this.unsynced.push(before);
     this.sealed.set(before.number, before.bytes);
     const header = encodeSegmentHeader({ number, kind: "log", previous: before.number, previousBytes: before.bytes, retiresFrom: 0, incarnation: this.incarnation });
-    this.current = { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header };
+    this.current = { number, file, seed: frameSeed(this.incarnation, number), written: header.length, bytes: header.length, header, syncedTo: 0 };
     this.directoryDirty = true;
   }
 
@@ -734,11 +736,11 @@ export class NodeLog {
         // the header that its predecessor's sync allows.
         for (const closed of finished) {
           this.writeHeader(closed);
-          await this.syncFile(closed.file);
+          await this.syncFile(closed);
           this.disk.close(closed.file);
         }
         this.writeHeader(segment);
-        await this.syncFile(segment.file);
+        await this.syncFile(segment);
         this.framesDurable = Math.max(this.framesDurable, frames);
         this.syncRounds++;
         let done = 0;
@@ -757,10 +759,15 @@ export class NodeLog {
   }
 
   /** Syncs a segment, after the compaction's own sync of it if one is under way. */
-  private async syncFile(file: FileHandle): Promise<void> {
+  private async syncFile(segment: ActiveSegment): Promise<void> {
+    const { file } = segment;
     // Its failure fails the compaction, and so the log; this sync then reports its own.
     if (this.copySync !== null && this.copySync.file === file) await this.copySync.done.catch(() => undefined);
-    await this.disk.sync(file);
+    // What this sync carries: the bytes written since the segment's last one (the disk may
+    // sync a few kilobytes on the calling thread, see Disk.sync).
+    const through = segment.written;
+    await this.disk.sync(file, { bytes: through - segment.syncedTo });
+    segment.syncedTo = Math.max(segment.syncedTo, through);
   }
 
   /** Enters the failed state (once), rejecting every waiting caller; returns the error to throw. */

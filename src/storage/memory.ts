@@ -194,7 +194,7 @@ export class MemoryDisk implements Disk {
     file.length = length;
   }
 
-  async sync(handle: FileHandle): Promise<void> {
+  async sync(handle: FileHandle, _hint?: { readonly bytes: number }): Promise<void> {
     const { path, file } = this.file(handle);
     // The Disk contract: never two syncs of one file at once (the log's callers rely on it).
     if (this.syncing.has(handle)) throw new Error(`sync of ${path} while another sync of it is under way`);

@@ -176,3 +176,51 @@ describe("the node's log", () => {
     expect(opened.records.get("cell")).toHaveLength(1);
   });
 });
+
+describe("what the log tells the disk of each sync", () => {
+  /** A memory disk that records the hint of every sync of a segment file. */
+  function hintingDisk() {
+    const disk = new MemoryDisk();
+    const hints: (number | undefined)[] = [];
+    const sync = disk.sync.bind(disk);
+    disk.sync = (file, hint) => {
+      hints.push(hint?.bytes);
+      return sync(file, hint);
+    };
+    return { disk, hints };
+  }
+
+  test("a group commit's sync carries the bytes written since the segment's last sync, and a rollover's the whole new segment", async () => {
+    const { disk, hints } = hintingDisk();
+    const { log } = await openIntact("/log", { disk, segmentBytes: 8192 });
+    hints.length = 0;
+    log.append([acceptRecord("cell", 1)]);
+    await log.sync();
+    const one = hints.at(-1) as number;
+    expect(one).toBeGreaterThan(100);
+    log.append([acceptRecord("cell", 2), acceptRecord("cell", 3)]);
+    await log.sync();
+    // Two records (and the last round's confirmation, which rides with them) were written since.
+    expect(hints.at(-1) as number).toBeGreaterThan(one);
+    expect(hints.at(-1) as number).toBeLessThan(3 * one + 64);
+    // Past a segment's end the log rolls over: the closed segment's sync carries its tail, the
+    // new one's its header and frames; never more than the segment holds.
+    hints.length = 0;
+    for (let slot = 4; slot < 80; slot++) log.append([acceptRecord("cell", slot)]);
+    await log.sync();
+    expect(hints.length).toBeGreaterThan(1);
+    for (const bytes of hints) expect(bytes as number).toBeLessThanOrEqual(8192);
+    await log.close();
+  });
+
+  test("a compaction's copy is synced without a hint (on the thread pool, however small)", async () => {
+    const { disk, hints } = hintingDisk();
+    const { log } = await openIntact("/log", { disk, compactionSyncBytes: 1024, compactionChunkBytes: 1024 });
+    for (let slot = 1; slot < 40; slot++) log.append([acceptRecord(`cell-${slot}`, slot)]);
+    await log.sync();
+    hints.length = 0;
+    await log.compact(Array.from({ length: 40 }, (_, i) => acceptRecord(`cell-${i}`, i + 1)));
+    expect(hints).toContain(undefined);
+    await log.close();
+  });
+});
