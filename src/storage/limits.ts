@@ -42,6 +42,8 @@ export const storageLimits = {
   pendingBytesMax: 1024 * 1024,
   /** Bytes read from disk at a time during recovery. Holds at least one whole frame. */
   readBufferBytes: 8 * 1024 * 1024,
+  /** A log segment's file is extended this far past a write that reaches its end (log.ts, \`reserve\`). */
+  preallocateBytes: 1024 * 1024,
   /** Segment files in one log directory; more means compaction has not kept up (or a bug). */
   segmentsMax: 100_000,
   /** Callers waiting on `sync` at once; the node has a few, one per turn of its loop. */

@@ -102,8 +102,10 @@ export interface RecoveryStats {
 export interface RecoveredSegment {
   readonly number: number;
   readonly file: FileHandle;
-  /** Length after recovery. */
+  /** Length after recovery: where its frames end (preallocated zeros may follow). */
   readonly bytes: number;
+  /** A compaction segment (never extended: see scan.ts). */
+  readonly compaction: boolean;
 }
 
 export interface Recovery {
@@ -161,6 +163,8 @@ interface ChainRead {
   readonly segmentsRead: number;
   readonly bytesRead: number;
   readonly confirmations: number;
+  /** Per segment (as `live` is indexed), where its frames end: its size, or where its preallocated zeros begin. */
+  readonly ends: readonly number[];
 }
 
 /** The parent directory of a path: "/" for "/log", "." for a bare name. */
@@ -263,8 +267,9 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
     const tornFault = faults.find((fault) => !covered(fault)) ?? null;
     let torn: TornTail | null = null;
     if (tornFault !== null) {
-      let lostBytes = live[tornFault.index]!.size - tornFault.offset;
-      for (const later of live.slice(tornFault.index + 1)) lostBytes += later.size;
+      // Preallocated zeros are no lost bytes.
+      let lostBytes = chain.ends[tornFault.index]! - tornFault.offset;
+      for (let later = tornFault.index + 1; later < live.length; later++) lostBytes += chain.ends[later]!;
       torn = { segment: tornFault.segment, offset: tornFault.offset, lostBytes, reason: tornFault.reason, detail: tornFault.detail };
     }
 
@@ -306,15 +311,17 @@ export async function recover(disk: Disk, directory: string): Promise<Recovery> 
     const lastIndex = tornFault === null ? live.length - 1 : tornFault.index;
     for (let index = base; index <= lastIndex; index++) {
       const segment = live[index]!;
-      const end = tornFault !== null && index === tornFault.index ? tornFault.offset : segment.size;
+      // A segment ends where its frames do; its preallocated zeros stay for the log to append into.
+      const frames = chain.ends[index]!;
+      const end = tornFault !== null && index === tornFault.index ? tornFault.offset : frames;
       if (end < storageLimits.segmentHeaderBytes) {
         removals.push(segment);
       } else {
-        if (end < segment.size) {
+        if (end < frames) {
           disk.truncate(segment.file, end);
           await disk.sync(segment.file);
         }
-        kept.push({ number: segment.number, file: segment.file, bytes: end });
+        kept.push({ number: segment.number, file: segment.file, bytes: end, compaction: segment.header.ok && segment.header.header.kind === "compaction" });
       }
     }
     removals.push(...live.slice(lastIndex + 1));
@@ -457,6 +464,7 @@ function readChain(disk: Disk, options: { readonly live: readonly SegmentFile[];
   let bytesRead = 0;
   let confirmations = 0;
   let segmentsRead = 0;
+  const ends = live.map((segment) => segment.size);
   const prove = (point: LogPoint) => {
     if (comparePoints(point, coverage) > 0) coverage = point;
   };
@@ -529,10 +537,11 @@ function readChain(disk: Disk, options: { readonly live: readonly SegmentFile[];
     lastSequence = scan.lastSequence;
     maxSequence = Math.max(maxSequence, scan.maxSequence);
     bytesRead += scan.bytesRead;
+    if (scan.zeroTail !== null) ends[index] = scan.zeroTail;
     if (index === base) {
       markerOffset = scan.markerOffset;
       markerEnd = scan.markerEnd;
     }
   }
-  return { records, tail, faults, coverage, maxSequence, markerOffset, markerEnd, segmentsRead, bytesRead, confirmations };
+  return { records, tail, faults, coverage, maxSequence, markerOffset, markerEnd, segmentsRead, bytesRead, confirmations, ends };
 }

@@ -63,6 +63,12 @@ export interface ScanResult {
   /** Offset of that marker. */
   readonly markerOffset: number | null;
   readonly bytesRead: number;
+  /**
+   * Where the segment's preallocated space begins: the offset of a frame boundary from which
+   * every byte to the end of the file is zero (log segments only, see `ScanTarget`); null
+   * when the frames (or faults) run to the end.
+   */
+  readonly zeroTail: number | null;
 }
 
 export interface ScanTarget {
@@ -73,6 +79,15 @@ export interface ScanTarget {
   /** Whether the segment is a compaction segment; null when its header is unreadable. */
   readonly compaction: boolean | null;
 }
+
+// Preallocated space. The log extends each log segment to its full size when it begins it
+// (log.ts), so that an fdatasync need not make a new file length durable with every round;
+// the zeros after the last frame are that space, not a fault. A frame never begins with a
+// zero length, so zeros from a frame boundary to the end of the file hold no frame: the scan
+// ends there and says where (`zeroTail`). A sealed segment is cut to its frames before its
+// successor's header is written, so recovery holds zeros at the end of any segment but the
+// last to the chain's length check (damage). Compaction segments are not extended.
+
 
 export interface ScanCallbacks {
   readonly buffer: Uint8Array;
@@ -125,13 +140,44 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
     onFault({ offset, resume, reason, detail });
   };
 
+  /** The offset of the first byte at or after `from` that is not zero, or the file's size. */
+  const firstNonzero = (from: number): number => {
+    for (let p = from; p < size; ) {
+      const count = Math.min(buffer.length, size - p);
+      if (!have(p, count)) return p;
+      const start = p - bufferStart;
+      for (let i = start; i < start + count; i++) if (buffer[i] !== 0) return bufferStart + i;
+      p += count;
+    }
+    return size;
+  };
+  // Bytes [zerosFrom, zerosTo) are known to be zero: a run of zeros is searched once.
+  let zerosFrom = 0;
+  let zerosTo = 0;
+  let zeroTail: number | null = null;
+
   /** The next offset at or after `from` where a frame checks in full and follows the last good one; null if none. */
   const resynchronise = (from: number): number | null => {
     for (let p = from; p + headerBytes <= size; p++) {
       if (!have(p, headerBytes)) return null;
       let at = p - bufferStart;
       const length = view.getUint32(at, true);
-      if (length === 0 || length > lengthMax || p + headerBytes + length > size) continue;
+      if (length === 0) {
+        // No frame begins inside a run of zeros: a frame's first four bytes (its length) are
+        // not all zero. Skip to just before the run's end.
+        if (p < zerosFrom || p >= zerosTo) {
+          zerosFrom = p;
+          zerosTo = firstNonzero(p);
+        }
+        if (zerosTo >= size) {
+          // Nothing follows but zeros: after the fault, the preallocated space.
+          if (segment.compaction !== true) zeroTail = zerosFrom;
+          return null;
+        }
+        p = Math.max(p, zerosTo - 4);
+        continue;
+      }
+      if (length > lengthMax || p + headerBytes + length > size) continue;
       if (view.getUint32(at + 20, true) !== crc32c(buffer, seed, at, at + 20)) continue;
       if (frameSequence(view, at) <= lastSequence) continue;
       if (!have(p, headerBytes + length)) continue;
@@ -145,6 +191,11 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
   let position: number = storageLimits.segmentHeaderBytes;
   for (let frames = 0; position < size; frames++) {
     assert(frames <= size, "each frame advances the scan");
+    // Zeros from here to the end: the segment's preallocated space (see above).
+    if (segment.compaction !== true && have(position, 1) && buffer[position - bufferStart] === 0 && firstNonzero(position) === size) {
+      zeroTail = position;
+      break;
+    }
     if (size - position < headerBytes) {
       fault(position, size, "truncated", `${size - position} bytes at the end, shorter than a frame header`);
       break;
@@ -155,7 +206,7 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
     const lengthValid = length >= 1 && length <= lengthMax;
     if (!lengthValid || view.getUint32(at + 20, true) !== crc32c(buffer, seed, at, at + 20)) {
       const resume = resynchronise(position + 1);
-      fault(position, resume ?? size, lengthValid ? "frameHeader" : "length", lengthValid ? "a frame header fails its checksum" : `frame length ${length}`);
+      fault(position, resume ?? zeroTail ?? size, lengthValid ? "frameHeader" : "length", lengthValid ? "a frame header fails its checksum" : `frame length ${length}`);
       if (resume === null) break;
       position = resume;
       continue;
@@ -212,5 +263,5 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
     }
     position = end;
   }
-  return { records, lastSequence, maxSequence, markerEnd, markerOffset, bytesRead };
+  return { records, lastSequence, maxSequence, markerEnd, markerOffset, bytesRead, zeroTail };
 }

@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import type { CellRecord, DurableRecord } from "../../src/core/effects.ts";
 import { type MemoryDisk, openLog } from "../../src/storage/mod.ts";
-import { type RecordPlace, TestRandom, confirmationFrameKind, frameLayout, logPath, writtenLog } from "./support.ts";
+import { type RecordPlace, TestRandom, confirmationFrameKind, frameLayout, framesEnd, logPath, writtenLog } from "./support.ts";
 
 /**
  * Per cell, the slots of its records in order: enough to tell which records came back (the
@@ -51,7 +51,10 @@ async function flip(log: Log, trial: Trial, finalConfirmation: { readonly path: 
   if (inFinal) {
     // Unconfirmed: torn, and it held no record.
     expect({ where, damage: opened.damage }).toEqual({ where, damage: [] });
-    expect(opened.torn).toMatchObject({ offset: finalConfirmation.offset, lostBytes: finalConfirmation.end - finalConfirmation.offset });
+    // Lost: the confirmation's bytes up to the preallocated zeros (its own last bytes may be zero).
+    expect(opened.torn).toMatchObject({ offset: finalConfirmation.offset });
+    expect(opened.torn!.lostBytes).toBeGreaterThan(0);
+    expect(opened.torn!.lostBytes).toBeLessThanOrEqual(finalConfirmation.end - finalConfirmation.offset);
     expect(slots(opened.records)).toBe(slotsOf(entries));
     await opened.log?.close();
     return "torn";
@@ -80,10 +83,26 @@ describe("a flipped bit in confirmed bytes", () => {
     const final = finalConfirmationOf(log);
     const outcomes = { damage: 0, torn: 0 };
     for (const [path, image] of files) {
-      for (let at = 0; at < image.length; at++) outcomes[await flip(log, { path, at, bit: (at * 5) % 8 }, final)]++;
+      // Every byte of the frames; the last segment's preallocated zeros after them are below.
+      const end = path.endsWith(".log") ? framesEnd(image) : image.length;
+      for (let at = 0; at < end; at++) outcomes[await flip(log, { path, at, bit: (at * 5) % 8 }, final)]++;
     }
     expect(outcomes.torn).toBe(final.end - final.offset);
     expect(outcomes.damage).toBeGreaterThan(8_000);
+    // A flip in the preallocated zeros: no proof covers them, so it is torn, and nothing is lost.
+    const [lastPath, lastImage] = files.filter(([path]) => path.endsWith(".log")).at(-1)!;
+    expect(lastImage.length).toBeGreaterThan(framesEnd(lastImage));
+    for (const at of [framesEnd(lastImage), framesEnd(lastImage) + 1, framesEnd(lastImage) + 777, lastImage.length - 1]) {
+      const damaged: MemoryDisk = log.disk.crash("process");
+      const bytes = damaged.snapshot().get(lastPath)!;
+      bytes[at]! ^= 0x10;
+      damaged.replace(lastPath, bytes);
+      const opened = await openLog(logPath, { disk: damaged });
+      expect({ at, damage: opened.damage }).toEqual({ at, damage: [] });
+      expect(opened.torn).toMatchObject({ offset: framesEnd(lastImage) });
+      expect(slots(opened.records)).toBe(slotsOf(log.entries));
+      await opened.log?.close();
+    }
   }, 120_000);
 
   test("at sampled bytes of a large log, every bit of some frame lengths and of sealed segment headers among them, is damage, never torn", async () => {
@@ -96,7 +115,7 @@ describe("a flipped bit in confirmed bytes", () => {
     const samples = Number(process.env.BITFLIP_SAMPLES ?? 300);
     for (let i = 0; i < samples; i++) {
       const [path, image] = random.pick(segments);
-      trials.push({ path, at: random.int(image.length), bit: random.int(8) });
+      trials.push({ path, at: random.int(framesEnd(image)), bit: random.int(8) });
     }
     // Every bit of the length of frames near the ends of sealed segments and of the last one.
     for (const [path, image] of [segments[1]!, segments[segments.length - 2]!, segments.at(-1)!]) {

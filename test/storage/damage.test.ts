@@ -4,11 +4,11 @@
 // every record that can still be read, and nothing is modified.
 
 import { describe, expect, test } from "bun:test";
-import { copyFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, readdir, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MemoryDisk, moveLogAside, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
 import { encodeRecord } from "../../src/wire/records.ts";
-import { TestRandom, acceptRecord, byCell, canonicalRecords, frameLayout, openIntact, segmentPath, withTempDirectory, writtenLog } from "./support.ts";
+import { TestRandom, acceptRecord, byCell, canonicalRecords, frameLayout, framesEnd, openIntact, segmentPath, withTempDirectory, writtenLog } from "./support.ts";
 
 /** Bytes of a sync confirmation frame: recovery appends one after what it read. */
 const confirmationFrameBytes = storageLimits.frameHeaderBytes + storageLimits.confirmationPayloadBytes;
@@ -21,11 +21,12 @@ describe("a torn tail", () => {
       const entries = Array.from({ length: 5 }, (_, i) => acceptRecord(`cell-${i % 2}`, i + 1, 60));
       log.append(entries.slice(0, 4));
       await log.sync();
-      // The sync's confirmation is in the file already: the torn part begins after it.
-      const lastStart = (await stat(join(original, segmentName(1)))).size;
+      // The sync's confirmation is in the file already: the torn part begins after it. The
+      // file is longer than its frames (preallocated zeros follow them).
+      const lastStart = framesEnd(await readFile(join(original, segmentName(1))));
       log.append(entries.slice(4));
       await log.close();
-      const fullSize = (await stat(join(original, segmentName(1)))).size;
+      const fullSize = framesEnd(await readFile(join(original, segmentName(1))));
       expect(fullSize - lastStart).toBeGreaterThan(100);
       const image = await readFile(join(original, segmentName(1)));
       // After the last record come the confirmations of the close.
@@ -46,9 +47,11 @@ describe("a torn tail", () => {
         expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(entries.slice(0, kept))));
         if (cut === keptBytes) expect(opened.torn).toBeNull();
         else expect(opened.torn).toMatchObject({ segment: 1, offset: keptBytes, lostBytes: cut - keptBytes });
-        // The torn bytes are gone, and a confirmation of what was read follows what is left.
+        // The torn bytes are gone, and a confirmation of what was read follows what is left
+        // (then the zeros of the space the reopened log preallocated).
         const after = await readFile(join(torn, segmentName(1)));
-        expect(after.length).toBe(keptBytes + confirmationFrameBytes);
+        expect(framesEnd(after)).toBe(keptBytes + confirmationFrameBytes);
+        expect(after.subarray(keptBytes + confirmationFrameBytes).every((byte) => byte === 0)).toBe(true);
         expect(after.subarray(0, keptBytes)).toEqual(image.subarray(0, keptBytes));
         const extra = acceptRecord("cell-9", 100);
         opened.log.append([extra]);
@@ -61,28 +64,51 @@ describe("a torn tail", () => {
     });
   });
 
-  test("a zero-filled tail, as a file system leaves after a power failure, is torn, not damage (issue 10)", async () => {
+  test("a zero-filled tail, as a file system leaves after a power failure (or preallocation), is the segment's end, not damage (issue 10)", async () => {
     await withTempDirectory(async (directory) => {
       const { log } = await openIntact(directory);
       const entries = [acceptRecord("a", 1), acceptRecord("b", 2)];
       log.append(entries);
       await log.close();
       const path = join(directory, segmentName(1));
-      const size = (await stat(path)).size;
-      await truncate(path, size + 4096);
+      const end = framesEnd(await readFile(path));
+      // Cut the preallocated space, then zeros of another length in its place.
+      await truncate(path, end);
+      await truncate(path, end + 4096 + 13);
       const opened = await openIntact(directory);
       expect(opened.damage).toEqual([]);
-      expect(opened.torn).toMatchObject({ segment: 1, offset: size, reason: "length", lostBytes: 4096 });
+      expect(opened.torn).toBeNull();
       expect(canonicalRecords(opened.records)).toBe(canonicalRecords(byCell(entries)));
       expect((await readdir(directory)).sort()).toEqual([segmentName(1), "IDENTITY"]);
-      expect((await stat(path)).size).toBe(size + confirmationFrameBytes);
+      // Appends go where the frames end, into the zeros.
+      const after = await readFile(path);
+      expect(framesEnd(after)).toBe(end + confirmationFrameBytes);
+      const extra = acceptRecord("c", 3);
+      opened.log.append([extra]);
       await opened.log.close();
+      const again = await openIntact(directory);
+      expect(again.torn).toBeNull();
+      expect(canonicalRecords(again.records)).toBe(canonicalRecords(byCell([...entries, extra])));
+      await again.log.close();
     });
+  });
+
+  test("zeros at the end of a sealed segment are damage: its successor's header says where it ends", async () => {
+    const { disk } = await writtenLog(30, { segmentBytes: 4096 });
+    const image = disk.snapshot().get(segmentPath(1))!;
+    expect(image.length).toBe(framesEnd(image));
+    const crashed = disk.crash("process");
+    crashed.replace(segmentPath(1), new Uint8Array([...image, ...new Uint8Array(600)]));
+    const opened = await openLog("/log", { disk: crashed });
+    expect(opened.log).toBeNull();
+    expect(opened.damage).toMatchObject([{ segment: 1, offset: image.length, reason: "chain", bytes: 600 }]);
   });
 
   test("unsynced tails that are garbled, half-written, or hold old frames are torn, not damage (issue 10)", async () => {
     const { disk, entries } = await writtenLog(20);
-    const image = disk.snapshot().get(segmentPath(1))!;
+    // The segment's frames, without the preallocated space after them.
+    const whole = disk.snapshot().get(segmentPath(1))!;
+    const image = whole.slice(0, framesEnd(whole));
     const frames = frameLayout(image);
     const random = new TestRandom(99);
     const noise = (length: number) => Uint8Array.from({ length }, () => random.int(256));

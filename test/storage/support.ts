@@ -138,6 +138,15 @@ export function frameLayout(image: Uint8Array): FrameLayout[] {
   return frames;
 }
 
+/**
+ * Where a segment image's frames end: the log extends a segment's file ahead of its writes
+ * (log.ts, `reserve`), and the zeros after the last frame are that preallocated space.
+ */
+export function framesEnd(image: Uint8Array): number {
+  const frames = frameLayout(image);
+  return frames.length === 0 ? Math.min(image.length, storageLimits.segmentHeaderBytes) : frames[frames.length - 1]!.end;
+}
+
 export const confirmationFrameKind = 3;
 
 /** Where a record's frame lies: its segment, its offset, and the offset just past it. */
