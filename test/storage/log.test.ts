@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CellRecord } from "../../src/core/effects.ts";
-import { LogOpenError, MemoryDisk, RecordTooLargeError, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
+import { LogOpenError, MemoryDisk, RecordTooLargeError, nodeDisk, openLog, segmentName, storageLimits } from "../../src/storage/mod.ts";
 import { acceptRecord, byCell, canonicalRecords, frameLayout, openIntact, snapshotRecord, withTempDirectory } from "./support.ts";
 
 describe("the node's log", () => {
@@ -222,5 +222,32 @@ describe("what the log tells the disk of each sync", () => {
     await log.compact(Array.from({ length: 40 }, (_, i) => acceptRecord(`cell-${i}`, i + 1)));
     expect(hints).toContain(undefined);
     await log.close();
+  });
+});
+
+describe("the real disk's inline syncs", () => {
+  test("a second small sync in one turn of the event loop resumes its caller only in the next turn; the first resumes at once", async () => {
+    await withTempDirectory(async (directory) => {
+      const disk = nodeDisk();
+      const file = disk.create(`${directory}/f`);
+      const order: string[] = [];
+      // Start from a fresh turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      disk.write(file, new Uint8Array(100).fill(1), 0);
+      setImmediate(() => order.push("next turn"));
+      await disk.sync(file, { bytes: 100 });
+      order.push("first sync");
+      disk.write(file, new Uint8Array(100).fill(2), 100);
+      await disk.sync(file, { bytes: 100 });
+      order.push("second sync");
+      expect(order).toEqual(["first sync", "next turn", "second sync"]);
+      // A large one goes through the thread pool, which always takes a turn or more.
+      const before = order.length;
+      setImmediate(() => order.push("turn"));
+      disk.write(file, new Uint8Array(200 * 1024).fill(3), 200);
+      await disk.sync(file, { bytes: 200 * 1024 });
+      expect(order.slice(before)).toEqual(["turn"]);
+      disk.close(file);
+    });
   });
 });
