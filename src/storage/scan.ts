@@ -80,14 +80,13 @@ export interface ScanTarget {
   readonly compaction: boolean | null;
 }
 
-// Preallocated space. The log extends each log segment to its full size when it begins it
-// (log.ts), so that an fdatasync need not make a new file length durable with every round;
+// Preallocated space. The log extends a log segment's file ahead of its writes (log.ts,
+// `reserve`), so that an fdatasync need not make a new file length durable with every round;
 // the zeros after the last frame are that space, not a fault. A frame never begins with a
 // zero length, so zeros from a frame boundary to the end of the file hold no frame: the scan
 // ends there and says where (`zeroTail`). A sealed segment is cut to its frames before its
 // successor's header is written, so recovery holds zeros at the end of any segment but the
 // last to the chain's length check (damage). Compaction segments are not extended.
-
 
 export interface ScanCallbacks {
   readonly buffer: Uint8Array;
