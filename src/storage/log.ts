@@ -18,6 +18,13 @@
 // header on disk proves every earlier segment whole. The directory is synced before that
 // header is written, so the new segment's name is durable by then too.
 //
+// Preallocation. A log segment's file is extended 1 MiB past any write that would reach its
+// end (`reserve`), so that a round's fdatasync need not make a new length durable; a segment
+// is cut back to its frames before the sync that lets its successor's header be written, so
+// only the last segment ends in zeros, which recovery reads as its end (scan.ts). Each sync
+// tells the disk how many bytes it carries: the real disk syncs a small round on the calling
+// thread (disk.ts).
+//
 // Failure. Any error from the disk while writing or syncing is fatal (see StorageFailed): the
 // log rejects every waiting and later call and never retries.
 //
