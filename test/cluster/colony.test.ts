@@ -124,8 +124,11 @@ describe("a colony of real node processes", () => {
     const dir = join(colony.dir, "n1");
     const segment = join(dir, (await readdir(dir)).filter((f) => f.endsWith(".log")).sort()[0] as string);
     const bytes = new Uint8Array(await readFile(segment));
-    // A bit flip in a synced record well before the end: not a torn tail.
-    const at = Math.floor(bytes.length * 0.7);
+    // A bit flip in a synced record well before the end: not a torn tail. The segment's
+    // frames end where its preallocated zeros begin (storage/log.ts, `reserve`).
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    const at = Math.floor(end * 0.7);
     bytes[at] = (bytes[at] as number) ^ 0x10;
     await writeFile(segment, bytes);
     colony.startNode("n1");

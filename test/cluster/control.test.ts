@@ -132,7 +132,10 @@ describe("the control plane of real processes", () => {
     const dir = join(c.dir, victim);
     const segment = join(dir, (await readdir(dir)).filter((f) => f.endsWith(".log")).sort()[0] as string);
     const bytes = new Uint8Array(await readFile(segment));
-    const at = Math.floor(bytes.length * 0.7);
+    // Within the frames, before the segment's preallocated zeros.
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    const at = Math.floor(end * 0.7);
     bytes[at] = (bytes[at] as number) ^ 0x10;
     await writeFile(segment, bytes);
     c.startNode(victim);
