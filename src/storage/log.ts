@@ -75,6 +75,8 @@ export interface LogOptions {
   readonly compactionChunkBytes?: number;
   /** Bytes a compaction copies between syncs of its segment (tests make it small). */
   readonly compactionSyncBytes?: number;
+  /** How far past a write a log segment's file is extended (`reserve`; tests make it small, 0 turns it off). */
+  readonly preallocateBytes?: number;
   /** Bytes appended during a compaction that it holds in memory before it finishes at once. */
   readonly compactionAppendedBytesMax?: number;
   /** How long a sync confirmation waits for the next sync before the log syncs it by itself. */
@@ -201,6 +203,7 @@ interface Settings {
   readonly compactionSyncBytes: number;
   readonly compactionAppendedBytesMax: number;
   readonly confirmationDelayMs: number;
+  readonly preallocateBytes: number;
 }
 
 function settingsFrom(options: LogOptions): Settings {
@@ -225,7 +228,11 @@ function settingsFrom(options: LogOptions): Settings {
   if (!Number.isInteger(confirmationDelayMs) || confirmationDelayMs < 0 || confirmationDelayMs > storageLimits.confirmationDelayMsMax) {
     throw new LogOpenError(`Cannot open log: confirmationDelayMs must be an integer in [0, ${storageLimits.confirmationDelayMsMax}], got ${confirmationDelayMs}`);
   }
-  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionSyncBytes, compactionAppendedBytesMax, confirmationDelayMs };
+  const preallocateBytes = options.preallocateBytes ?? storageLimits.preallocateBytes;
+  if (!Number.isInteger(preallocateBytes) || preallocateBytes < 0 || preallocateBytes > storageLimits.segmentBytesMax) {
+    throw new LogOpenError(`Cannot open log: preallocateBytes must be an integer in [0, ${storageLimits.segmentBytesMax}], got ${preallocateBytes}`);
+  }
+  return { segmentBytes, compactBytesMin, compactRatio, compactionChunkBytes, compactionSyncBytes, compactionAppendedBytesMax, confirmationDelayMs, preallocateBytes };
 }
 
 interface ActiveSegment {
@@ -662,15 +669,15 @@ export class NodeLog {
   }
 
   /**
-   * Extends a log segment's file `preallocateBytes` past `end` when a write would reach past
+   * Extends a log segment's file `preallocateBytes` (1 MiB) past `end` when a write would reach past
    * its length. An fdatasync of frames written into space the file already has need not make
    * a new length durable, which on this machine's ext4 is 67 us of wall time and 23 us of
    * CPU a sync (`npm run bench:sync`); the length itself becomes durable with the next sync
    * round. Recovery reads the zeros after the last frame as the segment's end (scan.ts).
    */
   private reserve(segment: ActiveSegment, end: number): void {
-    if (!segment.preallocated || end <= segment.allocated) return;
-    const length = end + storageLimits.preallocateBytes;
+    if (!segment.preallocated || end <= segment.allocated || this.settings.preallocateBytes === 0) return;
+    const length = end + this.settings.preallocateBytes;
     this.disk.truncate(segment.file, length);
     segment.allocated = length;
   }

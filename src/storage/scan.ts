@@ -150,6 +150,18 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
     }
     return size;
   };
+  /** Where the zeros that end the file begin, if they begin at or after `from`; null if the file ends in a nonzero byte. */
+  const trailingZeros = (from: number): number | null => {
+    for (let p = size; p > from; ) {
+      const count = Math.min(buffer.length, p - from);
+      const start = p - count;
+      if (!have(start, count)) return null;
+      const base = start - bufferStart;
+      for (let i = base + count - 1; i >= base; i--) if (buffer[i] !== 0) return bufferStart + i + 1 < size ? bufferStart + i + 1 : null;
+      p = start;
+    }
+    return from < size ? from : null;
+  };
   // Bytes [zerosFrom, zerosTo) are known to be zero: a run of zeros is searched once.
   let zerosFrom = 0;
   let zerosTo = 0;
@@ -205,6 +217,9 @@ export function scanSegment(disk: Disk, segment: ScanTarget, callbacks: ScanCall
     const lengthValid = length >= 1 && length <= lengthMax;
     if (!lengthValid || view.getUint32(at + 20, true) !== crc32c(buffer, seed, at, at + 20)) {
       const resume = resynchronise(position + 1);
+      // Nothing valid follows: the zeros that end the file (too few for a frame header, which
+      // the search stops short of) are the segment's preallocated space, not lost bytes.
+      if (resume === null && zeroTail === null && segment.compaction !== true) zeroTail = trailingZeros(position + 1);
       fault(position, resume ?? zeroTail ?? size, lengthValid ? "frameHeader" : "length", lengthValid ? "a frame header fails its checksum" : `frame length ${length}`);
       if (resume === null) break;
       position = resume;

@@ -163,9 +163,13 @@ export const segmentPath = (number: number): string => `${logPath}/${String(numb
  * Writes `count` records into a fresh log on a memory disk, each appended and synced on its
  * own, and closes it; returns the disk, the records, and where each record's frame lies.
  */
-export async function writtenLog(count: number, options: { readonly segmentBytes?: number; readonly valueBytes?: (slot: number) => number } = {}) {
+export async function writtenLog(count: number, options: { readonly segmentBytes?: number; readonly preallocateBytes?: number; readonly valueBytes?: (slot: number) => number } = {}) {
   const disk = new MemoryDisk();
-  const { log } = await openIntact(logPath, { disk, ...(options.segmentBytes === undefined ? {} : { segmentBytes: options.segmentBytes }) });
+  const { log } = await openIntact(logPath, {
+    disk,
+    ...(options.segmentBytes === undefined ? {} : { segmentBytes: options.segmentBytes }),
+    ...(options.preallocateBytes === undefined ? {} : { preallocateBytes: options.preallocateBytes }),
+  });
   const entries: CellRecord[] = [];
   for (let slot = 1; slot <= count; slot++) {
     const entry = acceptRecord(`cell-${slot % 4}`, slot, options.valueBytes?.(slot) ?? 40 + (slot % 13));
