@@ -131,7 +131,12 @@ export class DiscoveryCache {
     const index = this.store.names.find(cell);
     const record = index === none ? none : this.recordAt(index);
     if (record === none) return -1;
-    return this.store.refreshedOf(record) + (role === "leader" ? this.refreshIntervalMs : this.refreshIntervalMs * 2);
+    return this.store.refreshedOf(record) + this.refreshDueMs(role);
+  }
+
+  /** How old an entry may grow before a member in `role` re-stamps it: a follower waits twice as long, so the leader does it while it lives. */
+  private refreshDueMs(role: CellReport["role"]): number {
+    return role === "leader" ? this.refreshIntervalMs : this.refreshIntervalMs * 2;
   }
 
   get(cell: string): CellEntry | null {
@@ -218,8 +223,7 @@ export class DiscoveryCache {
     if (!sameMembers(stored.members, view.members)) return corrected();
     if (stored.leader !== null && !view.members.includes(stored.leader)) return corrected();
     if (compareBallots(stored, view) < 0) return this.put({ ...view, epoch: stored.epoch });
-    const dueMs = report.role === "leader" ? this.refreshIntervalMs : this.refreshIntervalMs * 2;
-    if (nowMs - stored.refreshedMs < dueMs) return "current";
+    if (nowMs - stored.refreshedMs < this.refreshDueMs(report.role)) return "current";
     const outcome = this.put({ ...stored, refreshedMs: nowMs });
     return outcome === "stored" ? "restamped" : outcome;
   }

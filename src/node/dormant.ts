@@ -116,10 +116,8 @@ export class DormantArena {
 
   /** The encoded records of an entry, as views into its slab. */
   private payloads(handle: number): Uint8Array[] {
-    const index = Math.floor(handle / handleSlabFactor);
-    const slab = this.slabs[index];
-    const view = this.views[index];
-    assert(slab !== undefined && view !== undefined, "a dormant handle names a slab");
+    const view = this.viewOf(handle);
+    const slab = this.slabs[Math.floor(handle / handleSlabFactor)] as Uint8Array;
     let at = (handle % handleSlabFactor) + memoBytes;
     const count = view.getUint32(at);
     at += 4;
