@@ -70,6 +70,8 @@ interface Link {
   readonly outgoing: boolean;
   readonly queue: Uint8Array[];
   lastHeardMs: number;
+  /** Drops the link if it has not opened in time; cleared once it opens or is dropped, so that it never keeps a finished process (a ctl) alive. */
+  connectTimer: ReturnType<typeof setTimeout> | null;
 }
 
 const channelLabel = "physalia";
@@ -189,7 +191,7 @@ class Datachannels implements DatachannelTransport {
 
   private offer(key: string, first: Uint8Array): void {
     const pc = new this.addon.PeerConnection(`${this.identity}>${key}`, this.config);
-    const link: Link = { pc, channel: null, open: false, outgoing: true, queue: [first.slice()], lastHeardMs: Date.now() };
+    const link: Link = { pc, channel: null, open: false, outgoing: true, queue: [first.slice()], lastHeardMs: Date.now(), connectTimer: null };
     this.links.set(key, link);
     this.watch(key, link);
     this.attach(key, link, pc.createDataChannel(channelLabel, { unordered: true, maxRetransmits: 0 }));
@@ -219,7 +221,9 @@ class Datachannels implements DatachannelTransport {
     if (checked.signal.nonce !== signal.nonce || checked.signal.from !== key) throw new TransportError(`the answer from ${key} is for another offer`);
     if (this.links.get(key) !== link) return; // Replaced meanwhile.
     link.pc.setRemoteDescription(checked.signal.sdp, "answer");
-    setTimeout(() => {
+    if (link.open) return;
+    link.connectTimer = setTimeout(() => {
+      link.connectTimer = null;
       if (this.links.get(key) === link && !link.open) {
         this.drop(key);
         this.retryAt.set(key, Date.now() + this.retryMs);
@@ -247,7 +251,7 @@ class Datachannels implements DatachannelTransport {
       const queue = existing?.queue.splice(0) ?? [];
       if (existing !== undefined) this.drop(from);
       const pc = new this.addon.PeerConnection(`${this.identity}<${from}`, this.config);
-      const link: Link = { pc, channel: null, open: false, outgoing: false, queue, lastHeardMs: nowMs };
+      const link: Link = { pc, channel: null, open: false, outgoing: false, queue, lastHeardMs: nowMs, connectTimer: null };
       this.links.set(from, link);
       this.watch(from, link);
       pc.onDataChannel((channel) => {
@@ -279,6 +283,8 @@ class Datachannels implements DatachannelTransport {
     channel.onOpen(() => {
       if (this.links.get(key) !== link) return;
       link.open = true;
+      if (link.connectTimer !== null) clearTimeout(link.connectTimer);
+      link.connectTimer = null;
       for (const bytes of link.queue.splice(0)) {
         try {
           channel.sendMessageBinary(bytes);
@@ -310,6 +316,8 @@ class Datachannels implements DatachannelTransport {
     const link = this.links.get(key);
     if (link === undefined) return;
     this.links.delete(key);
+    if (link.connectTimer !== null) clearTimeout(link.connectTimer);
+    link.connectTimer = null;
     try {
       link.channel?.close();
       link.pc.close();

@@ -91,6 +91,29 @@ describe("data channels", () => {
     expect(n.stats().offersSent).toBe(0);
   });
 
+  test("a closed client keeps nothing alive: a process that is done exits, whatever the connect timeout (regression: ctl lingered 5 s)", async () => {
+    const en = address();
+    const n = await node(en, []);
+    echo(n);
+    // A client process with a connect timeout far past this test's own: if closing left the
+    // timer of its connection's opening pending, the process would outlive the test.
+    const script = [
+      `import { openDatachannel } from ${JSON.stringify(`${import.meta.dir}/../../src/transport/datachannel.ts`)};`,
+      `import { KeyRing } from ${JSON.stringify(`${import.meta.dir}/../../src/wire/keyring.ts`)};`,
+      `const client = await openDatachannel({ keyring: new KeyRing({ id: 1, secret: new Uint8Array(32).fill(7) }), connectTimeoutMs: 120000 });`,
+      `const to = { host: "127.0.0.1", port: ${en.port} };`,
+      `client.addPeers([to]);`,
+      `let got = false;`,
+      `client.onReceive(() => { got = true; });`,
+      `while (!got) { client.send(new Uint8Array([5]), to); await new Promise((r) => setTimeout(r, 50)); }`,
+      `client.close();`,
+      `console.log("echoed");`,
+    ].join("\n");
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(await child.exited).toBe(0);
+    expect(await new Response(child.stdout).text()).toContain("echoed");
+  }, 30_000);
+
   test("a restarted node calls again and replaces the old connection", async () => {
     const [ea, eb] = [address(), address()];
     const a = await node(ea, [eb]);
