@@ -84,6 +84,8 @@ interface Pending {
 }
 
 const backoffMaxMs = 30_000;
+/** The longest pause between rounds of lookups that nobody answered: the nodes may be back any moment, and a caller's deadline is seconds. */
+const unansweredRoundBackoffMaxMs = 4_000;
 const pendingMax = 4_096;
 
 export class ClientDiscovery {
@@ -308,7 +310,17 @@ export class ClientDiscovery {
       }
       nodeId ??= choices[0] ?? this.seeds.find((seed) => !known.asked.has(seed) && !this.silentNodes.has(seed)) ?? this.seeds.find((seed) => !known.asked.has(seed));
     }
-    if (nodeId === undefined) return null;
+    if (nodeId === undefined) {
+      // Every node was asked and none answered (all timed out: a network blip, connections
+      // still opening). Start a new round after a back-off; without this the client never
+      // asked again and gave up at its deadline though the nodes were back.
+      if (known.asked.size > 0) {
+        known.asked.clear();
+        known.nextLookupMs = nowMs + Math.min(known.backoffMs, unansweredRoundBackoffMaxMs);
+        known.backoffMs = Math.min(known.backoffMs * 2, backoffMaxMs);
+      }
+      return null;
+    }
     const address = this.addresses.get(nodeId);
     if (address === undefined) return null;
     known.asked.add(nodeId);

@@ -113,6 +113,36 @@ describe("the client's discovery cache", () => {
     expect(now - nowMs).toBeLessThanOrEqual(700);
   });
 
+  test("when every node was asked and none answered, it starts over after a back-off, and finds the cell once they answer (regression: it never asked again)", () => {
+    // Every node is unreachable for a while (a data-channel client whose connections are
+    // still opening, a network blip): each lookup times out. The client must keep asking.
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ members: members(0) }), nowMs);
+    const c = client();
+    let now = nowMs;
+    const failedAt: number[] = [];
+    for (; now < nowMs + 20_000; now += 100) {
+      const route = c.route("vol-1", now);
+      if (route.lookup !== null) {
+        failedAt.push(now);
+        c.lookupFailed(route.lookup.message.id, now);
+      }
+    }
+    // More lookups than there are nodes: the rounds start over...
+    expect(failedAt.length).toBeGreaterThan(seeds.length);
+    // ...but backed off: fewer in the last five seconds than in the first, and never silent for long.
+    expect(failedAt.filter((at) => at >= now - 5_000).length).toBeLessThan(failedAt.filter((at) => at < nowMs + 5_000).length);
+    const gaps = failedAt.slice(1).map((at, i) => at - (failedAt[i] as number));
+    expect(Math.max(...gaps)).toBeGreaterThanOrEqual(2_000);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(4_100);
+    // The nodes answer again: the cell is found within the longest back-off.
+    const back = now;
+    let found = c.route("vol-1", now);
+    for (; found.entry === null && now < back + 4_100; now += 100, found = c.route("vol-1", now)) ask(c, colony, found, now);
+    expect(found.status).toBe("known");
+    expect(found.candidates.map((t) => t.nodeId)).toContain("n0");
+  });
+
   test("a stale node cannot take back what a fresher one said", () => {
     const colony = nodes();
     colony.get("n0")!.cache.merge(entry({ version: 12, members: members(3) }), nowMs);

@@ -263,6 +263,22 @@ describe("the node", () => {
     expect(colony.logs.get("n3")?.synced.some((r) => r.record.kind === "snapshot" && r.record.state.length > 300_000)).toBe(true);
   }, 30_000);
 
+  test("a new client cut off from every node while it looks a cell up finds it once the network is back (regression: one round of lookups, then none)", async () => {
+    colony = new Colony(3);
+    expect(await colony.client().create("vol-1")).toMatchObject({ status: "created" });
+    // A fresh client (as every ctl is) with an empty cache, cut off for longer than it takes
+    // to ask every node once: each lookup times out.
+    const transport = colony.net.open();
+    const cutOff = `${transport.local.host}:${transport.local.port}`;
+    colony.net.down.add(cutOff);
+    const client = new PhysaliaClient({ id: "client-cut", nodes: colony.endpoints, keys: keys.control, transport, deadlineMs: 10_000 });
+    const write = client.transact("vol-1", put("k", utf8("v")));
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    colony.net.down.delete(cutOff);
+    expect(await write).toMatchObject({ status: "committed" });
+    client.close();
+  }, 20_000);
+
   test("answers an operation on a cell nobody hosts with a clear error", async () => {
     colony = new Colony(3);
     const client = colony.client("client-2", 1_000);
