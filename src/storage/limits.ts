@@ -44,11 +44,12 @@ export const storageLimits = {
   readBufferBytes: 8 * 1024 * 1024,
   /**
    * How far a log segment's file is extended past a write that reaches its end (log.ts,
-   * `reserve`); 0 turns it off. Off by default since 2026-12-03: with 1 MiB, a data-channel
-   * colony's restarted member failed to serve a read in 4 of 6 runs of test/runtime/cluster
-   * (none of 9 without it); the cause is not found yet. Recovery reads zero tails either way.
+   * `reserve`); 0 turns it off. It was off for a day: with it, a data-channel colony's fresh
+   * ctl failed to find its cell in test/runtime/cluster under load. The cause was the client's
+   * discovery, which gave up after one round of timed-out lookups (fixed in discovery/client.ts);
+   * preallocation only made that timing likelier. Recovery reads zero tails either way.
    */
-  preallocateBytes: 0,
+  preallocateBytes: 1024 * 1024,
   /** Segment files in one log directory; more means compaction has not kept up (or a bug). */
   segmentsMax: 100_000,
   /** Callers waiting on `sync` at once; the node has a few, one per turn of its loop. */
