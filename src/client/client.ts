@@ -446,9 +446,9 @@ export class PhysaliaClient {
         confirming(cellAnswer.status);
       }
     } else if (answer.id !== 0) {
+      // A late answer (its lookup timed out) is still news; discovery refuses unasked ones.
       const timer = this.lookups.get(answer.id);
-      if (timer === undefined) return;
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       this.lookups.delete(answer.id);
       this.discovery.receive(part.wire, now);
     } else {

@@ -81,6 +81,8 @@ interface Pending {
   readonly nodeId: string;
   readonly cell: string;
   readonly sentMs: number;
+  /** The caller gave up on it (`lookupFailed`); an answer that comes later is still taken. */
+  failed: boolean;
 }
 
 const backoffMaxMs = 30_000;
@@ -190,8 +192,11 @@ export class ClientDiscovery {
   /** The lookup sent to `nodeId` got no answer. */
   lookupFailed(id: number, nowMs: number): void {
     const pending = this.pending.get(id);
-    if (pending === undefined) return;
-    this.pending.delete(id);
+    if (pending === undefined || pending.failed) return;
+    // Kept (up to pendingMax lookups, the oldest forgotten first): an answer that was only
+    // late (a data-channel client's first lookups wait for its connections to open) still
+    // teaches the client, instead of costing it another round.
+    pending.failed = true;
     this.silentNodes.add(pending.nodeId);
     const known = this.known.get(pending.cell);
     if (known !== undefined) known.nextLookupMs = Math.min(known.nextLookupMs, nowMs);
@@ -331,7 +336,7 @@ export class ClientDiscovery {
       const oldest = this.pending.keys().next();
       if (oldest.done !== true) this.pending.delete(oldest.value);
     }
-    this.pending.set(id, { nodeId, cell, sentMs: nowMs });
+    this.pending.set(id, { nodeId, cell, sentMs: nowMs, failed: false });
     const message: LookupRequest = { kind: "lookup", id, cells: [cell] };
     return { nodeId, address, message, wire: encodeMessage(message) };
   }

@@ -177,6 +177,26 @@ describe("the client's discovery cache", () => {
     expect(c.route("ghost", now).status).toBe("known");
   });
 
+  test("takes an answer that comes after its lookup was given up on, once", () => {
+    const colony = nodes();
+    for (const node of colony.values()) node.cache.merge(entry({ members: members(0) }), nowMs);
+    const c = client();
+    const route = c.route("vol-1", nowMs);
+    expect(route.lookup).not.toBeNull();
+    const lookup = route.lookup!;
+    c.lookupFailed(lookup.message.id, nowMs + 300);
+    expect(c.route("vol-1", nowMs + 300).status).toBe("unknown");
+    const answer = colony.get(lookup.nodeId)!.answer(lookup.wire, nowMs + 400);
+    expect(answer.ok).toBe(true);
+    if (!answer.ok) return;
+    expect(c.receive(answer.wire, nowMs + 400)).toBe(true);
+    const known = c.route("vol-1", nowMs + 400);
+    expect(known.status).toBe("known");
+    expect(known.candidates.map((t) => t.nodeId)).toContain("n0");
+    // The same answer again is unasked now.
+    expect(c.receive(answer.wire, nowMs + 500)).toBe(false);
+  });
+
   test("ignores malformed, unasked and wrong-kind answers", () => {
     const c = client();
     expect(c.receive({ k: "a", i: 1 }, nowMs)).toBe(false);
