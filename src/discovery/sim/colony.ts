@@ -24,6 +24,7 @@ import type { CellEntry } from "../entry.ts";
 import { DiscoveryNode, type Outgoing } from "../node.ts";
 import type { PeerRecord, PeerSeed } from "../peers.ts";
 import { EntryStore } from "../store.ts";
+import { type ClientsReport, type ClientsSpec, SimClients } from "./clients.ts";
 import { EventQueue } from "./events.ts";
 
 export type PoisonKind =
@@ -53,6 +54,8 @@ export interface PhaseSpec {
   readonly crashes?: { readonly count: number; readonly atMs: number; readonly downMs: number };
   /** Wrong entries injected at `atMs` into the phase into `nodes` nodes, `cellsPerKind` cells per kind. */
   readonly poison?: { readonly atMs: number; readonly nodes: number; readonly cellsPerKind: number; readonly kinds: readonly PoisonKind[] };
+  /** Every client's lookups and answers are lost from `atMs` into the phase, for `durationMs`. */
+  readonly clientsCutOff?: { readonly atMs: number; readonly durationMs: number };
 }
 
 export interface ColonySimOptions {
@@ -76,6 +79,8 @@ export interface ColonySimOptions {
   /** How long after a leader crashes a new one is elected among the members that are up. */
   readonly electionMs?: number;
   readonly phases: readonly PhaseSpec[];
+  /** Clients looking cells up through the simulated network (clients.ts); none by default. */
+  readonly clients?: ClientsSpec;
   /** A quiet time at the end, with no faults, so that the last changes can converge. */
   readonly settleMs?: number;
   /** Told when each phase ends (the bench prints progress with it). */
@@ -139,6 +144,7 @@ export interface ColonySimReport {
   readonly rejected: Readonly<Record<string, number>>;
   readonly storeRecords: number;
   readonly storeNames: number;
+  readonly clients: ClientsReport | null;
 }
 
 interface SimCell {
@@ -221,6 +227,8 @@ export class ColonySim {
   /** 1 for a node that is up and not rebuilding its replica. */
   private readonly inService: Uint8Array;
   private partitioned = false;
+  private clientsCutOff = false;
+  private clients: SimClients | null = null;
   private readonly cells: SimCell[] = [];
   private readonly cellIndex = new Map<number, number>();
   private readonly trackers = new Map<number, Tracker[]>();
@@ -406,6 +414,21 @@ export class ColonySim {
         this.schedule(to);
       });
     }
+  }
+
+  /** A client's lookup to node `to` and its answer, each through the network (latency, loss, the clients' cut-off). */
+  private clientLookup(to: number, wire: unknown, reply: (wire: unknown) => void): void {
+    const lost = (): boolean => this.clientsCutOff || this.netRng.chance(this.lossRate);
+    const latency = (): number => this.latencyMinMs + this.netRng.nextFloat() * (this.latencyMaxMs - this.latencyMinMs);
+    if (lost()) return;
+    this.queue.at(this.queue.nowMs + latency(), () => {
+      const node = this.nodes[to];
+      if (node === null || node === undefined) return;
+      this.events++;
+      const answer = node.answer(wire, this.nodeNow(to));
+      if (!answer.ok || lost()) return;
+      this.queue.at(this.queue.nowMs + latency(), () => reply(answer.wire));
+    });
   }
 
   // ---- convergence -----------------------------------------------------------------------
@@ -731,6 +754,17 @@ export class ColonySim {
 
   run(): ColonySimReport {
     this.setUp();
+    if (this.options.clients !== undefined) {
+      this.clients = new SimClients({
+        queue: this.queue, seeds: this.seeds,
+        lookup: (to, wire, reply) => this.clientLookup(to, wire, reply),
+        pickCell: (rng) => {
+          const cell = this.cells[rng.nextInt(this.cells.length)];
+          return cell === undefined ? null : { name: cell.name, incarnation: cell.incarnation };
+        },
+      }, this.options.clients, deriveSeed(this.options.seed, 4));
+      this.clients.start();
+    }
     const ended: Array<() => PhaseReport> = [];
     const phases = [...this.options.phases, { name: "settle", durationMs: this.options.settleMs ?? 60_000, churnPerSecond: 0, leaderChangesPerSecond: 0 }];
     let watchUntil = 0;
@@ -755,6 +789,15 @@ export class ColonySim {
         });
         this.queue.at(startMs + atMs + durationMs, () => {
           this.partitioned = false;
+        });
+      }
+      if (spec.clientsCutOff !== undefined) {
+        const { atMs, durationMs } = spec.clientsCutOff;
+        this.queue.at(startMs + atMs, () => {
+          this.clientsCutOff = true;
+        });
+        this.queue.at(startMs + atMs + durationMs, () => {
+          this.clientsCutOff = false;
         });
       }
       if (spec.crashes !== undefined) {
@@ -861,6 +904,7 @@ export class ColonySim {
       rejected,
       storeRecords: this.store.records,
       storeNames: this.store.names.size,
+      clients: this.clients?.report() ?? null,
     };
   }
 
