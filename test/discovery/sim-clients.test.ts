@@ -35,4 +35,14 @@ describe("clients in the discovery simulation", () => {
       expect(clients.findSeconds.p50).toBeLessThan(0.5);
     });
   }
+
+  test("on links slower than the lookup timeout every answer comes late, and clients still find their cells", () => {
+    const base = scenario(4);
+    const report = new ColonySim({ ...base, clients: { count: 20, lookupEveryMs: 400, extraLatencyMs: 200 }, phases: base.phases.slice(0, 1), settleMs: openGraceMs + 5_000 }).run();
+    const clients = report.clients!;
+    expect(clients.lookupsTimedOut).toBeGreaterThan(clients.lookupsSent * 0.9);
+    expect(clients.found).toBeGreaterThan(200);
+    expect(clients.stuck).toBe(0);
+    expect(clients.findSeconds.p50).toBeLessThan(1);
+  });
 });

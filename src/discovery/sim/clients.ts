@@ -17,6 +17,8 @@ export interface ClientsSpec {
   readonly lookupEveryMs: number;
   /** Default 300, as PhysaliaClient's. */
   readonly lookupTimeoutMs?: number;
+  /** Added to each way of a client's lookup (a slow link, a data-channel connection still opening); default 0. */
+  readonly extraLatencyMs?: number;
 }
 
 export interface ClientsReport {

@@ -419,7 +419,8 @@ export class ColonySim {
   /** A client's lookup to node `to` and its answer, each through the network (latency, loss, the clients' cut-off). */
   private clientLookup(to: number, wire: unknown, reply: (wire: unknown) => void): void {
     const lost = (): boolean => this.clientsCutOff || this.netRng.chance(this.lossRate);
-    const latency = (): number => this.latencyMinMs + this.netRng.nextFloat() * (this.latencyMaxMs - this.latencyMinMs);
+    const extra = this.options.clients?.extraLatencyMs ?? 0;
+    const latency = (): number => extra + this.latencyMinMs + this.netRng.nextFloat() * (this.latencyMaxMs - this.latencyMinMs);
     if (lost()) return;
     this.queue.at(this.queue.nowMs + latency(), () => {
       const node = this.nodes[to];
