@@ -12,6 +12,8 @@
 //    suspicions of nodes that were up; refutations
 //  - rebuild: how long a restarted node with an empty cache takes to hold every cell again
 //  - poison: for each kind of wrong entry, how far it spread and when no node held it any more
+//  - clients (when asked for, clients.ts): real client caches looking cells up through the
+//    same network, how long they take to find a cell and whether any gives up for good
 //
 // The replicas share one EntryStore (see store.ts), which is what lets a thousand replicas of
 // a hundred thousand cells fit one process.
