@@ -30,7 +30,14 @@ export interface ClientsReport {
   readonly lookupsSent: number;
   readonly lookupsTimedOut: number;
   /** From wanting a cell to holding its entry, in simulated seconds. */
-  readonly findSeconds: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number };
+  readonly findSeconds: Summary;
+}
+
+export interface Summary {
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
 }
 
 /** What the clients need from the colony. */
@@ -137,15 +144,14 @@ export class SimClients {
     this.findMs.push(ms);
   }
 
-  report(): ClientsReport {
+  /** `summarize` is the colony's distribution of a list of values (here seconds). */
+  report(summarize: (values: readonly number[]) => Summary): ClientsReport {
     const now = this.network.queue.nowMs;
     const stuck = this.clients.filter((c) => c.want !== null && now - c.want.startMs > openGraceMs).length;
-    const sorted = [...this.findMs].sort((a, b) => a - b);
-    const at = (q: number): number => (sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number) / 1000);
     return {
       clients: this.clients.length, wants: this.wants, found: this.findMs.length, stuck,
       lookupsSent: this.lookupsSent, lookupsTimedOut: this.lookupsTimedOut,
-      findSeconds: { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.length === 0 ? 0 : (sorted[sorted.length - 1] as number) / 1000 },
+      findSeconds: summarize(this.findMs.map((ms) => ms / 1000)),
     };
   }
 }

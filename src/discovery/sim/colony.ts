@@ -907,7 +907,7 @@ export class ColonySim {
       rejected,
       storeRecords: this.store.records,
       storeNames: this.store.names.size,
-      clients: this.clients?.report() ?? null,
+      clients: this.clients?.report(distribution) ?? null,
     };
   }
 
