@@ -44,10 +44,8 @@ export const storageLimits = {
   readBufferBytes: 8 * 1024 * 1024,
   /**
    * How far a log segment's file is extended past a write that reaches its end (log.ts,
-   * `reserve`); 0 turns it off. It was off for a day: with it, a data-channel colony's fresh
-   * ctl failed to find its cell in test/runtime/cluster under load. The cause was the client's
-   * discovery, which gave up after one round of timed-out lookups (fixed in discovery/client.ts);
-   * preallocation only made that timing likelier. Recovery reads zero tails either way.
+   * `reserve`); 0 turns it off. Recovery reads zero tails either way (docs/storage.md tells
+   * why it was off for a day).
    */
   preallocateBytes: 1024 * 1024,
   /** Segment files in one log directory; more means compaction has not kept up (or a bug). */

@@ -18,8 +18,8 @@
 // header on disk proves every earlier segment whole. The directory is synced before that
 // header is written, so the new segment's name is durable by then too.
 //
-// Preallocation (`preallocateBytes`, 1 MiB by default). A log segment's file is extended that far past any write that would reach its
-// end (`reserve`), so that a round's fdatasync need not make a new length durable; a segment
+// Preallocation (`preallocateBytes`, 1 MiB by default). A log segment's file is extended
+// that far past any write that would reach its end (`reserve`), so that a round's fdatasync need not make a new length durable; a segment
 // is cut back to its frames before the sync that lets its successor's header be written, so
 // only the last segment ends in zeros, which recovery reads as its end (scan.ts). Each sync
 // tells the disk how many bytes it carries: the real disk syncs a small round on the calling
@@ -669,8 +669,8 @@ export class NodeLog {
   }
 
   /**
-   * Extends a log segment's file `preallocateBytes` (1 MiB by default; 0 turns it off) past `end` when a write would reach past
-   * its length. An fdatasync of frames written into space the file already has need not make
+   * Extends a log segment's file `preallocateBytes` (1 MiB by default; 0 turns it off) past
+   * `end` when a write would reach past its length. An fdatasync of frames written into space the file already has need not make
    * a new length durable, which on this machine's ext4 is 67 us of wall time and 23 us of
    * CPU a sync (`npm run bench:sync`); the length itself becomes durable with the next sync
    * round. Recovery reads the zeros after the last frame as the segment's end (scan.ts).
