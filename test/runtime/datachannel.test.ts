@@ -13,7 +13,8 @@ import type { Endpoint, Transport } from "../../src/transport/transport.ts";
 import { KeyRing } from "../../src/wire/keyring.ts";
 
 const keyring = new KeyRing({ id: 1, secret: new Uint8Array(32).fill(7) });
-const base = 30_000 + Math.floor(Math.random() * 20_000);
+// Below the kernel's ephemeral range (32768 and up), where ICE and fetch take their own ports.
+const base = 20_000 + Math.floor(Math.random() * 10_000);
 let next = 0;
 const address = (): Endpoint => ({ host: "127.0.0.1", port: base + next++ });
 const open: Transport[] = [];
